@@ -1,0 +1,80 @@
+"""A private redis-server for tests: its own port and directory, so tests may flush, pause or kill it.
+
+The Redis that may answer on 127.0.0.1:6379 is shared with other runs and is never touched by the suite.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """Start/stop a real redis-server. Options map to redis.conf directives."""
+
+    def __init__(self, port: int | None = None, password: str | None = None, workdir: Path | None = None,
+                 **options: str) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed: apt-get install redis-server (.ci/run does it)")
+        self.port = port or free_port()
+        self.password = password
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="qw-redis-"))
+        self.options = {"save": "", "appendonly": "no", **options}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db)
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
+        for key, value in self.options.items():
+            args += [f"--{key.replace('_', '-')}", value]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.dir / 'redis.log'}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,50 @@
+"""Names shared by every component that reads or writes Redis: one place, so they never drift.
+
+Celery's own keys (queues, priority lists, `unacked`, `unacked_index`, `_kombu.binding.*`) are kombu's;
+everything QueueWorker adds lives under the `queueworker:` prefix.
+"""
+
+from __future__ import annotations
+
+#: Message header carrying the publish time (float, Unix seconds), stamped by make_app apps on publish.
+PUBLISHED_HEADER = "qw_published_at"
+
+#: Kombu's Redis priority steps used by Celery: the list `q` plus `q\x06\x16{N}` for N in these.
+PRIORITY_STEPS = (3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
+
+#: Kombu's hash of delivered-but-unacked messages (delivery tag -> JSON [message, exchange, routing_key]).
+UNACKED_HASH = "unacked"
+UNACKED_INDEX = "unacked_index"
+#: Kombu's binding sets, one per exchange; members are "routing_key\x06\x16pattern\x06\x16queue".
+BINDING_PREFIX = "_kombu.binding."
+
+PREFIX = "queueworker:"
+
+#: Hash per queue: field = worker hostname, value = JSON heartbeat
+#: {"hostname", "pid", "busy", "total", "processed", "ts"}; entries older than HEARTBEAT_TTL are dead.
+#: The whole hash expires HEARTBEAT_TTL after the last heartbeat of any worker.
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TTL = 20.0
+
+
+def heartbeat_key(queue: str) -> str:
+    return f"{PREFIX}heartbeats:{queue}"
+
+
+#: Counter per queue: tasks finished (succeeded, failed or rejected) by workers, added at each heartbeat.
+def completed_key(queue: str) -> str:
+    return f"{PREFIX}completed:{queue}"
+
+
+#: Hash: queue name -> JSON {"targetWaitSeconds": float, "queueworker": "namespace/name"},
+#: written by whoever reconciles QueueWorkers (operator, local mode) and exported as metrics.
+TARGETS_HASH = f"{PREFIX}targets"
+
+#: Beat schedule entries the platform owns are named f"{BEAT_ENTRY_PREFIX}{namespace}/{queueworker}/{schedule}".
+BEAT_ENTRY_PREFIX = "qw/"
+
+
+def queue_lists(queue: str) -> list[str]:
+    """Every Redis list that holds messages of `queue`: the base list, then the priority lists."""
+    return [queue, *(f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS)]
