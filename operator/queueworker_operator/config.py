@@ -26,8 +26,8 @@ class Settings:
     #: QUEUEWORKER_IMAGE_PULL_POLICY
     image_pull_policy: str = "IfNotPresent"
     #: QUEUEWORKER_BROKER_SECRET / _KEY: Secret (in each QueueWorker's namespace) holding the broker URL.
-    broker_secret: str = "queueworker-broker"
-    broker_secret_key: str = "url"
+    broker_secret: str = "queueworker-broker"  # noqa: S105 (a Secret name)
+    broker_secret_key: str = "url"  # noqa: S105 (a key name)
     #: QUEUEWORKER_AUTOSCALE_INTERVAL: seconds between autoscaler ticks.
     autoscale_interval: float = 5.0
     #: QUEUEWORKER_DRIFT_INTERVAL: seconds between drift-correcting re-applies.

@@ -24,10 +24,15 @@ def free_port() -> int:
 class RedisServer:
     """Start/stop a real redis-server. Options map to redis.conf directives."""
 
-    def __init__(self, port: int | None = None, password: str | None = None, workdir: Path | None = None,
-                 **options: str) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        password: str | None = None,
+        workdir: Path | None = None,
+        **options: str,
+    ) -> None:
         if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed: apt-get install redis-server (.ci/run does it)")
+            raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
         self.port = port or free_port()
         self.password = password
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="qw-redis-"))

@@ -12,7 +12,9 @@ COMMANDS = ("render", "up", "status", "enqueue", "exporter", "probe")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qw", description="QueueWorker: Celery workers, one manifest per queue.")
+    parser = argparse.ArgumentParser(
+        prog="qw", description="QueueWorker: Celery workers, one manifest per queue."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:

@@ -41,7 +41,7 @@ def completed_key(queue: str) -> str:
 #: written by whoever reconciles QueueWorkers (operator, local mode) and exported as metrics.
 TARGETS_HASH = f"{PREFIX}targets"
 
-#: Beat schedule entries the platform owns are named f"{BEAT_ENTRY_PREFIX}{namespace}/{queueworker}/{schedule}".
+#: Beat entries the platform owns are named f"{BEAT_ENTRY_PREFIX}{namespace}/{queueworker}/{schedule}".
 BEAT_ENTRY_PREFIX = "qw/"
 
 
