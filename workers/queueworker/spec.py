@@ -9,6 +9,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from queueworker.spec_checks import (
+    APP,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    NO_SPACE,
+    QUEUE,
+    Checker,
+    FieldError,
+    SpecError,
+    cron_ok,
+    describe,
+    duration_seconds,
+    is_json,
+    join,
+)
+from queueworker.spec_pod import parse_affinity, parse_env, parse_resources, parse_tolerations
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "MODES",
+    "POOLS",
+    "Autoscaling",
+    "FieldError",
+    "QueueWorker",
+    "QueueWorkerSpec",
+    "Schedule",
+    "Shutdown",
+    "SpecError",
+    "parse_manifest",
+    "parse_spec",
+]
+
 GROUP = "queueworker.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -18,22 +51,14 @@ PLURAL = "queueworkers"
 POOLS = ("prefork", "threads", "solo", "gevent", "eventlet")
 MODES = ("builtin", "keda", "hpa", "off")
 
-
-@dataclass(frozen=True)
-class FieldError:
-    path: str  # e.g. "spec.autoscaling.minReplicas"
-    message: str  # e.g. "must be <= maxReplicas (5 > 2)"
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class SpecError(ValueError):
-    """Every problem found in one manifest."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(str(e) for e in errors))
+SPEC_FIELDS = (
+    "app", "image", "queues", "routes", "concurrency", "pool", "prefetchMultiplier", "maxTasksPerChild",
+    "replicas", "autoscaling", "shutdown", "resources", "env", "nodeSelector", "tolerations", "affinity",
+    "serviceAccountName", "schedules",
+)  # fmt: skip
+MAX_QUEUES = 32
+MAX_SCHEDULES = 64
+DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -94,11 +119,210 @@ class QueueWorker:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+DNS_LABEL_WHAT = "a DNS label (lowercase letters, digits and '-', alphanumeric at both ends)"
+DNS_SUBDOMAIN_WHAT = "a DNS subdomain (lowercase letters, digits, '-' and '.', alphanumeric at both ends)"
+QUEUE_WHAT = "a queue name (letters, digits, '_', '.', ':', '-'; starting with a letter or digit)"
+CRON_WHAT = (
+    "a five-field cron expression (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec, "
+    "day of week 0-7 or sun-sat; each a list of *, N or N-M with an optional /step), e.g. '0 7 * * *'"
+)
+EVERY_WHAT = "a duration like '30s', '5m', '1h' or '1h30m' (units d, h, m, s in that order)"
+
+
 def parse_spec(spec: Mapping[str, Any]) -> QueueWorkerSpec:
     """Validate and default a QueueWorker `.spec`; raise SpecError with every problem at once."""
-    raise NotImplementedError
+    check = Checker()
+    parsed = _spec(check, spec, "spec")
+    if check.errors or parsed is None:
+        raise SpecError(check.errors or [FieldError("spec", "required")])
+    return parsed
 
 
 def parse_manifest(obj: Mapping[str, Any], default_namespace: str = "default") -> QueueWorker:
     """Validate apiVersion, kind, metadata.name/namespace and the spec of one QueueWorker object."""
-    raise NotImplementedError
+    check = Checker()
+    allowed = ("apiVersion", "kind", "metadata", "spec", "status")
+    top = check.fields(obj, "kind", allowed, what="a QueueWorker object (a mapping)")
+    if top is None:
+        raise SpecError(check.errors)
+    for key, want in (("apiVersion", API_VERSION), ("kind", KIND)):
+        if key not in top:
+            check.error(key, f"required: {key}: {want}")
+        elif top[key] != want:
+            check.error(key, f"must be {want}, got {describe(top[key])}")
+    name, namespace, uid, generation, labels = _metadata(check, top.get("metadata"), default_namespace)
+    spec = _spec(check, top.get("spec"), "spec")
+    if check.errors or spec is None or name is None:
+        raise SpecError(check.errors or [FieldError("spec", "required")])
+    return QueueWorker(name, namespace, spec, uid, generation, labels)
+
+
+def _metadata(
+    check: Checker, raw: Any, default_namespace: str
+) -> tuple[str | None, str, str | None, int | None, dict[str, str]]:
+    meta = check.fields(raw if raw is not None else {}, "metadata", None) or {}
+    if "name" not in meta:
+        check.error("metadata.name", f"required: {DNS_SUBDOMAIN_WHAT}")
+    name = check.string(
+        meta, "name", "metadata", pattern=DNS_SUBDOMAIN, max_length=253, what=DNS_SUBDOMAIN_WHAT
+    )
+    namespace = check.string(
+        meta, "namespace", "metadata", pattern=DNS_LABEL, max_length=63, what=DNS_LABEL_WHAT
+    )
+    uid = meta.get("uid") if isinstance(meta.get("uid"), str) else None
+    generation = check.integer(meta, "generation", "metadata", 0) if "generation" in meta else None
+    labels = check.string_map(meta, "labels", "metadata", max_items=1024, max_length=63)
+    return name, namespace or default_namespace, uid, generation, labels
+
+
+def _spec(check: Checker, raw: Any, path: str) -> QueueWorkerSpec | None:
+    if raw is None:
+        check.error(path, "required: at least spec.app and spec.queues")
+        return None
+    d = check.fields(raw, path, SPEC_FIELDS, required=("app", "queues"))
+    if d is None:
+        return None
+    base = QueueWorkerSpec(app="", queues=())
+    app = check.string(
+        d,
+        "app",
+        path,
+        pattern=APP,
+        max_length=253,
+        what="a Celery app like 'pkg.module' or 'pkg.module:attr'",
+    )
+    queues = check.string_set(
+        d, "queues", path, pattern=QUEUE, max_length=128, what=QUEUE_WHAT, max_items=MAX_QUEUES, min_items=1
+    )
+    image = check.string(
+        d, "image", path, pattern=NO_SPACE, max_length=512, what="an image reference without spaces"
+    )
+    routes = check.string_set(
+        d,
+        "routes",
+        path,
+        pattern=NO_SPACE,
+        max_length=256,
+        what="a task name or glob without spaces",
+        max_items=128,
+    )
+    account = check.string(
+        d, "serviceAccountName", path, pattern=DNS_SUBDOMAIN, max_length=253, what=DNS_SUBDOMAIN_WHAT
+    )
+    return QueueWorkerSpec(
+        app=app or "",
+        queues=queues,
+        image=image,
+        routes=routes,
+        concurrency=check.integer(d, "concurrency", path, base.concurrency, minimum=1, maximum=1024),
+        pool=check.enum(d, "pool", path, choices=POOLS, default=base.pool),
+        prefetch_multiplier=check.integer(
+            d, "prefetchMultiplier", path, base.prefetch_multiplier, minimum=0, maximum=128
+        ),
+        max_tasks_per_child=check.integer(d, "maxTasksPerChild", path, base.max_tasks_per_child),
+        replicas=check.integer(d, "replicas", path, base.replicas),
+        autoscaling=_autoscaling(check, d.get("autoscaling"), join(path, "autoscaling")),
+        shutdown=_shutdown(check, d.get("shutdown"), join(path, "shutdown")),
+        resources=parse_resources(check, d.get("resources"), join(path, "resources")),
+        env=parse_env(check, d.get("env"), join(path, "env")),
+        node_selector=check.string_map(d, "nodeSelector", path, max_items=64, max_length=63),
+        tolerations=parse_tolerations(check, d.get("tolerations"), join(path, "tolerations")),
+        affinity=parse_affinity(check, d.get("affinity"), join(path, "affinity")),
+        service_account_name=account,
+        schedules=_schedules(check, d.get("schedules"), join(path, "schedules"), queues),
+    )
+
+
+def _autoscaling(check: Checker, raw: Any, path: str) -> Autoscaling:
+    base = Autoscaling()
+    allowed = ("mode", "minReplicas", "maxReplicas", "targetWaitSeconds", "scaleDownDelaySeconds")
+    d = check.fields(raw if raw is not None else {}, path, allowed)
+    if d is None:
+        return base
+    mode = check.enum(d, "mode", path, choices=MODES, default=base.mode)
+    low = check.integer(d, "minReplicas", path, base.min_replicas)
+    high = check.integer(d, "maxReplicas", path, base.max_replicas, minimum=1)
+    if low > high:
+        check.error(join(path, "minReplicas"), f"must be <= maxReplicas ({low} > {high})")
+    if mode == "hpa" and low < 1:
+        check.error(
+            join(path, "minReplicas"),
+            "must be >= 1 when mode is hpa (a HorizontalPodAutoscaler cannot scale to zero; "
+            "use mode builtin or keda to scale to zero)",
+        )
+    wait = check.number(d, "targetWaitSeconds", path, base.target_wait_seconds, above=0, maximum=DAY)
+    delay = check.integer(d, "scaleDownDelaySeconds", path, base.scale_down_delay_seconds, maximum=DAY)
+    return Autoscaling(mode, low, high, wait, delay)
+
+
+def _shutdown(check: Checker, raw: Any, path: str) -> Shutdown:
+    base = Shutdown()
+    d = check.fields(raw if raw is not None else {}, path, ("gracePeriodSeconds",))
+    if d is None:
+        return base
+    grace = check.integer(d, "gracePeriodSeconds", path, base.grace_period_seconds, minimum=1, maximum=DAY)
+    return Shutdown(grace)
+
+
+SCHEDULE_FIELDS = ("name", "task", "cron", "every", "args", "kwargs", "queue", "enabled")
+
+
+def _schedules(check: Checker, raw: Any, path: str, queues: tuple[str, ...]) -> tuple[Schedule, ...]:
+    if raw is None:
+        return ()
+    out: list[Schedule] = []
+    names: set[str] = set()
+    for i, item in enumerate(check.items(raw, path, MAX_SCHEDULES)):
+        where = f"{path}[{i}]"
+        d = check.fields(item, where, SCHEDULE_FIELDS, required=("name", "task"))
+        if d is None:
+            continue
+        name = check.string(d, "name", where, pattern=DNS_LABEL, max_length=63, what=DNS_LABEL_WHAT)
+        if name is not None and name in names:
+            check.error(join(where, "name"), f"duplicate schedule name {name!r} (names must be unique)")
+        names.add(name or "")
+        task = check.string(d, "task", where, pattern=NO_SPACE, max_length=256, what="a Celery task name")
+        cron, every = _when(check, d, where)
+        args = check.items(d["args"], join(where, "args"), 64) if "args" in d else []
+        if not is_json(args):
+            check.error(join(where, "args"), "must hold only JSON values (quote dates and timestamps)")
+        kwargs: dict[str, Any] = {}
+        if "kwargs" in d and check.fields(d["kwargs"], join(where, "kwargs"), None) is not None:
+            kwargs = dict(d["kwargs"])
+            if len(kwargs) > 64:
+                check.error(join(where, "kwargs"), f"must have at most 64 entries, got {len(kwargs)}")
+            elif not is_json(kwargs):
+                check.error(join(where, "kwargs"), "must hold only JSON values (quote dates and timestamps)")
+        queue = check.string(d, "queue", where, pattern=QUEUE, max_length=128, what=QUEUE_WHAT)
+        if queue is not None and queues and queue not in queues:
+            check.error(
+                join(where, "queue"), f"must be one of spec.queues ({', '.join(queues)}); got {queue!r}"
+            )
+        enabled = check.boolean(d, "enabled", where, True)
+        default_queue = queues[0] if queues else ""
+        out.append(
+            Schedule(
+                name or "", task or "", cron, every, tuple(args), kwargs, queue or default_queue, enabled
+            )
+        )
+    return tuple(out)
+
+
+def _when(check: Checker, d: Mapping[str, Any], where: str) -> tuple[str | None, float | None]:
+    """The schedule's `cron` expression and `every` interval (seconds): exactly one of them is set."""
+    if ("cron" in d) == ("every" in d):
+        check.error(where, "set exactly one of cron (e.g. '0 7 * * *') or every (e.g. '30s', '1h30m')")
+    cron = check.string(d, "cron", where, pattern=None, max_length=128, what=CRON_WHAT)
+    if cron is not None and not cron_ok(cron):
+        check.error(join(where, "cron"), f"must be {CRON_WHAT}; got {cron!r}")
+        cron = None
+    text = check.string(d, "every", where, pattern=None, max_length=32, what=EVERY_WHAT)
+    if text is None:
+        return cron, None
+    seconds = duration_seconds(text)
+    if seconds is None:
+        check.error(join(where, "every"), f"must be {EVERY_WHAT}; got {text!r}")
+    elif seconds <= 0:
+        check.error(join(where, "every"), f"must be greater than zero, got {text!r}")
+        seconds = None
+    return cron, seconds
