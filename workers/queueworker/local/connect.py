@@ -1,0 +1,28 @@
+"""How `qw status` and `qw enqueue` find Redis: --redis-url, else the embedded Redis of the `qw up`
+running with the same state directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from queueworker.local import state
+
+
+class NotRunning(RuntimeError):
+    pass
+
+
+def find_redis(redis_url: str | None, state_dir: str | None) -> tuple[str, str, Path]:
+    """(url, url for people, state dir)."""
+    root = state.state_dir(state_dir)
+    if redis_url:
+        from queueworker.local.publish import redact
+
+        return redis_url, redact(redis_url), root
+    endpoint = state.read_endpoint(root)
+    if endpoint is None:
+        raise NotRunning(
+            f"no `qw up` with an embedded Redis is running with state directory {root}; "
+            f"run this from the directory where `qw up` runs, or pass --state-dir or --redis-url"
+        )
+    return endpoint.url, endpoint.display, root

@@ -1,0 +1,228 @@
+"""The control loop of local mode: every interval, probe all queues once, ask the operator's policy how
+many workers each QueueWorker needs, and start or stop worker processes to match.
+
+Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode runs them as `builtin`
+(and says so at start). A scale-down stops the least busy workers first (by their heartbeats), as the
+operator's pod-deletion-cost does. With Redis unreachable, the policy holds the replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+
+from queueworker import keys
+from queueworker.local.commands import LocalContext, worker_command
+from queueworker.local.embedded import free_port
+from queueworker.local.supervisor import Child, Supervisor
+from queueworker.local.view import Row, ScaleEvent
+from queueworker.spec import QueueWorker
+
+THROUGHPUT_WINDOW = 15.0
+
+
+@dataclass
+class Managed:
+    qw: QueueWorker
+    manifest_dir: Path | None
+    config: PolicyConfig
+    state: PolicyState = field(default_factory=PolicyState)
+    desired: int = 0
+    decision: Decision | None = None
+    last_scale: ScaleEvent | None = None
+    completions: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=256))
+
+    @property
+    def mode(self) -> str:
+        return self.qw.spec.autoscaling.mode
+
+
+def policy_config(qw: QueueWorker, scale_down_delay: float | None) -> PolicyConfig:
+    overrides: dict[str, float] = {}
+    if scale_down_delay is not None:
+        overrides["scale_down_delay_seconds"] = scale_down_delay
+    return PolicyConfig.from_spec(qw.spec, **overrides)
+
+
+def observation(stats: Mapping[str, Any], queues: tuple[str, ...], now: float) -> Observation:
+    """One QueueWorker's view of its queues: counts add up; worker figures come from the same workers
+    (each writes a heartbeat per queue it consumes), so they take the largest queue's figure."""
+    rows = [stats[q] for q in queues if q in stats]
+    waits = [r.oldest_wait for r in rows if r.oldest_wait is not None]
+    completed = [r.completed_total for r in rows]
+    return Observation(
+        time=now,
+        backlog=sum(r.depth for r in rows),
+        reserved=sum(r.reserved for r in rows),
+        busy_slots=max((r.busy_slots for r in rows), default=0),
+        total_slots=max((r.total_slots for r in rows), default=0),
+        workers=max((r.workers for r in rows), default=0),
+        oldest_wait=max(waits) if waits else None,
+        completed_total=None if any(c is None for c in completed) else sum(completed),
+    )
+
+
+def throughput(samples: deque[tuple[float, int]]) -> float | None:
+    if len(samples) < 2:
+        return None
+    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    return (c1 - c0) / (t1 - t0) if t1 > t0 and c1 >= c0 else None
+
+
+class Controller:
+    def __init__(
+        self,
+        managed: list[Managed],
+        supervisor: Supervisor,
+        ctx: LocalContext,
+        client: redis.Redis,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.managed = managed
+        self.supervisor = supervisor
+        self.ctx = ctx
+        self.client = client
+        self.environ = environ
+        self.broker_up = False
+        self.queues = tuple(dict.fromkeys(q for m in managed for q in m.qw.spec.queues))
+
+    def write_targets(self) -> None:
+        mapping: dict[Any, Any] = {
+            q: json.dumps(
+                {
+                    "targetWaitSeconds": m.qw.spec.autoscaling.target_wait_seconds,
+                    "queueworker": f"{m.qw.namespace}/{m.qw.name}",
+                }
+            )
+            for m in self.managed
+            for q in m.qw.spec.queues
+        }
+        if mapping:
+            self.client.hset(keys.TARGETS_HASH, mapping=mapping)
+
+    def probe(self) -> dict[str, Any] | None:
+        from queueworker.probe import probe
+
+        try:
+            result = probe(self.client, self.queues)
+        except (redis.RedisError, OSError):
+            self.broker_up = False
+            return None
+        self.broker_up = True
+        return dict(result)
+
+    def tick(self, now: float | None = None) -> list[Row]:
+        now = time.monotonic() if now is None else now
+        stats = self.probe()
+        rows = []
+        for m in self.managed:
+            obs = observation(stats, m.qw.spec.queues, now) if stats is not None else None
+            if obs is not None and obs.completed_total is not None:
+                m.completions.append((now, obs.completed_total))
+                while len(m.completions) > 2 and now - m.completions[0][0] > THROUGHPUT_WINDOW:
+                    m.completions.popleft()
+            current = self.running_count(m)
+            self.decide(m, obs, current, now)
+            self.scale(m)
+            rows.append(self.row(m, obs, now))
+        return rows
+
+    def decide(self, m: Managed, obs: Observation | None, current: int, now: float) -> None:
+        if m.mode == "off":
+            m.desired = m.qw.spec.replicas
+            if m.desired != current and (m.last_scale is None or m.last_scale.to != m.desired):
+                m.last_scale = ScaleEvent(time.time(), current, m.desired, "mode off: spec.replicas")
+            return
+        decision = decide(m.config, m.state, obs, current)
+        m.state, m.decision = decision.state, decision
+        if decision.replicas != current:
+            m.last_scale = ScaleEvent(time.time(), current, decision.replicas, decision.reason)
+        m.desired = decision.replicas
+
+    def running_count(self, m: Managed) -> int:
+        """Workers that exist for the policy: running or waiting for a restart, not those stopping."""
+        return sum(1 for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None)
+
+    def scale(self, m: Managed) -> None:
+        alive = [c for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None]
+        for _ in range(m.desired - len(alive)):
+            self.start_worker(m)
+        extra = len(alive) - m.desired
+        if extra > 0:
+            for child in self.victims(m, alive)[:extra]:
+                self.supervisor.sink(child.name, "scaling down: stopping (warm shutdown)")
+                self.supervisor.stop(child.name)
+
+    def start_worker(self, m: Managed) -> Child:
+        index = self.supervisor.free_index(m.qw.name)
+        argv, env = worker_command(
+            m.qw, index, self.ctx, manifest_dir=m.manifest_dir, metrics_port=free_port(), environ=self.environ
+        )
+        child = Child(
+            name=f"{m.qw.name}-{index}",
+            argv=argv,
+            env=env,
+            cwd=self.ctx.cwd,
+            grace=float(m.qw.spec.shutdown.grace_period_seconds),
+            kind="worker",
+            owner=m.qw.name,
+            index=index,
+        )
+        return self.supervisor.start(child)
+
+    def victims(self, m: Managed, alive: list[Child]) -> list[Child]:
+        """Workers to stop first: waiting for a restart, then least busy, then newest."""
+        busy = self.busy_by_hostname(m.qw.spec.queues)
+
+        def cost(child: Child) -> tuple[int, int, int]:
+            host = child.argv[child.argv.index("--hostname") + 1]
+            return (0 if child.proc is None else 1, busy.get(host, 0), -child.index)
+
+        return sorted(alive, key=cost)
+
+    def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
+        busy: dict[str, int] = {}
+        try:
+            for q in queues:
+                for host, raw in self.client.hgetall(keys.heartbeat_key(q)).items():
+                    beat = json.loads(raw)
+                    name = host.decode() if isinstance(host, bytes) else str(host)
+                    busy[name] = max(busy.get(name, 0), int(beat.get("busy", 0)))
+        except (redis.RedisError, OSError, ValueError, TypeError):
+            return {}
+        return busy
+
+    def row(self, m: Managed, obs: Observation | None, now: float) -> Row:
+        children = self.supervisor.workers_of(m.qw.name)
+        return Row(
+            name=m.qw.name,
+            queues=m.qw.spec.queues,
+            mode=m.mode,
+            backlog=obs.backlog if obs else None,
+            reserved=obs.reserved if obs else None,
+            oldest_wait=obs.oldest_wait if obs else None,
+            target_wait=m.qw.spec.autoscaling.target_wait_seconds,
+            running=sum(1 for c in children if c.state == "running"),
+            desired=m.desired,
+            stopping=sum(1 for c in children if c.state == "stopping"),
+            crashed=sum(1 for c in children if c.state == "crashed"),
+            restarts=sum(c.restarts for c in children),
+            busy_slots=obs.busy_slots if obs else None,
+            total_slots=obs.total_slots if obs else None,
+            throughput=throughput(m.completions),
+            completed=obs.completed_total if obs else None,
+            decision=m.decision.reason
+            if m.decision
+            else ("mode off: spec.replicas" if m.mode == "off" else ""),
+            last_scale=m.last_scale,
+            min_replicas=m.config.min_replicas,
+            max_replicas=m.config.max_replicas,
+        )
