@@ -1,0 +1,37 @@
+"""The seed's example tasks on a make_app app: `celery -A tasks worker` with examples/ on PYTHONPATH.
+
+taskA and taskB sleep a little to look like work: EXAMPLE_TASK_SECONDS (default 0.5) or the `seconds`
+argument. Routes (examples/*.yaml) send taskA to queue for_task_A and taskB to for_task_B.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from queueworker import make_app
+
+app = make_app("tasks")
+
+
+def _pause(seconds: float | None) -> float:
+    delay = float(os.environ.get("EXAMPLE_TASK_SECONDS", "0.5")) if seconds is None else float(seconds)
+    time.sleep(max(0.0, delay))
+    return delay
+
+
+@app.task(name="tasks.add")
+def add(x: float, y: float) -> float:
+    return x + y
+
+
+@app.task(name="tasks.taskA")
+def taskA(seconds: float | None = None) -> str:
+    _pause(seconds)
+    return "A done"
+
+
+@app.task(name="tasks.taskB")
+def taskB(seconds: float | None = None) -> str:
+    _pause(seconds)
+    return "B done"
