@@ -37,6 +37,12 @@ def completed_key(queue: str) -> str:
     return f"{PREFIX}completed:{queue}"
 
 
+#: Counter per task id: how many times its message came back (kombu's `redelivered` flag) and was
+#: delivered again; past QUEUEWORKER_MAX_REDELIVERIES the worker rejects it. Expires on its own.
+def redeliveries_key(task_id: str) -> str:
+    return f"{PREFIX}redeliveries:{task_id}"
+
+
 #: Hash: queue name -> JSON {"targetWaitSeconds": float, "queueworker": "namespace/name"},
 #: written by whoever reconciles QueueWorkers (operator, local mode) and exported as metrics.
 TARGETS_HASH = f"{PREFIX}targets"

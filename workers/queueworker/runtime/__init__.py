@@ -1,0 +1,24 @@
+"""The worker runtime: hooks make_app() installs on every app, one concern per module.
+
+- stamps:     `qw_published_at` header on every publish (before_task_publish signal)
+- limits:     the task base class: redelivery cap (a message redelivered too often is rejected)
+- rejects:    malformed messages (not JSON, not a task, unknown task) are dropped, logged and counted
+- metrics:    task counters and histograms, prometheus-client multiprocess mode, /metrics server
+- heartbeats: per-queue heartbeat records and completion counters in Redis (worker bootstep)
+- probestate: the local state file `qw probe` reads (consumer-loop bootstep + heartbeat results)
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from queueworker.runtime import heartbeats, metrics, probestate, rejects, stamps
+
+
+def install(app: Celery) -> None:
+    """Connect every runtime hook to `app` (signals are connected once per process)."""
+    stamps.connect()
+    rejects.install(app)
+    metrics.install(app)
+    probestate.install(app)
+    heartbeats.install(app)
