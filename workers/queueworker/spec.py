@@ -147,7 +147,7 @@ def parse_manifest(obj: Mapping[str, Any], default_namespace: str = "default") -
         raise SpecError(check.errors)
     for key, want in (("apiVersion", API_VERSION), ("kind", KIND)):
         if key not in top:
-            check.error(key, f"required: {key}: {want}")
+            check.error(key, f"required ({key}: {want})")
         elif top[key] != want:
             check.error(key, f"must be {want}, got {describe(top[key])}")
     name, namespace, uid, generation, labels = _metadata(check, top.get("metadata"), default_namespace)

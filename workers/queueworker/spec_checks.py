@@ -93,7 +93,7 @@ def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return f"boolean {str(value).lower()} (quote it in YAML if you meant a string)"
+        return f"boolean {str(value).lower()}"
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
         return f"string {text!r}"
@@ -224,7 +224,8 @@ class Checker:
     ) -> str | None:
         """Check one string; `what` names the expected form, e.g. "a DNS label (lowercase, digits, '-')"."""
         if not isinstance(value, str):
-            self.error(where, f"must be {what}, got {describe(value)}")
+            quote = " (quote it in YAML)" if isinstance(value, bool | int | float) else ""
+            self.error(where, f"must be {what}, got {describe(value)}{quote}")
             return None
         if not value or len(value) > max_length:
             self.error(where, f"must be {what} of 1 to {max_length} characters, got {len(value)} characters")
