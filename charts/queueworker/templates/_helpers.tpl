@@ -1,0 +1,160 @@
+{{/*
+Names, labels and shared fragments. One label helper: queueworker.labels; selectors use only
+name + instance + component (queueworker.selectorLabels), which never change across upgrades.
+*/}}
+
+{{- define "queueworker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "queueworker.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains (include "queueworker.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "queueworker.name" .) | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object. Call with (dict "ctx" $ "component" "operator"). */}}
+{{- define "queueworker.labels" -}}
+{{ include "queueworker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: queueworker
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The immutable subset used in selectors. Call with (dict "ctx" $ "component" "operator"). */}}
+{{- define "queueworker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "queueworker.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+{{- if .component }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+{{- end -}}
+
+{{/* repository:tag[@digest]; call with (dict "image" .Values.x.image "ctx" $). */}}
+{{- define "queueworker.image" -}}
+{{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
+{{- if .image.digest -}}
+{{- printf "%s:%s@%s" .image.repository $tag .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "queueworker.operatorServiceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (printf "%s-operator" (include "queueworker.fullname" .)) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create=false" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "queueworker.redisFullname" -}}
+{{- printf "%s-redis" (include "queueworker.fullname" .) -}}
+{{- end -}}
+
+{{/* Host of the chart's Redis, resolvable from every namespace. */}}
+{{- define "queueworker.redisHost" -}}
+{{- printf "%s.%s.svc" (include "queueworker.redisFullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* Does the chart create the broker Secret (keys url, and password when it runs Redis)? */}}
+{{- define "queueworker.brokerSecretManaged" -}}
+{{- if .Values.redis.enabled -}}
+{{- if not .Values.redis.auth.existingSecret }}true{{ end -}}
+{{- else if and .Values.externalRedis.url (not .Values.externalRedis.existingSecret) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret holding the broker URL (also what worker pods read in their namespace). */}}
+{{- define "queueworker.brokerSecretName" -}}
+{{- if include "queueworker.brokerSecretManaged" . -}}
+{{- .Values.broker.secretName -}}
+{{- else if .Values.redis.enabled -}}
+{{- .Values.redis.auth.existingSecret -}}
+{{- else -}}
+{{- .Values.externalRedis.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "queueworker.brokerSecretKey" -}}
+{{- if include "queueworker.brokerSecretManaged" . -}}
+url
+{{- else if .Values.redis.enabled -}}
+{{- .Values.redis.auth.existingSecretUrlKey -}}
+{{- else -}}
+{{- .Values.externalRedis.existingSecretKey -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces QueueWorkers may live in, for the broker Secret copies and NetworkPolicies (namespaces scope). */}}
+{{- define "queueworker.watchedNamespaces" -}}
+{{- if eq .Values.operator.scope "namespaces" -}}
+{{- toJson .Values.operator.namespaces -}}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
+{{/* The restricted Pod Security Standard, plus a read-only root filesystem. */}}
+{{- define "queueworker.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "queueworker.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Common pod placement fields; call with (dict "pod" .Values.x "ctx" $). */}}
+{{- define "queueworker.podPlacement" -}}
+{{- with .ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .pod.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .pod.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .pod.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .pod.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+checkov suppressions shared by the chart's workloads, each with its reason.
+CKV_K8S_43 (image by digest): tags are pinned per release; set *.image.digest to pin by digest.
+*/}}
+{{- define "queueworker.checkovDigestSkip" -}}
+checkov.io/skip1: "CKV_K8S_43=images are pinned by tag per chart release; set <component>.image.digest to pin by digest"
+{{- end -}}

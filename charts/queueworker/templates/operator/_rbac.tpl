@@ -1,0 +1,61 @@
+{{/*
+The operator's permissions. Each rule is here because the operator (kube.py) or kopf under it uses it;
+tests/chart/test_rbac.py lists every rule with its reason and fails on any other. Writes are create,
+patch (JSON merge patch) and delete: nothing PUTs. No Secret access at all: worker pods get the broker
+URL by secretKeyRef, which the kubelet resolves, and the operator's own URL comes from its env.
+*/}}
+
+{{/* Rules on namespaced resources: a ClusterRole (scope=cluster) or a Role per watched namespace. */}}
+{{- define "queueworker.operatorNamespacedRules" -}}
+# QueueWorkers: kopf watches them and patches finalizers, its progress annotations and status.
+- apiGroups: ["queueworker.dev"]
+  resources: ["queueworkers"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["queueworker.dev"]
+  resources: ["queueworkers/status"]
+  verbs: ["get", "patch"]
+# Children built for each QueueWorker: worker and beat Deployments, PDBs, the routes ConfigMap, HPAs.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The builtin autoscaler sets worker replicas through the Deployment's scale subresource.
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- if .Values.keda.enabled }}
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+# Worker pods: listed to find idle ones, patched with controller.kubernetes.io/pod-deletion-cost.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "patch"]
+# Events on QueueWorkers (kopf posts core/v1 Events; invalid specs are reported there).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* Rules on cluster-scoped resources, needed in both scopes. */}}
+{{- define "queueworker.operatorClusterRules" -}}
+# kopf scans CustomResourceDefinitions to discover the QueueWorker resource and follow its changes.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if eq .Values.operator.scope "namespaces" }}
+# kopf lists and watches Namespaces when it serves a namespace list (not when cluster-wide).
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- end -}}
