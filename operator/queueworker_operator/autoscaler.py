@@ -1,0 +1,206 @@
+"""The builtin autoscaler: one loop for every QueueWorker the operator serves.
+
+Each tick reads the probe for all their queues in one round trip of pipelines (and writes the
+`queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
+and for mode builtin asks the pure policy for replicas. Before a scale-down it gives idle pods the lowest
+`controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet removes them before busy ones. With the
+broker unreachable, replicas are held and BrokerReachable=False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from queueworker import keys
+from queueworker.probe import QueueStats, probe
+from queueworker.spec import QueueWorker
+
+from queueworker_operator import builders, labels, metrics
+from queueworker_operator.kube import KubeError
+from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker_operator.reconcile import involved
+from queueworker_operator.runtime import Key, Runtime, redact
+from queueworker_operator.status import Cond, now_iso
+
+logger = logging.getLogger(__name__)
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+IDLE_COST, BUSY_COST = -100, 100
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One tick's probe of every queue, or the reason it failed."""
+
+    stats: dict[str, QueueStats] | None
+    error: str | None = None
+
+
+def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
+    """The QueueWorker's queues summed into one policy observation."""
+    rows = [stats[q] for q in qw.spec.queues if q in stats]
+    waits = [r.oldest_wait for r in rows if r.oldest_wait is not None]
+    return Observation(
+        time=now, backlog=sum(r.depth for r in rows), reserved=sum(r.reserved for r in rows),
+        busy_slots=sum(r.busy_slots for r in rows), total_slots=sum(r.total_slots for r in rows),
+        workers=max((r.workers for r in rows), default=0), oldest_wait=max(waits) if waits else None,
+        completed_total=sum(r.completed_total for r in rows))
+
+
+def targets(qws: list[QueueWorker]) -> dict[str, str]:
+    """queueworker:targets fields for the QueueWorkers (first QueueWorker by namespace/name wins a queue)."""
+    out: dict[str, str] = {}
+    for qw in sorted(qws, key=lambda q: (q.namespace, q.name)):
+        for queue in qw.spec.queues:
+            out.setdefault(queue, json.dumps({"targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
+                                              "queueworker": f"{qw.namespace}/{qw.name}"}, sort_keys=True))
+    return out
+
+
+def hostname_of(heartbeat_host: str) -> str:
+    """A Celery hostname (`celery@pod-name` or `pod-name`) to the pod name."""
+    return heartbeat_host.rsplit("@", 1)[-1].split(".", 1)[0]
+
+
+class Autoscaler:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.states: dict[Key, PolicyState] = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("autoscaler tick failed")
+            await asyncio.sleep(self.rt.settings.autoscale_interval)
+
+    def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> dict[str, QueueStats]:
+        client = self.rt.broker()
+        queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
+        stats = probe(client, queues) if queues else {}
+        wanted = targets(qws)
+        current = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                   for k, v in client.hgetall(keys.TARGETS_HASH).items()}
+        stale = []
+        for queue, raw in current.items():
+            try:
+                owner = str(json.loads(raw).get("queueworker", ""))
+            except (ValueError, AttributeError):
+                continue
+            if queue not in wanted and owner.split("/", 1)[0] in namespaces:
+                stale.append(queue)
+        changed: dict[Any, Any] = {q: v for q, v in wanted.items() if current.get(q) != v}
+        if changed or stale:
+            pipe = client.pipeline(transaction=False)
+            if changed:
+                pipe.hset(keys.TARGETS_HASH, mapping=changed)
+            if stale:
+                pipe.hdel(keys.TARGETS_HASH, *stale)
+            pipe.execute()
+        return stats
+
+    async def tick(self) -> None:
+        rt = self.rt
+        qws = rt.catalog.all()
+        now = time.monotonic()
+        try:
+            stats = await asyncio.to_thread(self._read, qws, set(rt.catalog.namespaces()))
+            reading = Reading(stats)
+        except redis.RedisError as exc:
+            reading = Reading(None, redact(f"{type(exc).__name__}: {exc}", rt.settings.redis_url))
+            if rt.broker_ok is not False:
+                logger.warning("broker unreachable, holding replicas: %s", reading.error)
+        rt.broker_ok = reading.stats is not None
+        for qw in qws:
+            try:
+                await self.handle(qw, reading, now)
+            except (KubeError, OSError, redis.RedisError) as exc:
+                logger.warning("autoscaling %s/%s failed: %s", qw.namespace, qw.name,
+                               redact(str(exc), rt.settings.redis_url))
+        live = {(qw.namespace, qw.name) for qw in qws}
+        for key in list(self.states):
+            if key not in live:
+                del self.states[key]
+        rt.last_tick = time.time()
+
+    async def handle(self, qw: QueueWorker, reading: Reading, now: float) -> None:
+        rt, key = self.rt, (qw.namespace, qw.name)
+        fields: dict[str, Any] = {}
+        if reading.stats is None:
+            message = f"cannot read the broker, replicas held: {reading.error}"
+            broker = Cond(False, "BrokerUnreachable", message)
+            obs = None
+        else:
+            broker = Cond(True, "BrokerReachable", "the broker answered the last probe")
+            obs = observation(qw, reading.stats, now)
+            fields = {"backlog": obs.backlog, "reserved": obs.reserved,
+                      "oldestWaitSeconds": None if obs.oldest_wait is None else round(obs.oldest_wait)}
+        observed = rt.deployments.get(key)
+        if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
+            config = PolicyConfig.from_spec(qw.spec)
+            decision = decide(config, self.states.get(key, PolicyState()), obs, observed.replicas)
+            self.states[key] = decision.state
+            fields["desiredReplicas"] = decision.replicas
+            if decision.replicas != observed.replicas:
+                await self.scale(qw, observed.replicas, decision)
+                fields["lastScaleTime"] = now_iso()
+            metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
+        await rt.status.update(qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker})
+
+    async def scale(self, qw: QueueWorker, current: int, decision: Decision) -> None:
+        rt = self.rt
+        name = builders.worker_name(qw)
+        if decision.replicas < current:
+            await self.mark_pods(qw)
+        await rt.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
+        observed = rt.deployments.get((qw.namespace, qw.name))
+        if observed is not None:
+            observed.replicas = decision.replicas
+        direction = "up" if decision.replicas > current else "down"
+        metrics.SCALE_EVENTS.labels(qw.namespace, qw.name, direction).inc()
+        body = {"metadata": {"namespace": qw.namespace, "name": qw.name, "uid": qw.uid}}
+        reason = "ScaledUp" if direction == "up" else "ScaledDown"
+        await rt.kube.event(involved(body), "Normal", reason,
+                            f"worker replicas {current} -> {decision.replicas}: {decision.reason}")
+        logger.info("%s/%s: %s %d -> %d (%s)", qw.namespace, qw.name, reason, current, decision.replicas,
+                    decision.reason)
+
+    def _busy(self, qw: QueueWorker) -> dict[str, int]:
+        client = self.rt.broker()
+        pipe = client.pipeline(transaction=False)
+        for queue in qw.spec.queues:
+            pipe.hvals(keys.heartbeat_key(queue))
+        oldest = time.time() - keys.HEARTBEAT_TTL
+        busy: dict[str, int] = {}
+        for values in pipe.execute():
+            for raw in values:
+                try:
+                    beat = json.loads(raw)
+                    if float(beat.get("ts", 0)) < oldest:
+                        continue
+                    host = hostname_of(str(beat["hostname"]))
+                    busy[host] = busy.get(host, 0) + int(beat.get("busy", 0))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return busy
+
+    async def mark_pods(self, qw: QueueWorker) -> None:
+        """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
+        busy = await asyncio.to_thread(self._busy, qw)
+        pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=labels.selector(qw.name, "worker"))
+        for pod in pods:
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            cost = str(BUSY_COST * busy[meta["name"]] if busy.get(meta["name"]) else IDLE_COST)
+            if (meta.get("annotations") or {}).get(DELETION_COST) != cost:
+                await self.rt.kube.annotate("v1", "pods", qw.namespace, meta["name"], {DELETION_COST: cost})

@@ -1,0 +1,305 @@
+"""The one module that talks to the Kubernetes API: get, list, create-or-patch (apply), delete, status,
+scale, pod annotations and Events.
+
+Credentials come from the same place kopf's login handler takes them (in-cluster service account, else
+$KUBECONFIG), so the operator and kopf always act as the same identity.
+
+`apply` is idempotent: it compares the desired object with the live one and sends a JSON merge patch
+only of what differs. Keys the operator set before and no longer wants are removed (three-way, via the
+`queueworker.dev/last-applied` annotation); fields the server or other controllers add are left alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import logging
+import socket
+import ssl
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import kopf
+
+logger = logging.getLogger(__name__)
+
+LAST_APPLIED = "queueworker.dev/last-applied"
+COMPONENT = "queueworker-operator"
+MERGE_PATCH = "application/merge-patch+json"
+
+#: apiVersion/kind -> plural, for every kind the operator writes.
+PLURALS = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Pod"): "pods",
+    ("v1", "Event"): "events",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
+    ("queueworker.dev/v1alpha1", "QueueWorker"): "queueworkers",
+}
+
+Outcome = Literal["created", "patched", "unchanged"]
+
+
+class KubeError(Exception):
+    """The API answered with an error status (the message is the server's, never a credential)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}: {message}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (409, 429) or self.status >= 500
+
+
+def connection_info() -> kopf.ConnectionInfo | None:
+    """The operator's credentials: in-cluster service account first, then $KUBECONFIG / ~/.kube/config."""
+    settings = kopf.OperatorSettings()
+    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+
+
+def path_of(api_version: str, plural: str, namespace: str | None, name: str | None = None,
+            subresource: str | None = None) -> str:
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural}"
+    if name:
+        base += f"/{name}"
+        if subresource:
+            base += f"/{subresource}"
+    return base
+
+
+def plural_of(obj: Mapping[str, Any]) -> str:
+    key = (obj["apiVersion"], obj["kind"])
+    return PLURALS.get(key) or obj["kind"].lower() + "s"
+
+
+# -- pure diffing ---------------------------------------------------------------------------------------
+def contains(live: Any, desired: Any) -> bool:
+    """Whether `live` already has everything `desired` says (extra keys in `live` are server defaults)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(contains(live.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(live, list) and len(live) == len(desired)
+                and all(contains(a, b) for a, b in zip(live, desired, strict=True)))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return live is desired
+    if isinstance(desired, int | float) and isinstance(live, int | float):
+        return live == desired
+    return bool(live == desired)
+
+
+def merge_patch(last: Mapping[str, Any], desired: Mapping[str, Any],
+                live: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `live` into `desired`: keys in `last` (what we applied before) but not
+    in `desired` are removed; differing values are replaced (lists whole); everything else is kept."""
+    patch: dict[str, Any] = {}
+    for key in last:
+        if key not in desired and key in live:
+            patch[key] = None
+    for key, value in desired.items():
+        current = live.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            previous = last.get(key)
+            sub = merge_patch(previous if isinstance(previous, dict) else {}, value, current)
+            if sub:
+                patch[key] = sub
+        elif not contains(current, value):
+            patch[key] = copy.deepcopy(value)
+    return patch
+
+
+def _without_replicas(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(obj))
+    if isinstance(out.get("spec"), dict):
+        out["spec"].pop("replicas", None)
+    return out
+
+
+def _with_last_applied(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object plus its last-applied annotation (a compact JSON of it, replicas excluded)."""
+    out = copy.deepcopy(dict(obj))
+    record = _without_replicas(out)
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    out.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = text
+    return out
+
+
+def _last_applied(live: Mapping[str, Any]) -> dict[str, Any]:
+    text = (live.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return False
+    if info.insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ca_data = info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data
+        ctx = ssl.create_default_context(cafile=info.ca_path, cadata=ca_data)
+    if info.certificate_path and info.private_key_path:
+        ctx.load_cert_chain(info.certificate_path, info.private_key_path)
+    return ctx
+
+
+@dataclass
+class ApplyResult:
+    outcome: Outcome
+    object: dict[str, Any]
+    patch: dict[str, Any] | None = None
+
+
+class Kube:
+    """An aiohttp client of the Kubernetes API for the operator's own writes."""
+
+    def __init__(self, info: kopf.ConnectionInfo, timeout: float = 30.0) -> None:
+        self.info = info
+        self.server = info.server.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": COMPONENT}
+        auth = None
+        if info.token:
+            headers["Authorization"] = f"Bearer {info.token}"
+        elif info.username and info.password:
+            auth = aiohttp.BasicAuth(info.username, info.password)
+        self._session = aiohttp.ClientSession(
+            headers=headers, auth=auth, timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=32))
+        self.instance = socket.gethostname()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      params: Mapping[str, str] | None = None,
+                      content_type: str = "application/json") -> dict[str, Any]:
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if body is not None else {}
+        async with self._session.request(method, self.server + path, data=data, params=params,
+                                         headers=headers) as response:
+            text = await response.text()
+            if response.status >= 400:
+                try:
+                    status = json.loads(text)
+                    reason, message = str(status.get("reason", "")), str(status.get("message", ""))
+                except ValueError:
+                    reason, message = response.reason or "", text[:200]
+                raise KubeError(response.status, reason, message[:300])
+            return json.loads(text) if text else {}
+
+    # -- reads --------------------------------------------------------------------------------------
+    async def get(self, api_version: str, plural: str, namespace: str | None,
+                  name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", path_of(api_version, plural, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(self, api_version: str, plural: str, namespace: str | None = None,
+                   labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind; with `labels`, only those carrying all of them (also checked client-side)."""
+        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
+        answer = await self.request("GET", path_of(api_version, plural, namespace), params=params)
+        items = answer.get("items") or []
+        if labels:
+            items = [i for i in items if all((i.get("metadata", {}).get("labels") or {}).get(k) == v
+                                             for k, v in labels.items())]
+        return items
+
+    # -- writes -------------------------------------------------------------------------------------
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        path = path_of(obj["apiVersion"], plural_of(obj), obj["metadata"].get("namespace"))
+        return await self.request("POST", path, obj)
+
+    async def patch(self, api_version: str, plural: str, namespace: str | None, name: str,  # noqa: PLR0917
+                    patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        return await self.request("PATCH", path_of(api_version, plural, namespace, name, subresource), patch,
+                                  content_type=MERGE_PATCH)
+
+    async def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> bool:
+        """Delete with background propagation; False when it was already gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        try:
+            await self.request("DELETE", path_of(api_version, plural, namespace, name), body)
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def apply(self, desired: Mapping[str, Any], *, keep_replicas: bool = False) -> ApplyResult:
+        """Create `desired`, or patch the live object where it differs. With `keep_replicas`, an existing
+        object's spec.replicas is left as it is (an autoscaler owns it)."""
+        api_version, plural = desired["apiVersion"], plural_of(desired)
+        namespace, name = desired["metadata"].get("namespace"), desired["metadata"]["name"]
+        full = _with_last_applied(desired)
+        live = await self.get(api_version, plural, namespace, name)
+        if live is None:
+            try:
+                return ApplyResult("created", await self.create(full))
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                live = await self.get(api_version, plural, namespace, name)
+                if live is None:
+                    raise
+        wanted = _without_replicas(full) if keep_replicas else full
+        patch = merge_patch(_last_applied(live), wanted, live)
+        if not patch:
+            return ApplyResult("unchanged", live)
+        if live.get("metadata", {}).get("resourceVersion"):
+            patch.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
+        return ApplyResult("patched", await self.patch(api_version, plural, namespace, name, patch), patch)
+
+    async def patch_status(self, api_version: str, plural: str, namespace: str, name: str,
+                           status: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.patch(api_version, plural, namespace, name, {"status": dict(status)}, "status")
+
+    async def scale(self, api_version: str, plural: str, namespace: str, name: str, replicas: int) -> None:
+        await self.patch(api_version, plural, namespace, name, {"spec": {"replicas": replicas}}, "scale")
+
+    async def annotate(self, api_version: str, plural: str, namespace: str, name: str,
+                       annotations: Mapping[str, str | None]) -> None:
+        patch = {"metadata": {"annotations": dict(annotations)}}
+        await self.patch(api_version, plural, namespace, name, patch)
+
+    async def event(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about `involved` (a live object); failures are logged, never raised."""
+        meta = involved.get("metadata", {})
+        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = meta.get("namespace") or "default"
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name', 'queueworker')}.{uuid.uuid4().hex[:16]}",
+                         "namespace": namespace},
+            "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                               "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid")},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance[:128],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            await self.create(event)
+        except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("could not post the %s Event on %s/%s: %s", reason, namespace, meta.get("name"),
+                           exc)

@@ -1,0 +1,284 @@
+"""A Kubernetes API emulator for operator tests: kmock's KubernetesEmulator plus what kopf and kubectl need.
+
+kmock stores objects verbatim. This subclass stamps `resourceVersion`, `uid`, `creationTimestamp` and
+`generation` like an API server, serves the `/scale` subresource as an autoscaling/v1 Scale, and collects
+garbage by ownerReferences (an object goes when every owner is gone), so deletion flows can be tested.
+
+It also registers the QueueWorker CRD from operator/crds, writes a kubeconfig pointing at the emulator,
+and runs the real kopf operator as a task (`running_operator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import itertools
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import kmock
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = ROOT / "operator" / "crds" / "queueworker.dev_queueworkers.yaml"
+QW = kmock.resource("queueworker.dev", "v1alpha1", "queueworkers")
+DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
+PODS = kmock.resource("", "v1", "pods")
+CONFIGMAPS = kmock.resource("", "v1", "configmaps")
+PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
+EVENTS = kmock.resource("", "v1", "events")
+HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
+SCALEDOBJECTS = kmock.resource("keda.sh", "v1alpha1", "scaledobjects")
+VERBS = ("list", "watch", "get", "create", "patch", "update", "delete")
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Emulator(kmock.KubernetesEmulator):
+    """KubernetesEmulator with server-stamped metadata, /scale and ownerReference garbage collection."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._rv = itertools.count(1000)
+
+    # -- stamping -------------------------------------------------------------------------------------
+    def _current(self, request: kmock.Request) -> dict[str, Any] | None:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self._objects or self._objects[key].deleted:
+            return None
+        return dict(self._objects[key].raw)
+
+    def _stamp(self, request: kmock.Request) -> None:
+        data = request.data
+        if not isinstance(data, dict):
+            return
+        meta = data.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            return
+        if request.action == kmock.action.CREATE:
+            meta["resourceVersion"] = str(next(self._rv))
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+            meta.pop("deletionTimestamp", None)
+        elif request.action == kmock.action.UPDATE and request.name is not None:
+            current = self._current(request)
+            meta["resourceVersion"] = str(next(self._rv))
+            meta.pop("uid", None)  # immutable
+            if current is not None and request.subresource != "status":
+                changed = any(k not in ("metadata", "status") and current.get(k) != _merged(current.get(k), v)
+                              for k, v in data.items())
+                if changed:
+                    meta["generation"] = int(current.get("metadata", {}).get("generation", 1)) + 1
+
+    # -- /scale -------------------------------------------------------------------------------------
+    async def _scale(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self._objects or self._objects[key].deleted:
+            return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                              "reason": "NotFound", "code": 404, "message": "not found"},
+                                             status=404)
+        if request.method.value in ("PATCH", "PUT") and isinstance(request.data, dict):
+            replicas = request.data.get("spec", {}).get("replicas")
+            if replicas is not None:
+                async with self._lock:
+                    obj = self._objects[key]
+                    generation = int(obj.get("metadata", {}).get("generation", 1))
+                    if obj.get("spec", {}).get("replicas") != replicas:
+                        generation += 1
+                    meta = {"resourceVersion": str(next(self._rv)), "generation": generation}
+                    obj.patch({"spec": {"replicas": replicas}, "metadata": meta})
+                    await self._buses[request.resource].put({"type": "MODIFIED", "object": obj.raw})
+        raw = self._objects[key].raw
+        status = raw.get("status", {}) or {}
+        selector = status.get("selector")
+        if selector is None:
+            labels = raw.get("spec", {}).get("selector", {}).get("matchLabels", {})
+            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        return aiohttp.web.json_response({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": request.name, "namespace": request.namespace,
+                         "resourceVersion": raw["metadata"].get("resourceVersion"),
+                         "uid": raw["metadata"].get("uid")},
+            "spec": {"replicas": raw.get("spec", {}).get("replicas", 0)},
+            "status": {"replicas": status.get("replicas", 0), "selector": selector},
+        })
+
+    # -- garbage collection ---------------------------------------------------------------------------
+    async def _collect_garbage(self) -> None:
+        async with self._lock:
+            while True:
+                alive = {obj.get("metadata", {}).get("uid")
+                         for obj in self._objects.values() if not obj.deleted}
+                doomed = []
+                for key, obj in self._objects.items():
+                    if obj.deleted:
+                        continue
+                    owners = obj.get("metadata", {}).get("ownerReferences") or []
+                    if owners and not any(ref.get("uid") in alive for ref in owners):
+                        doomed.append(key)
+                if not doomed:
+                    return
+                for key in doomed:
+                    raw = self._objects[key].raw
+                    self._objects[key].delete()
+                    await self._buses[key[0]].put({"type": "DELETED", "object": raw})
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.subresource == "scale" and request.name:
+            return await self._scale(request)
+        if request.resource is not None:
+            async with self._lock:
+                self._stamp(request)
+        response = await super()._handle(request)
+        if request.resource is not None and request.action in (kmock.action.DELETE, kmock.action.UPDATE):
+            await self._collect_garbage()
+        return response
+
+    # -- helpers for tests ----------------------------------------------------------------------------
+    def live(self, resource: kmock.resource, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Deep copies of the current objects of a resource (optionally in one namespace)."""
+        result = []
+        for (res, ns, _name), obj in list(self._objects.items()):
+            if res == resource and not obj.deleted and (namespace is None or ns == namespace):
+                result.append(copy.deepcopy(dict(obj.raw)))
+        return sorted(result, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+
+    def read(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        key = (resource, namespace, name)
+        if key not in self._objects or self._objects[key].deleted:
+            return None
+        return copy.deepcopy(dict(self._objects[key].raw))
+
+    def versions(self, resource: kmock.resource, namespace: str | None, name: str) -> int:
+        """How many versions (create + patches) an object has had."""
+        key = (resource, namespace, name)
+        return len(self._objects[key].history) if key in self._objects else 0
+
+    def put_object(self, resource: kmock.resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store an object directly (as another controller would), stamped."""
+        obj = copy.deepcopy(dict(obj))
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta["resourceVersion"] = str(next(self._rv))
+        meta.setdefault("creationTimestamp", _now())
+        self._objects[resource, meta.get("namespace"), meta["name"]] = obj
+        return obj
+
+
+def _merged(current: Any, patch: Any) -> Any:
+    if isinstance(current, dict) and isinstance(patch, dict):
+        out = dict(current)
+        for k, v in patch.items():
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = _merged(current.get(k), v)
+        return out
+    return patch
+
+
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return dict(docs[0])
+
+
+def register_crd(emulator: kmock.KubernetesEmulator, crd: Mapping[str, Any] | None = None) -> None:
+    """Make the CRD's resource discoverable, with its names and subresources, plus the built-ins."""
+    emulator.resources.load_bundled()
+    crd = crd or load_crd()
+    spec = crd["spec"]
+    names = spec["names"]
+    for version in spec["versions"]:
+        subresources = set((version.get("subresources") or {}).keys())
+        info = kmock.ResourceInfo(
+            kind=names["kind"], singular=names.get("singular", names["kind"].lower()),
+            shortnames=names.get("shortNames", []), categories=names.get("categories", []),
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced", verbs=VERBS,
+            subresources=subresources)
+        emulator.resources[kmock.resource(spec["group"], version["name"], names["plural"])] = info
+    for group, version, plural, kind in (("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject"),):
+        emulator.resources[kmock.resource(group, version, plural)] = kmock.ResourceInfo(
+            kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS, subresources={"status"})
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester",
+                                                      "namespace": "default"}}],
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.asynccontextmanager
+async def running_operator(namespaces: list[str] | None = None) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the real operator (`kopf run -m queueworker_operator --standalone`) in this loop.
+
+    The caller sets $KUBECONFIG and QUEUEWORKER_* first; leaving the block cancels the operator at once.
+    """
+    import kopf
+    import queueworker_operator.handlers  # noqa: F401  # registers the handlers
+
+    ready = asyncio.Event()
+    stop = asyncio.Event()
+    kwargs: dict[str, Any] = {"clusterwide": namespaces is None, "standalone": True,
+                              "ready_flag": ready, "stop_flag": stop}
+    if namespaces is not None:
+        kwargs["namespaces"] = namespaces
+    task = asyncio.create_task(kopf.operator(**kwargs))
+    try:
+        done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, timeout=30,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            raise RuntimeError("the operator exited before it was ready")
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check()` until it returns a truthy value (or stops raising AssertionError); return it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        if asyncio.get_running_loop().time() > deadline:
+            if last is not None:
+                raise last
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        await asyncio.sleep(interval)
