@@ -1,0 +1,260 @@
+"""The queue probe on a real Redis: every figure exact, constant round trips, discovery with SCAN."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from queueworker import keys
+from queueworker.probe import CHUNK, SCAN_COUNT, QueueStats, discover_queues, probe
+from tests.support.redis_server import RedisServer
+
+NOW = 2_000_000_000.0
+
+
+@pytest.fixture
+def publisher(redis_url: str) -> Iterator[Celery]:
+    """A plain Celery app: real kombu messages, stamps set explicitly so waits can be checked exactly."""
+    app = Celery("probe-tests", broker=redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+    yield app
+    app.close()
+
+
+def publish(app: Celery, queue: str, stamp: float | None, priority: int | None = None) -> None:
+    headers = {keys.PUBLISHED_HEADER: stamp} if stamp is not None else {}
+    app.send_task("tests.noop", args=[1], queue=queue, priority=priority, headers=headers)
+
+
+def heartbeat(client: redis.Redis, queue: str, host: str, busy: int, total: int, ts: float) -> None:
+    value = {"hostname": host, "pid": 7, "busy": busy, "total": total, "processed": 3, "ts": ts}
+    client.hset(keys.heartbeat_key(queue), host, json.dumps(value))
+
+
+def kombu_message(queue: str, stamp: float | None, priority: int = 0) -> dict[str, Any]:
+    """A task message as kombu's Redis transport stores it (body base64, headers, properties)."""
+    headers: dict[str, Any] = {"lang": "py", "task": "tests.noop", "id": f"id-{queue}", "argsrepr": "[1]"}
+    if stamp is not None:
+        headers[keys.PUBLISHED_HEADER] = stamp
+    return {"body": "W1sxXSwge30sIHt9XQ==", "content-encoding": "utf-8", "content-type": "application/json",
+            "headers": headers,
+            "properties": {"correlation_id": f"id-{queue}", "delivery_mode": 2, "priority": priority,
+                           "delivery_info": {"exchange": "", "routing_key": queue}, "body_encoding": "base64",
+                           "delivery_tag": f"tag-{queue}"}}
+
+
+def unacked(client: redis.Redis, tag: str, routing_key: Any, exchange: str = "") -> None:
+    """An entry of kombu's `unacked` hash: JSON [message, exchange, routing_key]."""
+    message = kombu_message(str(routing_key), 1.0)
+    client.hset(keys.UNACKED_HASH, tag, json.dumps([message, exchange, routing_key]))
+
+
+def test_depth_per_priority_list_and_oldest_wait(redis_client: redis.Redis, publisher: Celery) -> None:
+    for stamp, priority in [(NOW - 100.0, 0), (NOW - 90.5, 3), (NOW - 80.25, 6), (NOW - 120.125, 9),
+                            (NOW - 10.0, 0), (NOW - 5.0, 9), (NOW - 4.0, None)]:
+        publish(publisher, "pq", stamp, priority)
+    stats = probe(redis_client, ["pq"], now=NOW)["pq"]
+    assert stats.depths == (3, 1, 1, 2)
+    assert stats.depth == 7
+    assert stats.priority_depth == 4
+    assert stats.oldest_wait == NOW - (NOW - 120.125)  # the priority-9 list's tail waited longest
+    assert stats.reserved == 0
+    assert stats.workers == 0
+    assert stats.orphaned is True
+    assert stats.target_wait is None
+    assert stats.completed_total == 0
+
+
+def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(redis_client: redis.Redis,
+                                                                   publisher: Celery) -> None:
+    publish(publisher, "plain", None)
+    publish(publisher, "plain", NOW - 3.0)  # newer and stamped: the oldest (the tail) is not
+    publish(publisher, "mixed", None, 0)
+    publish(publisher, "mixed", NOW - 7.5, 6)
+    stats = probe(redis_client, ["empty", "plain", "mixed"], now=NOW)
+    assert stats["empty"] == QueueStats("empty", 0, (0, 0, 0, 0), 0, 0.0, 0, 0, 0, 0, None, False)
+    assert stats["plain"].depth == 2
+    assert stats["plain"].oldest_wait is None
+    assert stats["mixed"].depths == (1, 0, 1, 0)
+    assert stats["mixed"].oldest_wait == 7.5  # the only stamped tail
+    assert list(stats) == ["empty", "plain", "mixed"]
+
+
+def test_stamp_in_the_future_waits_zero(redis_client: redis.Redis, publisher: Celery) -> None:
+    publish(publisher, "skew", NOW + 2.0)
+    assert probe(redis_client, ["skew"], now=NOW)["skew"].oldest_wait == 0.0
+
+
+def test_heartbeats_live_and_stale(redis_client: redis.Redis, publisher: Celery) -> None:
+    publish(publisher, "hb", NOW - 1.0)
+    heartbeat(redis_client, "hb", "w1@a", busy=2, total=4, ts=NOW - 1.0)
+    heartbeat(redis_client, "hb", "w2@b", busy=1, total=2, ts=NOW - keys.HEARTBEAT_TTL)  # just alive
+    heartbeat(redis_client, "hb", "w3@c", busy=8, total=8, ts=NOW - keys.HEARTBEAT_TTL - 0.001)  # dead
+    redis_client.hset(keys.heartbeat_key("hb"), "garbage", "not json")
+    heartbeat(redis_client, "gone", "w4@d", busy=0, total=1, ts=NOW - 60.0)
+    publish(publisher, "gone", NOW - 1.0)
+    stats = probe(redis_client, ["hb", "gone"], now=NOW)
+    assert (stats["hb"].workers, stats["hb"].busy_slots, stats["hb"].total_slots) == (2, 3, 6)
+    assert stats["hb"].idle_slots == 3
+    assert stats["hb"].orphaned is False
+    assert (stats["gone"].workers, stats["gone"].total_slots) == (0, 0)
+    assert stats["gone"].orphaned is True
+
+
+def test_completed_counter_and_targets(redis_client: redis.Redis) -> None:
+    redis_client.incrby(keys.completed_key("done"), 41)
+    redis_client.incrby(keys.completed_key("done"), 1)
+    redis_client.set(keys.completed_key("junk"), "lots")
+    redis_client.hset(keys.TARGETS_HASH, mapping={
+        "done": json.dumps({"targetWaitSeconds": 12.5, "queueworker": "shop/emails"}),
+        "junk": "{not json",
+        "other": json.dumps({"queueworker": "shop/other"}),
+    })
+    stats = probe(redis_client, ["done", "junk", "other"], now=NOW)
+    assert stats["done"].completed_total == 42
+    assert stats["done"].target_wait == 12.5
+    assert stats["junk"].completed_total == 0
+    assert stats["junk"].target_wait is None
+    assert stats["other"].target_wait is None
+
+
+def test_reserved_counts_unacked_entries_by_routing_key(redis_client: redis.Redis) -> None:
+    for i in range(3):
+        unacked(redis_client, f"a{i}", "alpha")
+    unacked(redis_client, "b0", "beta", exchange="beta")
+    unacked(redis_client, "q0", 'we"ird')  # escaped quote: decoded in full
+    unacked(redis_client, "u0", "caf\u00e9")  # \u escape in the JSON
+    message = kombu_message("delta", None)
+    redis_client.hset(keys.UNACKED_HASH, "d0", json.dumps([message, "", None]))  # from delivery_info
+    redis_client.hset(keys.UNACKED_HASH, "x0", "not json")
+    stats = probe(redis_client, ["alpha", "beta", 'we"ird', "caf\u00e9", "delta", "zeta"], now=NOW)
+    assert {q: s.reserved for q, s in stats.items()} == {
+        "alpha": 3, "beta": 1, 'we"ird': 1, "caf\u00e9": 1, "delta": 1, "zeta": 0}
+
+
+def test_reserved_in_a_large_unacked_hash(redis_client: redis.Redis) -> None:
+    pipe = redis_client.pipeline(transaction=False)
+    big = "x" * 2000  # bodies are never decoded: only each entry's tail is read
+    for i in range(20_000):
+        queue = f"rq{i % 7}"
+        message = kombu_message(queue, 1.0)
+        message["body"] = big
+        pipe.hset(keys.UNACKED_HASH, f"t{i}", json.dumps([message, "", queue]))
+    pipe.execute()
+    stats = probe(redis_client, [f"rq{i}" for i in range(7)], now=NOW)
+    assert [stats[f"rq{i}"].reserved for i in range(7)] == [2858, 2857, 2857, 2857, 2857, 2857, 2857]
+
+
+def test_wrong_type_keys_read_as_empty(redis_client: redis.Redis) -> None:
+    redis_client.set("strq", "a string, not a list")
+    redis_client.hset(f"strq{keys.PRIORITY_SEP}3", "f", "v")
+    redis_client.set(keys.heartbeat_key("strq"), "not a hash")
+    redis_client.lpush("ok", json.dumps(kombu_message("ok", NOW - 2.0)))
+    stats = probe(redis_client, ["strq", "ok"], now=NOW)
+    assert stats["strq"].depth == 0
+    assert stats["strq"].workers == 0
+    assert stats["ok"].depth == 1
+    assert stats["ok"].oldest_wait == 2.0
+
+
+class CountingConnection(redis.Connection):
+    """Counts writes to the socket: a pipeline is one write, so writes are round trips."""
+
+    writes = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.writes += 1
+        super().send_packed_command(command, check_health)
+
+
+def round_trips(server: RedisServer, queues: list[str], discover: bool = False) -> int:
+    pool = redis.ConnectionPool(connection_class=CountingConnection, host="127.0.0.1", port=server.port)
+    client = redis.Redis(connection_pool=pool)
+    client.ping()
+    before = CountingConnection.writes
+    probe(client, queues, discover=discover, now=NOW)
+    used = CountingConnection.writes - before
+    client.close()
+    return used
+
+
+def test_constant_round_trips(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    many = [f"m{i}" for i in range(3 * CHUNK + 5)]
+    pipe = redis_client.pipeline(transaction=False)
+    for i, queue in enumerate(many):
+        if i % 2:
+            pipe.lpush(queue, json.dumps(kombu_message(queue, NOW - i)))
+            pipe.lpush(f"{queue}{keys.PRIORITY_SEP}9", json.dumps(kombu_message(queue, NOW - i)))
+        heartbeat(pipe, queue, "w@h", busy=1, total=1, ts=NOW)  # type: ignore[arg-type]
+    pipe.execute()
+    assert round_trips(redis_server, ["one"]) == 1
+    assert round_trips(redis_server, many) == 1
+    for i, queue in enumerate(many):
+        pipe.sadd(f"{keys.BINDING_PREFIX}{queue}", f"{queue}{keys.PRIORITY_SEP}{keys.PRIORITY_SEP}{queue}")
+    pipe.execute()
+    # discovery: the SCAN calls (keyspace / SCAN_COUNT), one pipeline of SMEMBERS, one probe pipeline
+    before = redis_client.info("commandstats")["cmdstat_scan"]["calls"] if "cmdstat_scan" in \
+        redis_client.info("commandstats") else 0
+    used = round_trips(redis_server, [], discover=True)
+    scans = redis_client.info("commandstats")["cmdstat_scan"]["calls"] - before
+    assert scans <= 2 * redis_client.dbsize() // SCAN_COUNT + 1
+    assert used == scans + 2
+
+
+def test_discovery_with_scan(redis_client: redis.Redis, publisher: Celery) -> None:
+    publish(publisher, "emails", NOW - 30.0)
+    publish(publisher, "reports", NOW - 1.0, 9)
+    # Celery's own bindings: control (pidbox), replies and events are not task queues
+    sep = keys.PRIORITY_SEP
+    redis_client.sadd(f"{keys.BINDING_PREFIX}celery.pidbox", f"{sep}{sep}w1@h.celery.pidbox")
+    redis_client.sadd(f"{keys.BINDING_PREFIX}reply.celery.pidbox", f"abc{sep}{sep}abc")
+    redis_client.sadd(f"{keys.BINDING_PREFIX}celeryev", f"worker.#{sep}{sep}celeryev.1234")
+    redis_client.sadd(f"{keys.BINDING_PREFIX}topics", f"a.*{sep}a.*{sep}topical", f"b{sep}b{sep}bound")
+    redis_client.hset(keys.TARGETS_HASH, "scaled-to-zero", json.dumps({"targetWaitSeconds": 5.0}))
+    redis_client.mset({f"filler:{i}": "x" for i in range(2 * SCAN_COUNT)})  # several SCAN calls
+    assert discover_queues(redis_client) == ["bound", "emails", "reports", "topical"]
+    stats = probe(redis_client, ["named"], discover=True, now=NOW)
+    assert list(stats) == ["named", "bound", "emails", "reports", "topical", "scaled-to-zero"]
+    assert stats["emails"].oldest_wait == 30.0
+    assert stats["reports"].depths == (0, 0, 0, 1)
+    assert stats["scaled-to-zero"].target_wait == 5.0
+    assert stats["scaled-to-zero"].depth == 0
+
+
+def test_a_thousand_discovered_queues(redis_client: redis.Redis) -> None:
+    pipe = redis_client.pipeline(transaction=False)
+    expected: dict[str, tuple[int, ...]] = {}
+    sep = keys.PRIORITY_SEP
+    for i in range(1000):
+        queue = f"app{i:04d}"
+        pipe.sadd(f"{keys.BINDING_PREFIX}{queue}", f"{queue}{sep}{sep}{queue}")
+        depths = [i % 3, 0, 0, 0]
+        if i % 5 == 0:
+            depths[1:] = [1, 0, i % 2 + 1]
+        for lst, n in zip(keys.queue_lists(queue), depths, strict=True):
+            for k in range(n):
+                pipe.lpush(lst, json.dumps(kombu_message(queue, NOW - i - k)))
+        expected[queue] = tuple(depths)
+    pipe.execute()
+    stats = probe(redis_client, discover=True, now=NOW)
+    assert {q: s.depths for q, s in stats.items()} == expected
+    assert all(s.oldest_wait == (float(int(q[3:])) if s.depth else 0.0) for q, s in stats.items())
+    assert sum(s.orphaned for s in stats.values()) == sum(1 for d in expected.values() if sum(d))
+
+
+def test_unreachable_redis_raises() -> None:
+    server = RedisServer().start()
+    client = redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0))  # fail at once
+    client.ping()
+    server.stop()
+    with pytest.raises(redis.RedisError):
+        probe(client, ["q"], now=NOW)
+    with pytest.raises(redis.RedisError):
+        probe(client, discover=True, now=NOW)
