@@ -117,5 +117,5 @@ def test_queue_names_outside_label_values_are_fine_without_hpa(mode: str) -> Non
 
 def test_hpa_needs_queue_names_that_are_label_values() -> None:
     found = problems(make_qw(queues=("ok", "a:b", "x" * 64), autoscaling=Autoscaling(mode="hpa")))
-    assert [path for path, _ in found] == ["spec.queues[1]", "spec.queues[2]"]
-    assert all("use autoscaling.mode keda or builtin" in message for _, message in found)
+    assert [e.path for e in found] == ["spec.queues[1]", "spec.queues[2]"]
+    assert all("use autoscaling.mode keda or builtin" in e.message for e in found)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from typing import Any
 
-from queueworker.spec import QueueWorker
+from queueworker.spec import FieldError, QueueWorker
 
 from queueworker_operator.builders import autoscaling
 from queueworker_operator.builders.autoscaling import autoscaler, horizontal_pod_autoscaler, scaled_object
@@ -38,9 +38,8 @@ __all__ = [
 ]
 
 
-def problems(qw: QueueWorker) -> list[tuple[str, str]]:
-    """(field path, message) for what a valid spec still cannot be built into (autoscaling.problems);
-    empty when every object can be built."""
+def problems(qw: QueueWorker) -> list[FieldError]:
+    """What a valid spec still cannot be built into (see autoscaling.problems); empty when buildable."""
     return autoscaling.problems(qw)
 
 

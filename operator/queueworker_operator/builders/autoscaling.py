@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from queueworker.spec import QueueWorker
+from queueworker.spec import FieldError, QueueWorker
 
 from queueworker_operator.builders.common import (
     controller_ref,
@@ -32,13 +32,13 @@ QUEUE_LABEL = "queue_name"
 MAX_STABILIZATION_SECONDS = 3600
 
 
-def problems(qw: QueueWorker) -> list[tuple[str, str]]:
-    """(field path, message) for what this module cannot build for `qw`: in mode hpa each queue name
-    goes into a label selector, so it must also be a valid label value (no ':', at most 63 characters)."""
+def problems(qw: QueueWorker) -> list[FieldError]:
+    """What this module cannot build for `qw`: in mode hpa each queue name goes into a label selector,
+    so it must also be a valid label value (no ':', at most 63 characters)."""
     if qw.spec.autoscaling.mode != "hpa":
         return []
     return [
-        (
+        FieldError(
             f"spec.queues[{i}]",
             f"{queue!r} cannot be selected by an HPA metric (label values allow only letters, digits,"
             " '-', '_', '.', at most 63): rename the queue or use autoscaling.mode keda or builtin",
