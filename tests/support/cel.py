@@ -245,11 +245,16 @@ def to_cel(value: Any, schema: dict[str, Any]) -> Any:
         return celtypes.ListType([to_cel(v, schema.get("items", {})) for v in value])
     if isinstance(value, bool):
         return celtypes.BoolType(value)
-    if kind == "integer" or (schema.get("x-kubernetes-int-or-string") and isinstance(value, int | float)):
+    number = isinstance(value, int | float) and math.isfinite(value)
+    integral = number and float(value).is_integer()
+    if integral and (kind == "integer" or schema.get("x-kubernetes-int-or-string")):
         return celtypes.IntType(int(value))
-    if kind == "number":
+    if number and kind == "number":
         return celtypes.DoubleType(float(value))
-    return celpy.json_to_cel(value)
+    try:
+        return celpy.json_to_cel(value)
+    except (TypeError, ValueError):  # not JSON (a YAML date...): the structural check reports it
+        return celtypes.StringType(str(value))
 
 
 def cel_errors(obj: Any, schema: dict[str, Any], skip_under: Sequence[str] = ()) -> list[Error]:

@@ -142,9 +142,10 @@ def parse_manifest(obj: Mapping[str, Any], default_namespace: str = "default") -
     """Validate apiVersion, kind, metadata.name/namespace and the spec of one QueueWorker object."""
     check = Checker()
     allowed = ("apiVersion", "kind", "metadata", "spec", "status")
-    top = check.fields(obj, "kind", allowed, what="a QueueWorker object (a mapping)")
-    if top is None:
-        raise SpecError(check.errors)
+    if not isinstance(obj, Mapping):
+        got = describe(obj)
+        raise SpecError([FieldError("kind", f"must be a QueueWorker object (a mapping), got {got}")])
+    top = check.fields(obj, "", allowed) or {}
     for key, want in (("apiVersion", API_VERSION), ("kind", KIND)):
         if key not in top:
             check.error(key, f"required ({key}: {want})")

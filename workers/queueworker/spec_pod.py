@@ -105,13 +105,13 @@ def parse_tolerations(check: Checker, raw: Any, path: str) -> tuple[Mapping[str,
         d = check.fields(item, where, allowed)
         if d is None:
             continue
-        check.string(d, "key", where, pattern=None, max_length=317, what="a taint key")
+        for name, limit in (("key", 317), ("value", 63)):
+            text = d.get(name)
+            if text is not None and (not isinstance(text, str) or len(text) > limit):
+                got = describe(text)
+                check.error(join(where, name), f"must be a string of at most {limit} characters, got {got}")
         operator = check.enum(d, "operator", where, choices=TOLERATION_OPERATORS, default="Equal")
         value = d.get("value")
-        if value is not None and (not isinstance(value, str) or len(value) > 63):
-            check.error(
-                join(where, "value"), f"must be a string of at most 63 characters, got {describe(value)}"
-            )
         effect = check.enum(d, "effect", where, choices=TAINT_EFFECTS, default="") if "effect" in d else None
         check.integer(d, "tolerationSeconds", where, 0)
         if operator == "Exists" and value:
