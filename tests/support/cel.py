@@ -323,3 +323,34 @@ def validate(obj: Any) -> list[Error]:
     errors += structural
     errors += cel_errors(stored, schema, [p for p, _ in structural])
     return errors
+
+
+# -- the agreement corpus ----------------------------------------------------------------------------
+
+CASES = ROOT / "tests" / "cases"
+
+
+class Case:
+    """One corpus manifest; an invalid one declares its errors in header comments:
+    `# expect: <field path>` (the spec model reports exactly these) and, rarely,
+    `# crd-extra: <field path>` (a further path only the API server reports)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.valid = path.parent.name == "valid"
+        self.text = path.read_text(encoding="utf-8")
+        self.obj: Any = yaml.safe_load(self.text)
+        self.expect = self._header("expect")
+        self.crd_extra = self._header("crd-extra")
+
+    def _header(self, key: str) -> list[str]:
+        prefix = f"# {key}:"
+        return [line[len(prefix) :].strip() for line in self.text.splitlines() if line.startswith(prefix)]
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.parent.name}/{self.path.stem}"
+
+
+def load_cases() -> list[Case]:
+    return [Case(p) for p in sorted(CASES.glob("*/*.yaml"))]
