@@ -388,3 +388,19 @@ def test_controller_owner_reference_only_with_a_uid() -> None:
         ]
     for obj in render([make_qw(autoscaling=Autoscaling(mode="keda"))], SETTINGS):
         assert "ownerReferences" not in obj["metadata"]
+
+
+def test_user_structures_are_copied_as_plain_data() -> None:
+    from types import MappingProxyType
+
+    limits = MappingProxyType({"memory": "1Gi"})
+    qw = make_qw(
+        resources=MappingProxyType({"limits": limits}),
+        tolerations=(MappingProxyType({"key": "k", "operator": "Exists"}),),
+        env=(MappingProxyType({"name": "A", "value": "1"}),),
+    )
+    c = container(worker_deployment(qw, SETTINGS))
+    assert type(c["resources"]) is dict and type(c["resources"]["limits"]) is dict
+    c["resources"]["limits"]["memory"] = "2Gi"
+    assert limits["memory"] == "1Gi"
+    assert type(worker_deployment(qw, SETTINGS)["spec"]["template"]["spec"]["tolerations"][0]) is dict

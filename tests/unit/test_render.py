@@ -197,3 +197,14 @@ def test_bad_settings_and_flags() -> None:
     assert_fails(qw_render("-f", "examples/", "-n", "Not_A_Namespace"), "-n/--namespace")
     usage = qw_render()  # -f is required: argparse's usage message, status 2
     assert usage.returncode == 2 and "Traceback" not in usage.stderr and "-f" in usage.stderr
+
+
+def test_rendered_stream_passes_yamllint() -> None:
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    result = qw_render("-f", "examples/")
+    assert result.returncode == 0, result.stderr
+    config = YamlLintConfig("{extends: default, rules: {line-length: {max: 200}}}")
+    problems = [str(p) for p in linter.run(result.stdout, config)]
+    assert problems == []

@@ -116,6 +116,16 @@ def broker_env(settings: Settings) -> dict[str, Any]:
     }
 
 
+def plain(value: Any) -> Any:
+    """A deep copy of user-supplied structure as plain JSON types (dict, list, scalars), so the
+    object serializes anywhere and shares nothing with the spec."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def number_text(value: float) -> str:
     """A number as text every reader takes: an env var, a KEDA threshold (Go's ParseFloat) and a
     Kubernetes quantity: "30", "2.5"."""

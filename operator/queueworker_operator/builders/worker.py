@@ -17,6 +17,7 @@ from queueworker_operator.builders.common import (
     controller_ref,
     metadata,
     number_text,
+    plain,
     pod_security_context,
     worker_labels,
     worker_name,
@@ -81,7 +82,7 @@ def worker_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
     user: dict[str, dict[str, Any]] = {}
     for item in spec.env:
         user.pop(str(item.get("name")), None)
-        user[str(item.get("name"))] = dict(item)
+        user[str(item.get("name"))] = plain(item)
     return [item for item in env if item["name"] not in user] + list(user.values())
 
 
@@ -113,7 +114,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
         ],
     }
     if spec.resources:
-        container["resources"] = dict(spec.resources)
+        container["resources"] = plain(spec.resources)
     pod: dict[str, Any] = {
         "automountServiceAccountToken": spec.service_account_name is not None,
         "enableServiceLinks": False,
@@ -136,11 +137,11 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
     if spec.service_account_name is not None:
         pod["serviceAccountName"] = spec.service_account_name
     if spec.node_selector:
-        pod["nodeSelector"] = dict(spec.node_selector)
+        pod["nodeSelector"] = plain(spec.node_selector)
     if spec.tolerations:
-        pod["tolerations"] = [dict(t) for t in spec.tolerations]
+        pod["tolerations"] = plain(spec.tolerations)
     if spec.affinity:
-        pod["affinity"] = dict(spec.affinity)
+        pod["affinity"] = plain(spec.affinity)
     pod_meta: dict[str, Any] = {"labels": worker_labels(qw)}
     pod_meta["annotations"] = {CHECKSUM_ANNOTATION: checksum({"metadata": pod_meta, "spec": pod})}
     return {"metadata": pod_meta, "spec": pod}

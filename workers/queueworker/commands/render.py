@@ -42,13 +42,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def to_yaml(objects: list[dict[str, Any]]) -> str:
-    """A YAML stream of `objects`: keys in the builders' order, no anchors, multi-line strings as
-    literal blocks, long lines unfolded."""
+    """A YAML stream of `objects`: keys in the builders' order, no anchors, sequences indented,
+    multi-line strings as literal blocks, long lines unfolded."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
         def ignore_aliases(self, data: Any) -> bool:
             return True
+
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)  # indent sequences under their key (yamllint's default)
 
     def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
         block = "\n" in value and all(line == line.rstrip() for line in value.splitlines())
