@@ -152,9 +152,10 @@ affinity:
 {{- end -}}
 
 {{/*
-checkov suppressions shared by the chart's workloads, each with its reason.
-CKV_K8S_43 (image by digest): tags are pinned per release; set *.image.digest to pin by digest.
+checkov suppressions shared by the chart's workloads, each with its reason (checkov reads any
+annotation starting with checkov.io/skip; the number only keeps the keys apart).
 */}}
-{{- define "queueworker.checkovDigestSkip" -}}
+{{- define "queueworker.checkovImageSkips" -}}
 checkov.io/skip1: "CKV_K8S_43=images are pinned by tag per chart release; set <component>.image.digest to pin by digest"
+checkov.io/skip2: "CKV_K8S_15=tags are immutable per release, so IfNotPresent is the default (kind-loaded images need it); set pullPolicy Always or a digest where tags may move"
 {{- end -}}
