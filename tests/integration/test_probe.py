@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from celery import Celery
-from queueworker import keys
+from queueworker import keys, make_app
 from queueworker.probe import CHUNK, SCAN_COUNT, QueueStats, discover_queues, probe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -21,16 +22,28 @@ NOW = 2_000_000_000.0
 
 @pytest.fixture
 def publisher(redis_url: str) -> Iterator[Celery]:
-    """A plain Celery app: real kombu messages, stamps set explicitly so waits can be checked exactly."""
-    app = Celery("probe-tests", broker=redis_url, set_as_current=False)
-    app.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
+    """A make_app app: real kombu messages with its publish stamp. A stamp given explicitly is kept,
+    so waits can be checked exactly."""
+    app = make_app("probe-tests", broker_url=redis_url)
     yield app
     app.close()
 
 
-def publish(app: Celery, queue: str, stamp: float | None, priority: int | None = None) -> None:
+def publish(app: Celery, queue: str, stamp: float | None = None, priority: int | None = None) -> None:
     headers = {keys.PUBLISHED_HEADER: stamp} if stamp is not None else {}
     app.send_task("tests.noop", args=[1], queue=queue, priority=priority, headers=headers)
+
+
+def push_unstamped(client: redis.Redis, queue: str, priority: int = 0) -> None:
+    """A message from a producer that does not stamp (not a make_app app), as kombu would store it."""
+    client.lpush(keys.queue_lists(queue)[priority // 3], json.dumps(kombu_message(queue, None, priority)))
+
+
+def tail_stamp(client: redis.Redis, key: str) -> float:
+    """The stamp of a list's oldest message, read with the json module (not the probe's script)."""
+    raw = client.lindex(key, -1)
+    assert raw is not None
+    return float(json.loads(raw)["headers"][keys.PUBLISHED_HEADER])
 
 
 def heartbeat(client: redis.Redis, queue: str, host: str, busy: int, total: int, ts: float) -> None:
@@ -72,11 +85,25 @@ def test_depth_per_priority_list_and_oldest_wait(redis_client: redis.Redis, publ
     assert stats.completed_total == 0
 
 
+def test_make_app_stamps_every_publish(redis_client: redis.Redis, publisher: Celery) -> None:
+    before = time.time()
+    publish(publisher, "stamped")
+    publish(publisher, "stamped", priority=9)
+    publish(publisher, "stamped")
+    after = time.time()
+    first = tail_stamp(redis_client, "stamped")
+    prio = tail_stamp(redis_client, keys.queue_lists("stamped")[3])
+    assert before <= first <= prio <= after
+    stats = probe(redis_client, ["stamped"], now=after + 60.0)["stamped"]
+    assert stats.depths == (2, 0, 0, 1)
+    assert stats.oldest_wait == after + 60.0 - first
+
+
 def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(redis_client: redis.Redis,
                                                                    publisher: Celery) -> None:
-    publish(publisher, "plain", None)
+    push_unstamped(redis_client, "plain")
     publish(publisher, "plain", NOW - 3.0)  # newer and stamped: the oldest (the tail) is not
-    publish(publisher, "mixed", None, 0)
+    push_unstamped(redis_client, "mixed")
     publish(publisher, "mixed", NOW - 7.5, 6)
     stats = probe(redis_client, ["empty", "plain", "mixed"], now=NOW)
     assert stats["empty"] == QueueStats("empty", 0, (0, 0, 0, 0), 0, 0.0, 0, 0, 0, 0, None, False)
