@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp.web
+import jsonpatch
+import jsonpointer
 import kmock
 import yaml
 
@@ -56,6 +58,18 @@ class Emulator(kmock.KubernetesEmulator):
         if key not in self._objects or self._objects[key].deleted:
             return None
         return dict(self._objects[key].raw)
+
+    def _json_patch_fails(self, request: kmock.Request) -> str | None:
+        """Apply a JSON patch to a copy first: a failed `test` op is a 422, as on a real server."""
+        current = self._current(request)
+        if current is None:
+            return None
+        try:
+            jsonpatch.apply_patch(current, request.data, in_place=False)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            return str(exc)
+        request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(self._rv))})
+        return None
 
     def _stamp(self, request: kmock.Request) -> None:
         data = request.data
@@ -138,6 +152,12 @@ class Emulator(kmock.KubernetesEmulator):
             return await self._scale(request)
         if request.resource is not None:
             async with self._lock:
+                if request.action == kmock.action.UPDATE and request.name and isinstance(request.data, list):
+                    failure = self._json_patch_fails(request)
+                    if failure is not None:
+                        return aiohttp.web.json_response(
+                            {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
+                             "reason": "Invalid", "message": failure}, status=422)
                 self._stamp(request)
         response = await super()._handle(request)
         if request.resource is not None and request.action in (kmock.action.DELETE, kmock.action.UPDATE):
