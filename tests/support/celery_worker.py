@@ -14,6 +14,7 @@ apps that are not make_app apps (no heartbeats).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -154,10 +155,8 @@ class CeleryWorker:
         """SIGKILL the whole process group: no shutdown code runs anywhere."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
 
     def wait(self, timeout: float) -> int:
@@ -175,24 +174,18 @@ class CeleryWorker:
             return None
         if self.running():
             self.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill_group_leftovers()
         return self.proc.returncode
 
     def kill_group_leftovers(self) -> None:
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def log(self) -> str:
         try:
@@ -205,3 +198,56 @@ class CeleryWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop(timeout=10)
+
+
+#: A task module "of their own", as an app team writes one: make_app plus tasks that record in Redis
+#: what ran (list `test:executions`, entries "tag:pid") so tests can count runs and duplicates.
+RECORDING_TASKS = '''
+import os
+import time
+
+import redis
+
+from queueworker import make_app
+
+app = make_app("qwtasks")
+_client = []
+
+
+def r():
+    if not _client or _client[0][0] != os.getpid():
+        _client[:] = [(os.getpid(), redis.Redis.from_url(os.environ["QUEUEWORKER_BROKER_URL"]))]
+    return _client[0][1]
+
+
+@app.task(name="qwtasks.record")
+def record(tag, seconds=0.0):
+    r().rpush("test:started", tag)
+    time.sleep(seconds)
+    r().rpush("test:executions", f"{tag}:{os.getpid()}")
+    return tag
+
+
+@app.task(name="qwtasks.crash")
+def crash(tag):
+    r().rpush("test:crashes", tag)
+    os.kill(os.getpid(), 9)
+
+
+@app.task(name="qwtasks.fail")
+def fail():
+    raise RuntimeError("boom")
+'''
+
+
+def write_task_module(directory: Path, name: str = "qwtasks", source: str = RECORDING_TASKS) -> Path:
+    """Write a task module into `directory` (put it on the worker's `pythonpath`); return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
+    path.write_text(source)
+    return path
+
+
+def executions(client: redis.Redis, key: str = "test:executions") -> list[str]:
+    """Tags recorded by RECORDING_TASKS' `record`, one per run (pid stripped)."""
+    return [raw.decode().rsplit(":", 1)[0] for raw in client.lrange(key, 0, -1)]

@@ -6,16 +6,16 @@ Environment (all optional):
   QUEUEWORKER_VISIBILITY_TIMEOUT      seconds, default 3600: broker, result backend and ETA limit
   QUEUEWORKER_PREFETCH_MULTIPLIER     default 1
   QUEUEWORKER_ROUTES_FILE             routes JSON (the operator's routes ConfigMap) -> task_routes
-  QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT   seconds a cold shutdown waits for running tasks, default 25
+  QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT   seconds SIGTERM lets running tasks finish before requeueing them,
+                                      default 25 (0: wait for them without bound); runtime/shutdown.py
   QUEUEWORKER_MAX_REDELIVERIES        redeliveries allowed before a message is rejected, default 3
   QUEUEWORKER_BROKER_SOCKET_TIMEOUT   seconds, default 10: how fast a dead Redis is noticed
   QUEUEWORKER_HEARTBEAT_INTERVAL, QUEUEWORKER_METRICS_PORT, QUEUEWORKER_STATE_DIR: see runtime/.
 
 Redis must run with `maxmemory-policy noeviction`: an evicted queue list or `unacked` hash loses tasks.
-SIGTERM should be remapped to a soft shutdown (`REMAP_SIGTERM=SIGQUIT` in the worker's environment, read
-by Celery before any app module is imported): running tasks then get QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT
-seconds to finish, and whatever is still running is requeued at once instead of after the visibility
-timeout. Keep that timeout below the pod's terminationGracePeriodSeconds.
+On SIGTERM running tasks get QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT seconds to finish (the worker exits as
+soon as they have); whatever still runs then is requeued at once instead of after the visibility timeout.
+Keep that timeout a few seconds below the pod's terminationGracePeriodSeconds; leave REMAP_SIGTERM unset.
 """
 
 from __future__ import annotations

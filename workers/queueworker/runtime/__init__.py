@@ -6,13 +6,14 @@
 - metrics:    task counters and histograms, prometheus-client multiprocess mode, /metrics server
 - heartbeats: per-queue heartbeat records and completion counters in Redis (worker bootstep)
 - probestate: the local state file `qw probe` reads (consumer-loop bootstep + heartbeat results)
+- shutdown:   SIGTERM finishes running tasks, bounded: past the soft-shutdown timeout they are requeued
 """
 
 from __future__ import annotations
 
 from celery import Celery
 
-from queueworker.runtime import heartbeats, metrics, probestate, rejects, stamps
+from queueworker.runtime import heartbeats, metrics, probestate, rejects, shutdown, stamps
 
 
 def install(app: Celery) -> None:
@@ -22,3 +23,4 @@ def install(app: Celery) -> None:
     metrics.install(app)
     probestate.install(app)
     heartbeats.install(app)
+    shutdown.install(app)

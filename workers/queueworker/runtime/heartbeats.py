@@ -4,8 +4,9 @@ A thread in the worker's main process writes, every QUEUEWORKER_HEARTBEAT_INTERV
 keys.HEARTBEAT_INTERVAL), for each queue it consumes: HSET heartbeats:{queue} {hostname} JSON
 {"hostname", "pid", "busy", "total", "processed", "ts"}, EXPIRE the hash HEARTBEAT_TTL, HDEL fields older
 than HEARTBEAT_TTL (dead workers), and INCRBY completed:{queue} with the tasks of that queue it finished
-since the last write. busy = requests running in the pool, total = concurrency. On shutdown it HDELs its
-fields and flushes the last completions. A successful write is the probes' "broker contact".
+since the last write. busy = requests running in the pool, total = concurrency. On shutdown it HDELs
+its fields and flushes the last completions. QUEUEWORKER_HEARTBEAT_TTL shortens the TTL (tests).
+A successful write is the probes' "broker contact".
 
 Finished per queue = requests received from it (task_received, main process) minus those still held
 (received, reserved or running), so counting costs nothing per task.
@@ -25,6 +26,7 @@ import redis
 from celery import Celery, bootsteps, signals
 from celery.worker import state as worker_state
 
+from queueworker.app import env_float
 from queueworker.keys import HEARTBEAT_TTL, completed_key, heartbeat_key
 from queueworker.runtime import brokerclient
 from queueworker.runtime.limits import queue_of
@@ -38,6 +40,10 @@ _received: Counter[str] = Counter()
 def on_received(request: Any = None, **_: Any) -> None:
     if request is not None:
         _received[queue_of(request)] += 1
+
+
+def heartbeat_ttl() -> float:
+    return env_float("QUEUEWORKER_HEARTBEAT_TTL", HEARTBEAT_TTL)
 
 
 def finished_by_queue() -> Counter[str]:
@@ -81,11 +87,12 @@ class Heartbeats(bootsteps.StartStopStep):
         finished = finished_by_queue()
         record = self.record(finished)
         now = record["ts"]
+        ttl = heartbeat_ttl()
         pipe = self.client.pipeline(transaction=False)
         for queue in self.queues:
             key = heartbeat_key(queue)
             pipe.hset(key, record["hostname"], json.dumps(record))
-            pipe.expire(key, int(HEARTBEAT_TTL))
+            pipe.expire(key, max(1, int(ttl)))
             delta = finished.get(queue, 0) - self.reported.get(queue, 0)
             if delta > 0:
                 pipe.incrby(completed_key(queue), delta)
@@ -101,7 +108,7 @@ class Heartbeats(bootsteps.StartStopStep):
                     ts = float(json.loads(raw).get("ts", 0))
                 except (ValueError, TypeError, AttributeError):
                     ts = 0.0
-                if now - ts > HEARTBEAT_TTL:
+                if now - ts > ttl:
                     stale_pipe.hdel(heartbeat_key(queue), field)
                     stale += 1
         if stale:
