@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from queueworker import make_app
 from queueworker.keys import PUBLISHED_HEADER
+
 from tests.support.celery_worker import CeleryWorker, wait_for
 from tests.support.redis_server import free_port
 
@@ -86,7 +86,8 @@ def test_eta_beyond_visibility_timeout_is_refused(monkeypatch: pytest.MonkeyPatc
     def job() -> None:
         return None
 
-    with pytest.raises(ValueError, match=r"eta\.job: countdown=10s exceeds QUEUEWORKER_VISIBILITY_TIMEOUT=5s"):
+    refused = r"eta\.job: countdown=10s exceeds QUEUEWORKER_VISIBILITY_TIMEOUT=5s"
+    with pytest.raises(ValueError, match=refused):
         job.apply_async(countdown=10, queue="eta")
     with pytest.raises(ValueError, match=r"eta\.other: eta=.*QUEUEWORKER_VISIBILITY_TIMEOUT=5s"):
         app.send_task("eta.other", eta=datetime.now(UTC) + timedelta(minutes=5), queue="eta")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from queueworker import make_app
 from queueworker.keys import completed_key, heartbeat_key
+
 from tests.support.celery_worker import CeleryWorker, wait_for, write_task_module
 
 SHORT_TTL = {"QUEUEWORKER_HEARTBEAT_TTL": "3"}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from queueworker import make_app
+
 from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
 from tests.support.redis_server import free_port
 
@@ -54,8 +54,8 @@ def test_sigterm_mid_task_completes_within_grace(monkeypatch: pytest.MonkeyPatch
     assert "Cold shutdown" in worker.log() or "Warm shutdown" in worker.log()
 
 
-def test_task_longer_than_soft_shutdown_is_requeued_at_once(monkeypatch: pytest.MonkeyPatch, tasks_dir: Path,
-                                                            redis_url: str, redis_client: redis.Redis) -> None:
+def test_task_longer_than_soft_shutdown_is_requeued_at_once(
+        monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
     app = producer(monkeypatch, redis_url)
     env = {**SOFT, "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "1.5"}
     with CeleryWorker("qwtasks", ["term2"], broker_url=redis_url, pythonpath=[tasks_dir], env=env) as worker:

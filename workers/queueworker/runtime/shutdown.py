@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 def _escalate(app: Celery, timeout: float, started: float) -> None:
     time.sleep(max(0.0, timeout - (time.monotonic() - started)))
-    log.warning("tasks still running %.0fs after the shutdown request: cancelling and requeueing them", timeout)
+    log.warning("tasks still running %.0fs after the shutdown request: cancelling and requeueing them",
+                timeout)
     app.conf.worker_soft_shutdown_timeout = 0.0
     os.kill(os.getpid(), signal.SIGQUIT)
 
