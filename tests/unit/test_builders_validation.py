@@ -91,3 +91,25 @@ def test_validator_checks_names_and_label_values() -> None:
     obj = _deployment()
     obj["metadata"]["labels"]["bad key!"] = "x"
     assert any("invalid label key" in p for p in object_problems(obj, "1.28.0"))
+
+
+def test_validator_knows_the_prometheus_operator_kinds() -> None:
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "queueworker", "namespace": "monitoring"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0", "for": "5m"}]}]},
+    }
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "queueworker"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "endpoints": [{"port": "metrics", "interval": "30s"}],
+        },
+    }
+    for obj in (rule, monitor):
+        assert object_problems(obj, "1.28.0") == []
+    rule["spec"]["groups"][0]["rules"][0]["bogus"] = 1  # type: ignore[index]
+    assert any("bogus" in p for p in object_problems(rule, "1.28.0"))
