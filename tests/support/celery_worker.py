@@ -237,6 +237,13 @@ def crash(tag):
 @app.task(name="qwtasks.fail")
 def fail():
     raise RuntimeError("boom")
+
+
+@app.task(name="qwtasks.flaky", bind=True, max_retries=1)
+def flaky(self, tag):
+    if not self.request.retries:
+        raise self.retry(countdown=0)
+    r().rpush("test:executions", f"{tag}:{os.getpid()}")
 '''
 
 

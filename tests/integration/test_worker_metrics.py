@@ -1,0 +1,67 @@
+"""Worker metrics: counters and histograms from every prefork child add up on the one /metrics endpoint,
+with celery-exporter's names and labels, and the recorded wait is at least the real wait."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+from queueworker import make_app
+
+from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
+from tests.support.redis_server import free_port
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      redis_url: str, redis_client: redis.Redis) -> None:
+    write_task_module(tmp_path)
+    monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
+    app = make_app("metrics-producer")
+    published = time.time()
+    for i in range(3):
+        app.send_task("qwtasks.record", args=[f"waited{i}"], queue="waitq")
+    time.sleep(2.2)  # nobody consumes yet: these tasks wait at least this long
+    port = free_port()
+    with CeleryWorker("qwtasks", ["waitq", "mq"], broker_url=redis_url, pythonpath=[tmp_path],
+                      concurrency=2, metrics_port=port) as worker:
+        worker.wait_ready()
+        real_wait = time.time() - published
+        for i in range(20):
+            app.send_task("qwtasks.record", args=[f"m{i}", 0.1], queue="mq")
+        for _ in range(2):
+            app.send_task("qwtasks.fail", queue="mq")
+        app.send_task("qwtasks.flaky", args=["flaky"], queue="mq")
+        wait_for(lambda: len(executions(redis_client)) == 24, 30, message="all tasks to run")
+        pids = {raw.decode().rsplit(":", 1)[1] for raw in redis_client.lrange("test:executions", 0, -1)}
+        assert len(pids) == 2, "both prefork children ran tasks"
+        labels = '{name="qwtasks.record",queue_name="mq"}'
+        wait_for(lambda: scrape(port).get(f"celery_task_runtime_count{labels}") == 20, 10,
+                 message="runtime histogram to count 20")
+        samples = scrape(port)
+        assert samples[f"celery_task_received_total{labels}"] == 20
+        assert samples[f"celery_task_started_total{labels}"] == 20
+        assert samples[f"celery_task_succeeded_total{labels}"] == 20
+        assert samples[f"celery_task_runtime_sum{labels}"] >= 20 * 0.1
+        assert samples['celery_task_failed_total{name="qwtasks.fail",queue_name="mq"}'] == 2
+        assert samples['celery_task_retried_total{name="qwtasks.flaky",queue_name="mq"}'] == 1
+        assert samples['celery_task_succeeded_total{name="qwtasks.flaky",queue_name="mq"}'] == 1
+        assert not any("hostname" in key for key in samples)
+        waited = '{name="qwtasks.record",queue_name="waitq"}'
+        assert samples[f"queueworker_task_wait_seconds_count{waited}"] == 3
+        le_1 = 'queueworker_task_wait_seconds_bucket{le="1.0",name="qwtasks.record",queue_name="waitq"}'
+        assert samples[le_1] == 0
+        assert samples[f"queueworker_task_wait_seconds_sum{waited}"] >= 3 * 2.2
+        assert samples[f"queueworker_task_wait_seconds_sum{waited}"] <= 3 * (real_wait + 5)

@@ -1,0 +1,80 @@
+"""`qw probe liveness|readiness` against a real worker: passes while it consumes (even with every slot busy
+on a long task), fails while its Redis is paused, passes again after, fails once the worker is gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from queueworker import make_app
+
+from tests.support.celery_worker import WORKERS, CeleryWorker, executions, wait_for, write_task_module
+from tests.support.redis_server import RedisServer
+
+FAST = {"QUEUEWORKER_LIVENESS_MAX_AGE": "4", "QUEUEWORKER_READINESS_MAX_AGE": "3",
+        "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "2"}
+
+
+def probe(kind: str, worker: CeleryWorker) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(WORKERS), "QUEUEWORKER_STATE_DIR": str(worker.state_dir)}
+    done = subprocess.run([sys.executable, "-m", "queueworker.cli", "probe", kind], env=env,
+                          capture_output=True, text=True, timeout=10, check=False)
+    return done.returncode, done.stdout.strip()
+
+
+@pytest.fixture
+def pausable_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    if server.proc is not None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop(kill=True)
+
+
+def test_probes_follow_broker_contact_not_task_length(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      pausable_redis: RedisServer) -> None:
+    write_task_module(tmp_path)
+    url = pausable_redis.url
+    client = pausable_redis.client()
+    monkeypatch.setenv("QUEUEWORKER_BROKER_URL", url)
+    app = make_app("probe-producer")
+    worker = CeleryWorker("qwtasks", ["pq"], broker_url=url, pythonpath=[tmp_path], concurrency=1,
+                          heartbeat_interval=0.5, env=FAST)
+    code, line = probe("liveness", worker)
+    assert code == 1 and "no worker state" in line
+    with worker:
+        worker.wait_ready()
+        wait_for(lambda: probe("readiness", worker)[0] == 0, 10, message="readiness to pass")
+        code, line = probe("liveness", worker)
+        assert code == 0 and line.startswith("liveness ok: broker contact"), line
+        # every slot busy on a task longer than the liveness bound: still alive
+        app.send_task("qwtasks.record", args=["long", 6.0], queue="pq")
+        wait_for(lambda: client.llen("test:started") == 1, 10, message="long task start")
+        time.sleep(5.0)
+        code, line = probe("liveness", worker)
+        assert code == 0, line
+        wait_for(lambda: executions(client) == ["long"], 10, message="long task to finish")
+
+        os.kill(pausable_redis.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            wait_for(lambda: probe("liveness", worker)[0] == 1, 30, interval=0.5,
+                     message="liveness to fail while Redis is paused")
+            code, line = probe("liveness", worker)
+            assert "no broker contact" in line
+            assert probe("readiness", worker)[0] == 1
+        finally:
+            os.kill(pausable_redis.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        wait_for(lambda: probe("liveness", worker)[0] == 0, 30, interval=0.5,
+                 message="liveness to pass again after Redis is back")
+        wait_for(lambda: probe("readiness", worker)[0] == 0, 30, interval=0.5, message="readiness again")
+        app.send_task("qwtasks.record", args=["after"], queue="pq")
+        wait_for(lambda: executions(client) == ["long", "after"], 30, message="consuming again")
+        worker.kill()
+    code, line = probe("liveness", worker)
+    assert code == 1 and "not running" in line
