@@ -42,3 +42,38 @@ bench: venv  ## benchmarks: ratios against baselines measured in the same run
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .qw bench/out
+
+# --- Kubernetes: kind cluster, images, chart (need docker and kind; `dev` needs skaffold) -------------
+KIND_CLUSTER ?= queueworker
+KIND_CONTEXT := kind-$(KIND_CLUSTER)
+IMAGE_TAG ?= dev
+NAMESPACE ?= queueworker-system
+
+.PHONY: kind-up kind-down images deploy dev e2e crds
+
+kind-up:  ## create the kind cluster (tests/e2e/kind-config.yaml) unless it exists
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || \
+	  kind create cluster --name $(KIND_CLUSTER) --config tests/e2e/kind-config.yaml --wait 180s
+
+kind-down:  ## delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+images:  ## build the operator and worker images and load them into the kind cluster
+	docker build -f images/operator/Dockerfile -t queueworker/operator:$(IMAGE_TAG) .
+	docker build -f images/worker/Dockerfile -t queueworker/worker:$(IMAGE_TAG) .
+	kind load docker-image --name $(KIND_CLUSTER) queueworker/operator:$(IMAGE_TAG) queueworker/worker:$(IMAGE_TAG)
+
+deploy: venv images  ## install or upgrade the chart on the kind cluster with those images
+	$(BIN)/python -m tests.e2e.deploy --context $(KIND_CONTEXT) --namespace $(NAMESPACE) --tag $(IMAGE_TAG)
+
+dev:  ## skaffold's dev loop on the kind cluster: rebuild, reload and redeploy on every change
+	skaffold dev --profile kind --kube-context $(KIND_CONTEXT)
+
+e2e: venv  ## the kind e2e suite (creates the cluster and loads the images when docker and kind exist)
+	@if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  $(MAKE) kind-up images IMAGE_TAG=e2e; \
+	else echo "no kind or no Docker engine here: the e2e suite will skip and say why"; fi
+	QW_E2E_CONTEXT=$(KIND_CONTEXT) QW_E2E_IMAGE_TAG=e2e $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+crds:  ## copy the operator's CRD (operator/crds, the source of truth) into the chart
+	cp operator/crds/*.yaml charts/queueworker/crds/
