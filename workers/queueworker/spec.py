@@ -192,9 +192,11 @@ def _spec(check: Checker, raw: Any, path: str) -> QueueWorkerSpec | None:
         max_length=253,
         what="a Celery app like 'pkg.module' or 'pkg.module:attr'",
     )
+    before = len(check.errors)
     queues = check.string_set(
         d, "queues", path, pattern=QUEUE, max_length=128, what=QUEUE_WHAT, max_items=MAX_QUEUES, min_items=1
     )
+    known_queues = queues if len(check.errors) == before else ()  # check schedules against valid queues only
     image = check.string(
         d, "image", path, pattern=NO_SPACE, max_length=512, what="an image reference without spaces"
     )
@@ -230,7 +232,7 @@ def _spec(check: Checker, raw: Any, path: str) -> QueueWorkerSpec | None:
         tolerations=parse_tolerations(check, d.get("tolerations"), join(path, "tolerations")),
         affinity=parse_affinity(check, d.get("affinity"), join(path, "affinity")),
         service_account_name=account,
-        schedules=_schedules(check, d.get("schedules"), join(path, "schedules"), queues),
+        schedules=_schedules(check, d.get("schedules"), join(path, "schedules"), known_queues),
     )
 
 
@@ -241,9 +243,10 @@ def _autoscaling(check: Checker, raw: Any, path: str) -> Autoscaling:
     if d is None:
         return base
     mode = check.enum(d, "mode", path, choices=MODES, default=base.mode)
+    before = len(check.errors)
     low = check.integer(d, "minReplicas", path, base.min_replicas)
     high = check.integer(d, "maxReplicas", path, base.max_replicas, minimum=1)
-    if low > high:
+    if len(check.errors) == before and low > high:  # compare only values valid on their own
         check.error(join(path, "minReplicas"), f"must be <= maxReplicas ({low} > {high})")
     if mode == "hpa" and low < 1:
         check.error(
