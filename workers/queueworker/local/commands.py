@@ -14,6 +14,7 @@ from pathlib import Path
 from queueworker.spec import QueueWorker
 
 BEAT_APP = "queueworker.beat_app:app"
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class LocalContext:
 
 def soft_shutdown_timeout(grace: float) -> float:
     """Time running tasks get on SIGTERM: the grace period minus a margin for Celery to requeue and exit."""
-    return max(1.0, grace - min(10.0, grace * 0.2))
+    return max(1.0, grace - min(10.0, max(3.0, grace * 0.25)))
 
 
 def python_path(manifest_dir: Path | None, cwd: Path, inherited: str | None) -> str:
@@ -48,6 +49,8 @@ def base_env(ctx: LocalContext, manifest_dir: Path | None, environ: Mapping[str,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if os.geteuid() == 0:  # said once by `qw up`, not by every worker at every start
+        env["PYTHONWARNINGS"] = ",".join(filter(None, [environ.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER]))
     return env
 
 
@@ -83,6 +86,7 @@ def worker_command(
         sys.executable,
         "-m",
         "celery",
+        "--quiet",
         "-A",
         spec.app,
         "worker",
@@ -125,6 +129,7 @@ def beat_command(ctx: LocalContext, environ: Mapping[str, str]) -> tuple[list[st
         sys.executable,
         "-m",
         "celery",
+        "--quiet",
         "-A",
         BEAT_APP,
         "beat",

@@ -9,9 +9,10 @@ operator's pod-deletion-cost does. With Redis unreachable, the policy holds the 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ import redis
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 
 from queueworker import keys
-from queueworker.local.commands import LocalContext, worker_command
+from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, ScaleEvent
 from queueworker.spec import QueueWorker
 
 THROUGHPUT_WINDOW = 15.0
+STOP_HOW: dict[int, str] = {
+    signal.SIGINT: "idle: SIGINT (warm shutdown)",
+    signal.SIGTERM: "busy: SIGTERM (soft shutdown: running tasks finish or are requeued)",
+}
 
 
 @dataclass
@@ -157,9 +162,11 @@ class Controller:
             self.start_worker(m)
         extra = len(alive) - m.desired
         if extra > 0:
-            for child in self.victims(m, alive)[:extra]:
-                self.supervisor.sink(child.name, "scaling down: stopping (warm shutdown)")
-                self.supervisor.stop(child.name)
+            busy = self.busy_by_hostname(m.qw.spec.queues)
+            for child in self.victims(alive, busy)[:extra]:
+                sig = self.stop_signal(child, busy)
+                self.supervisor.sink(child.name, f"scaling down: {STOP_HOW[sig]}")
+                self.supervisor.stop(child.name, sig)
 
     def start_worker(self, m: Managed) -> Child:
         index = self.supervisor.free_index(m.qw.name)
@@ -175,18 +182,28 @@ class Controller:
             kind="worker",
             owner=m.qw.name,
             index=index,
+            hostname=hostname(m.qw, index),
         )
         return self.supervisor.start(child)
 
-    def victims(self, m: Managed, alive: list[Child]) -> list[Child]:
+    @staticmethod
+    def victims(alive: list[Child], busy: Mapping[str, int]) -> list[Child]:
         """Workers to stop first: waiting for a restart, then least busy, then newest."""
-        busy = self.busy_by_hostname(m.qw.spec.queues)
+        return sorted(alive, key=lambda c: (0 if c.proc is None else 1, busy.get(c.hostname, 0), -c.index))
 
-        def cost(child: Child) -> tuple[int, int, int]:
-            host = child.argv[child.argv.index("--hostname") + 1]
-            return (0 if child.proc is None else 1, busy.get(host, 0), -child.index)
+    @staticmethod
+    def stop_signal(child: Child, busy: Mapping[str, int]) -> int:
+        """SIGINT (Celery's warm shutdown: exits at once) for an idle worker; for a busy one SIGTERM, which
+        the runtime maps to a soft shutdown (running tasks get the soft-shutdown time, then requeue)."""
+        return signal.SIGINT if busy.get(child.hostname, 0) == 0 else signal.SIGTERM
 
-        return sorted(alive, key=cost)
+    def stop_all_workers(self, hurry: Callable[[], bool]) -> None:
+        busy: dict[str, int] = {}
+        for m in self.managed:
+            busy.update(self.busy_by_hostname(m.qw.spec.queues))
+        self.supervisor.stop_all(
+            ("worker",), interrupted=hurry, signal_for=lambda c: self.stop_signal(c, busy)
+        )
 
     def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
         busy: dict[str, int] = {}
@@ -225,4 +242,5 @@ class Controller:
             last_scale=m.last_scale,
             min_replicas=m.config.min_replicas,
             max_replicas=m.config.max_replicas,
+            scale_down_delay=m.config.scale_down_delay_seconds,
         )

@@ -47,6 +47,7 @@ class Demo:
     routes_file: Path
     out: Output
     until_idle: bool = True
+    interval: float = 2.0
     sent_at: float | None = None
     sent: int = 0
     completed_start: dict[str, int] = field(default_factory=dict)
@@ -54,6 +55,7 @@ class Demo:
     peak: dict[str, int] = field(default_factory=dict)
     scaled_up: bool = False
     drained_at: float | None = None
+    drained_wall: float = 0.0
     done_at: float | None = None
 
     def send(self) -> None:
@@ -91,13 +93,24 @@ class Demo:
         idle = all(r.backlog == 0 and not r.reserved and not r.busy_slots for r in rows)
         if idle and self.drained_at is None:
             self.drained_at = time.monotonic()
+            self.drained_wall = time.time()
             self.out.info(
                 f"demo: backlog drained in {self.drained_at - self.sent_at:.1f}s; workers scale down "
                 "after the scale-down delay",
                 style="bold magenta",
             )
-        at_floor = all(r.running == r.desired and not r.stopping and r.desired == _floor(r) for r in rows)
-        if self.until_idle and idle and at_floor and self.drained_at is not None:
+        if not idle:
+            return False
+        steady = all(r.running == r.desired and not r.stopping for r in rows)
+        at_floor = all(r.desired == _floor(r) for r in rows)
+        # A policy may stop above the floor (e.g. while its rate averages decay): once the scale-down delay
+        # has passed again with no change, the scale-down is over.
+        delay = max((r.scale_down_delay or 0.0) for r in rows) if rows else 0.0
+        since = max(self.drained_wall, *(r.last_scale.at for r in rows if r.last_scale is not None))
+        quiet = time.time() - since > delay + 2 * self.interval
+        if self.drained_at is None or not steady:
+            return False
+        if self.until_idle and (at_floor or quiet):
             self.done_at = time.monotonic()
             return True
         return False

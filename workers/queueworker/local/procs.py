@@ -61,7 +61,9 @@ def pump_lines(name: str, proc: subprocess.Popen[bytes], sink: LineSink) -> thre
     def run() -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
-            sink(name, raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.strip():
+                sink(name, line)
         proc.stdout.close()
 
     thread = threading.Thread(target=run, name=f"log-{name}", daemon=True)

@@ -87,6 +87,8 @@ def write_routes(path: Path, qws: list[QueueWorker]) -> None:
 
 
 def sync_beat(url: str, qws: list[QueueWorker]) -> int:
+    if not any(qw.spec.schedules for qw in qws):
+        return 0  # no beat runs, so stale entries cannot fire; the next run with schedules replaces them
     from queueworker import keys
     from queueworker.beat import desired_entries, sync_schedules
 
@@ -111,6 +113,7 @@ def run(opts: UpOptions) -> int:
     supervisor = Supervisor(watchdog, out.log)
     embedded: EmbeddedRedis | None = None
     client: redis.Redis | None = None
+    controller: Controller | None = None
     qws = [qw for qw, _ in opts.qws]
     try:
         if opts.redis_url:
@@ -134,6 +137,8 @@ def run(opts: UpOptions) -> int:
         managed = [Managed(qw, d, policy_config(qw, opts.scale_down_delay)) for qw, d in opts.qws]
         for m in managed:
             _announce(out, m)
+        if os.geteuid() == 0:
+            out.info("qw up: running as root; Celery advises against it for workers", style="yellow")
         controller = Controller(managed, supervisor, ctx, client, environ)
         controller.write_targets()
         if sync_beat(url, qws):
@@ -154,7 +159,7 @@ def run(opts: UpOptions) -> int:
             "qw up: running; Ctrl-C stops everything (`qw status`, `qw enqueue` work from another terminal)"
         )
         demo = (
-            Demo(opts.bursts, url, ctx.routes_file, out, until_idle=opts.demo)
+            Demo(opts.bursts, url, ctx.routes_file, out, until_idle=opts.demo, interval=opts.interval)
             if opts.bursts or opts.demo
             else None
         )
@@ -169,12 +174,12 @@ def run(opts: UpOptions) -> int:
                 demo=demo,
                 shown=shown,
             )
-        _shutdown(supervisor, out, stop)
+        _shutdown(supervisor, controller, out, stop)
         if demo is not None:
             demo.report()
         return 0
     except KeyboardInterrupt:
-        _shutdown(supervisor, out, stop)
+        _shutdown(supervisor, controller, out, stop)
         return 130
     finally:
         supervisor.kill_all()
@@ -262,13 +267,15 @@ def _forget_view(client: redis.Redis) -> None:
         client.delete(VIEW_KEY)
 
 
-def _shutdown(supervisor: Supervisor, out: Output, stop: Stop) -> None:
+def _shutdown(supervisor: Supervisor, controller: Controller | None, out: Output, stop: Stop) -> None:
     workers = [c for c in supervisor.children.values() if c.kind == "worker"]
     grace = max((c.grace for c in workers), default=0.0)
     out.info(
-        f"qw up: stopping ({stop.why or 'exit'}): warm shutdown of {len(workers)} worker(s), up to "
-        f"{grace:g}s; Ctrl-C again to kill them now"
+        f"qw up: stopping ({stop.why or 'exit'}): {len(workers)} worker(s) get up to "
+        f"{grace:g}s to finish (idle ones exit at once); Ctrl-C again to kill them now"
     )
+    if controller is not None:
+        controller.stop_all_workers(hurry=lambda: stop.hurry)
     supervisor.stop_all(("worker",), interrupted=lambda: stop.hurry)
     supervisor.stop_all(("beat", "exporter"), interrupted=lambda: stop.hurry)
     out.info("qw up: all processes stopped")

@@ -35,6 +35,7 @@ class Child:
     kind: str = "worker"  # worker | beat | exporter
     owner: str = ""  # the QueueWorker's name, for workers
     index: int = 0
+    hostname: str = ""  # the Celery hostname, for workers
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -79,8 +80,8 @@ class Supervisor:
         self.watchdog.add(child.proc.pid, child.grace)
         pump_lines(child.name, child.proc, self.sink)
 
-    def stop(self, name: str) -> None:
-        """Begin a graceful stop (SIGTERM to the leader); poll() finishes it."""
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Begin a graceful stop (sig, SIGTERM by default, to the leader); poll() finishes it."""
         child = self.children.get(name)
         if child is None or child.stopping_since is not None:
             return
@@ -88,7 +89,7 @@ class Supervisor:
         if child.proc is None:  # waiting for a restart: nothing to stop
             return
         with contextlib.suppress(ProcessLookupError):
-            child.proc.send_signal(signal.SIGTERM)
+            child.proc.send_signal(sig)
 
     def kill_all(self) -> None:
         for child in self.children.values():
@@ -140,15 +141,13 @@ class Supervisor:
     def stop_all(
         self,
         kinds: tuple[str, ...],
-        timeout: float | None = None,
         interrupted: Callable[[], bool] = lambda: False,
+        signal_for: Callable[[Child], int] = lambda child: signal.SIGTERM,
     ) -> None:
-        """Stop every child of these kinds and wait for them (each within its grace, or `timeout`)."""
+        """Stop every child of these kinds and wait for them, each within its grace period."""
         for child in list(self.children.values()):
             if child.kind in kinds:
-                if timeout is not None:
-                    child.grace = min(child.grace, timeout)
-                self.stop(child.name)
+                self.stop(child.name, signal_for(child))
         while any(c.kind in kinds for c in self.children.values()):
             if interrupted():
                 for child in self.children.values():

@@ -48,6 +48,7 @@ class Row:
     restarts: int = 0
     min_replicas: int | None = None
     max_replicas: int | None = None
+    scale_down_delay: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
