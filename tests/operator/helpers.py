@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 import kmock
-from queueworker.spec import parse_manifest
+from queueworker.spec import SpecError, parse_manifest
 from queueworker_operator import builders
 from queueworker_operator.config import Settings
 from queueworker_operator.kube import LAST_APPLIED, contains
@@ -84,7 +84,10 @@ def expected_objects(cluster: Emulator, settings: Settings | None = None
         if body["metadata"].get("deletionTimestamp"):
             continue
         meta = {k: body["metadata"][k] for k in ("name", "namespace", "uid", "generation")}
-        qws.append(parse_manifest({**{k: body[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta}))
+        try:
+            qws.append(parse_manifest({**{k: body[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta}))
+        except SpecError:
+            continue  # an invalid QueueWorker gets nothing
     return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o
             for o in builders.render(qws, settings)}
 

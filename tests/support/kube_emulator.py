@@ -50,7 +50,27 @@ class Emulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self._rv = itertools.count(1000)
+        self._counter = itertools.count(1000)
+        self._last_rv = 999
+
+    def _next_rv(self) -> str:
+        self._last_rv = next(self._counter)
+        return str(self._last_rv)
+
+    # -- list/watch consistency: a watch from a list's resourceVersion does not replay what the list had --
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        payload = await super()._serve_list(request)
+        payload["metadata"]["resourceVersion"] = str(self._last_rv)
+        return payload
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        since = str(request.params.get("resourceVersion", ""))
+        async for event in super()._serve_watch(request):
+            if since.isdigit() and isinstance(event, dict) and event.get("type") == "ADDED":
+                version = str(event["object"].get("metadata", {}).get("resourceVersion", ""))
+                if version.isdigit() and int(version) <= int(since):
+                    continue
+            yield event
 
     # -- stamping -------------------------------------------------------------------------------------
     def _current(self, request: kmock.Request) -> dict[str, Any] | None:
@@ -68,7 +88,7 @@ class Emulator(kmock.KubernetesEmulator):
             jsonpatch.apply_patch(current, request.data, in_place=False)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
             return str(exc)
-        request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(self._rv))})
+        request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": self._next_rv()})
         return None
 
     def _stamp(self, request: kmock.Request) -> None:
@@ -79,14 +99,14 @@ class Emulator(kmock.KubernetesEmulator):
         if not isinstance(meta, dict):
             return
         if request.action == kmock.action.CREATE:
-            meta["resourceVersion"] = str(next(self._rv))
+            meta["resourceVersion"] = self._next_rv()
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = _now()
             meta["generation"] = 1
             meta.pop("deletionTimestamp", None)
         elif request.action == kmock.action.UPDATE and request.name is not None:
             current = self._current(request)
-            meta["resourceVersion"] = str(next(self._rv))
+            meta["resourceVersion"] = self._next_rv()
             meta.pop("uid", None)  # immutable
             if current is not None and request.subresource != "status":
                 changed = any(k not in ("metadata", "status") and current.get(k) != _merged(current.get(k), v)
@@ -109,7 +129,7 @@ class Emulator(kmock.KubernetesEmulator):
                     generation = int(obj.get("metadata", {}).get("generation", 1))
                     if obj.get("spec", {}).get("replicas") != replicas:
                         generation += 1
-                    meta = {"resourceVersion": str(next(self._rv)), "generation": generation}
+                    meta = {"resourceVersion": self._next_rv(), "generation": generation}
                     obj.patch({"spec": {"replicas": replicas}, "metadata": meta})
                     await self._buses[request.resource].put({"type": "MODIFIED", "object": obj.raw})
         raw = self._objects[key].raw
@@ -189,7 +209,7 @@ class Emulator(kmock.KubernetesEmulator):
         obj = copy.deepcopy(dict(obj))
         meta = obj.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta["resourceVersion"] = str(next(self._rv))
+        meta["resourceVersion"] = self._next_rv()
         meta.setdefault("creationTimestamp", _now())
         self._objects[resource, meta.get("namespace"), meta["name"]] = obj
         return obj
