@@ -161,6 +161,20 @@ def test_schema_is_structural_and_bounded() -> None:
     assert problems == []
 
 
+SCHEMA_KEYWORDS = {
+    "type", "format", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "minProperties",
+    "maxProperties", "required", "properties", "additionalProperties", "items", "anyOf", "nullable",
+}  # fmt: skip
+
+
+def test_schema_uses_only_openapi_keywords() -> None:
+    """Catches YAML slips such as a comma in a flow mapping turning text into a key."""
+    for path, node, _ in _schema_nodes(SCHEMA, ""):
+        unknown = {k for k in node if k not in SCHEMA_KEYWORDS and not k.startswith("x-kubernetes-")}
+        assert unknown == set(), (path, unknown)
+
+
 def test_cel_rules_compile_and_name_their_fields() -> None:
     for path, node, _ in _schema_nodes(SCHEMA, ""):
         for rule in node.get("x-kubernetes-validations", []):
