@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import kopf
+from queueworker import beat
 from queueworker.spec import API_VERSION, SpecError
 
 from queueworker_operator import builders, metrics
@@ -26,11 +27,6 @@ from queueworker_operator.runtime import Observed, Runtime, redact
 from queueworker_operator.status import Cond
 
 logger = logging.getLogger(__name__)
-
-try:
-    from queueworker import beat as _beat
-except ImportError:  # pragma: no cover - the beat glue is a separate part
-    _beat = None
 
 #: Autoscaler kinds per mode; the others are removed when the mode changes.
 SCALERS = {
@@ -193,11 +189,8 @@ async def sync_namespace(rt: Runtime, namespace: str) -> None:
         if live is not None and (live["metadata"].get("labels") or {}).get(MANAGED_BY_KEY) == MANAGED_BY:
             await rt.kube.delete(api_version, plural, namespace, name)
             logger.info("deleted %s %s/%s: no QueueWorker needs it", kind, namespace, name)
-    if _beat is None:
-        logger.warning("beat entries of %s not synced: queueworker.beat is not installed", namespace)
-        return
-    entries = [entry for qw in qws for entry in _beat.desired_entries(qw)]
-    await asyncio.to_thread(_beat.sync_schedules, rt.settings.redis_url, f"qw/{namespace}/", entries)
+    entries = [entry for qw in qws for entry in beat.desired_entries(qw)]
+    await asyncio.to_thread(beat.sync_schedules, rt.settings.redis_url, beat.owner_prefix(namespace), entries)
 
 
 async def correct_drift(rt: Runtime) -> None:

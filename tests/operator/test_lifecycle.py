@@ -23,7 +23,11 @@ def converged(cluster, names, settings):
     return True
 
 
-async def test_create_update_delete(cluster, start_operator, operator_env):
+def beat_entries(redis_client, namespace):
+    return sorted(k.decode() for k in redis_client.keys(f"redbeat:qw/{namespace}/*"))
+
+
+async def test_create_update_delete(cluster, start_operator, operator_env, redis_client):
     settings = Settings.from_env(operator_env)
     async with start_operator():
         await create(cluster, manifest("emails", routes=["shop.email.*"], schedules=SCHEDULES,
@@ -55,6 +59,9 @@ async def test_create_update_delete(cluster, start_operator, operator_env):
         beat = cluster.read(DEPLOYMENTS, "default", "queueworker-beat")
         assert [r["name"] for r in beat["metadata"]["ownerReferences"]] == ["emails"]
         assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None
+        await eventually(lambda: beat_entries(redis_client, "default") == [
+            "redbeat:qw/default/emails/digest", "redbeat:qw/default/emails/tick"])
+        await eventually(lambda: beat_entries(redis_client, "team-b") == ["redbeat:qw/team-b/other/digest"])
         assert "replicas" not in cluster.read(DEPLOYMENTS, "default", "images-worker")["spec"]  # the HPA's
         assert cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 3
         assert status(cluster, "default", "fixed")["desiredReplicas"] == 3
@@ -63,7 +70,7 @@ async def test_create_update_delete(cluster, start_operator, operator_env):
             "app.kubernetes.io/name=queueworker")
         assert condition(cluster, "default", "fixed", "Autoscaling")["reason"] == "Disabled"
         assert condition(cluster, "default", "emails", "Ready")["reason"] == "WorkersNotReady"
-        assert events(cluster, "emails", "Created")
+        await eventually(lambda: events(cluster, "emails", "Created"))
 
         # an update changes only what changed: the PDB is not written, the Deployment gets the new args
         pdb_versions = cluster.versions(PDBS, "default", "emails-worker")
@@ -75,7 +82,7 @@ async def test_create_update_delete(cluster, start_operator, operator_env):
         assert cluster.versions(PDBS, "default", "emails-worker") == pdb_versions
         assert cluster.versions(DEPLOYMENTS, "default", "emails-worker") == dep_versions + 1
         assert cluster.read(DEPLOYMENTS, "default", "emails-worker")["spec"]["replicas"] == 1
-        assert events(cluster, "emails", "Updated")
+        await eventually(lambda: events(cluster, "emails", "Updated"))
 
         # a mode change swaps the autoscaler object
         await patch(cluster, "default", "reports", {"spec": {"autoscaling": {"mode": "hpa"}}})
@@ -102,6 +109,8 @@ async def test_create_update_delete(cluster, start_operator, operator_env):
         assert cluster.read(DEPLOYMENTS, "default", "emails-worker") is None
         assert cluster.read(PDBS, "default", "emails-worker") is None
         assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None
+        await eventually(lambda: beat_entries(redis_client, "default") == [])
+        assert beat_entries(redis_client, "team-b") == ["redbeat:qw/team-b/other/digest"]
         names.remove(("default", "emails"))
         await eventually(lambda: converged(cluster, names, settings))
 
