@@ -82,5 +82,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     title = f"Redis {shown}" + ("" if meta else " (no `qw up` publishing here: queues only)")
-    Console(highlight=False).print(table(rows, title=title))
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or a file: do not fold the table into 80 columns
+        console = Console(highlight=False, width=200)
+    console.print(table(rows, title=title))
     return 0
