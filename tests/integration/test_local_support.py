@@ -1,8 +1,10 @@
-"""(No tests here.) Helpers for the local-mode tests: a fresh project directory (task module + manifests), `qw up` as a real
-subprocess, `qw status --json`, and the processes a run leaves on the machine (by name and by group)."""
+"""(No tests here.) Helpers for the local-mode tests: a fresh project directory (task module and
+manifests), `qw up` as a real subprocess, `qw status --json`, and the processes a run leaves on the
+machine (by name and by process group)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -184,7 +186,5 @@ def live_in_groups(pgids: set[int]) -> dict[int, tuple[int, str]]:
 
 def kill_leftovers(pgids: set[int]) -> None:
     for pgid in pgids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
