@@ -57,7 +57,7 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             "minReplicas": minimum,
             "maxReplicas": minimum + draw(st.integers(1, 50)),
             "targetWaitSeconds": draw(st.sampled_from([0.25, 1, 2.5, 30, 86400])),
-            "scaleDownDelaySeconds": draw(st.integers(0, 100_000)),
+            "scaleDownDelaySeconds": draw(st.integers(0, 86_400)),
         },
         "shutdown": {"gracePeriodSeconds": draw(st.integers(1, 86400))},
         "routes": draw(
