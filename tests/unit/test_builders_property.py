@@ -86,7 +86,7 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
 def test_any_valid_manifest_builds_valid_objects(manifest: dict[str, Any]) -> None:
     try:
