@@ -131,6 +131,7 @@ class Autoscaler:
             if key not in live:
                 del self.states[key]
         rt.last_tick = time.time()
+        rt.ticks += 1
 
     async def handle(self, qw: QueueWorker, reading: Reading, now: float) -> None:
         rt, key = self.rt, (qw.namespace, qw.name)

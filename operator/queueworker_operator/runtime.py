@@ -179,6 +179,7 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_server: Any = None
     last_tick: float | None = None
+    ticks: int = 0
     broker_ok: bool | None = None
 
     def broker(self) -> redis.Redis:

@@ -48,9 +48,9 @@ def start_operator(cluster: Emulator, operator_env: dict[str, str]
     import contextlib
 
     @contextlib.asynccontextmanager
-    async def start(namespaces: list[str] | None = None) -> AsyncIterator[Any]:
+    async def start(namespaces: list[str] | None = None, memo: Any = None) -> AsyncIterator[Any]:
         with environment(operator_env):
-            async with running_operator(namespaces) as task:
+            async with running_operator(namespaces, memo) as task:
                 yield task
 
     return start

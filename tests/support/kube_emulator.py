@@ -278,7 +278,8 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(namespaces: list[str] | None = None) -> AsyncIterator[asyncio.Task[None]]:
+async def running_operator(namespaces: list[str] | None = None,
+                           memo: Any = None) -> AsyncIterator[asyncio.Task[None]]:
     """Run the real operator (`kopf run -m queueworker_operator --standalone`) in this loop.
 
     The caller sets $KUBECONFIG and QUEUEWORKER_* first; leaving the block cancels the operator at once.
@@ -292,6 +293,8 @@ async def running_operator(namespaces: list[str] | None = None) -> AsyncIterator
                               "ready_flag": ready, "stop_flag": stop}
     if namespaces is not None:
         kwargs["namespaces"] = namespaces
+    if memo is not None:
+        kwargs["memo"] = memo
     task = asyncio.create_task(kopf.operator(**kwargs))
     try:
         done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, timeout=30,
