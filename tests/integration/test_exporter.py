@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from queueworker import keys
 from queueworker.commands.exporter import resolve
-from queueworker.exporter import QueueCollector, redact, redis_client
+from queueworker.exporter import QueueCollector, Scrape, redact, redis_client, render
 
 from tests.support.celery_worker import wait_for
 from tests.support.redis_server import RedisServer, free_port
@@ -101,6 +102,32 @@ def test_collector_values_are_exact(redis_client: redis.Redis) -> None:
     promtool_check(text)
 
 
+def test_fast_exposition_matches_prometheus_client(redis_client: redis.Redis) -> None:
+    """The exporter writes its exposition itself (fast at 10,000 queues): same samples, promtool-clean,
+    label values escaped."""
+    odd = 'we"ird\\queue\nname'
+    for queue in ("emails", odd):
+        redis_client.lpush(queue, message(queue, NOW - 5.25))
+    redis_client.hset(keys.TARGETS_HASH, odd, json.dumps({"targetWaitSeconds": 2.5}))
+    collector = QueueCollector(redis_client, ["emails", odd, "idle"], clock=lambda: NOW)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    from prometheus_client import generate_latest
+
+    reference = samples(generate_latest(registry).decode())
+    text = render(collector.scrape())
+    ours = samples(text)
+    assert ours.keys() == reference.keys()
+    assert ({k: v for k, v in ours.items() if k[0] != "queueworker_scrape_duration_seconds"}
+            == {k: v for k, v in reference.items() if k[0] != "queueworker_scrape_duration_seconds"})
+    assert ours[("queueworker_queue_oldest_wait_seconds", odd)] == 5.25
+    promtool_check(text)
+    down = render(Scrape(None, 0.25))
+    assert samples(down) == {("queueworker_broker_up", ""): 0.0,
+                             ("queueworker_scrape_duration_seconds", ""): 0.25}
+    promtool_check(down)
+
+
 def test_redact_hides_the_password() -> None:
     assert redact(f"redis://:{PASSWORD}@redis:6379/0") == "redis://:***@redis:6379/0"
     assert redact(f"rediss://user:{PASSWORD}@host/2") == "rediss://user:***@host/2"
@@ -160,6 +187,12 @@ def test_cli_survives_the_broker_going_away_and_never_shows_the_password(protect
         assert got[("queueworker_broker_up", "")] == 1.0
         promtool_check(text)
         assert scrape(port, "/healthz") == "ok\n"
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                         headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            unzipped = samples(gzip.decompress(response.read()).decode())
+        assert unzipped[("celery_queue_length", "emails")] == 1.0
 
         protected.stop()
         text = scrape(port)

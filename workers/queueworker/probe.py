@@ -22,6 +22,7 @@ down, the autoscaler holds replicas. Nothing here ever turns "could not read" in
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -102,19 +103,29 @@ return cjson.encode(out)
 """
 
 # {routing_key: count} over the `unacked` hash. The routing key is the last element of each entry's
-# JSON [message, exchange, routing_key]: read from the entry's tail without decoding the message,
-# falling back to a full decode (and the message's delivery_info) for anything unusual.
+# JSON [message, exchange, routing_key]: read backwards from the entry's end without decoding the message,
+# falling back to a full decode (and the message's delivery_info) for anything unusual (escapes, null).
 _UNACKED_SCRIPT = """#!lua flags=no-writes
 local counts = {}
 local entries = redis.pcall('HVALS', KEYS[1])
 if type(entries) ~= 'table' or entries.err then return '{}' end
+local byte, sub = string.byte, string.sub
 for _, v in ipairs(entries) do
   local rk = nil
-  local tail = string.sub(v, -512)
-  local s, _, cap = string.find(tail, '"([^"\\\\]*)"%s*%]%s*$')
-  if s and s > 1 and string.find(string.sub(tail, 1, s - 1), ',%s*$') then
-    rk = cap
-  else
+  local n = #v
+  if byte(v, n) == 93 and byte(v, n - 1) == 34 then
+    local s = n - 2
+    local c = byte(v, s)
+    while s > 1 and c ~= 34 and c ~= 92 do
+      s = s - 1
+      c = byte(v, s)
+    end
+    if c == 34 and s > 1 then
+      local before = byte(v, s - 1)
+      if before == 32 or before == 44 then rk = sub(v, s + 1, n - 2) end
+    end
+  end
+  if rk == nil then
     local ok, entry = pcall(cjson.decode, v)
     if ok and type(entry) == 'table' then
       if type(entry[3]) == 'string' then
@@ -223,7 +234,8 @@ def _parse_targets(raw: dict[Any, Any]) -> dict[str, float]:
             target = float(json.loads(value)["targetWaitSeconds"])
         except (ValueError, TypeError, KeyError):
             continue
-        targets[_text(field)] = target
+        if math.isfinite(target) and target >= 0:
+            targets[_text(field)] = target
     return targets
 
 
