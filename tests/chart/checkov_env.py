@@ -16,7 +16,9 @@ CHECKOV_VERSION = "3.3.30"
 
 
 def venv_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "queueworker" / "checkov-venv"
+    default = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "queueworker" / "checkov-venv"
+    )
     return Path(os.environ.get("QW_CHECKOV_VENV") or default)
 
 
@@ -31,7 +33,10 @@ def checkov_bin() -> Path:
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     print(f"installing checkov {CHECKOV_VERSION} into {venv} (once)", file=sys.stderr)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    f"checkov=={CHECKOV_VERSION}"], check=True, timeout=1200)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
+        check=True,
+        timeout=1200,
+    )
     stamp.touch()
     return exe

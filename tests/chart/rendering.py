@@ -32,11 +32,17 @@ def load_values(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def render_files(values: dict[str, Any] | None = None, *, name: str = RELEASE,
-                 namespace: str = NAMESPACE, upgrade: bool = False) -> dict[str, str]:
+def render_files(
+    values: dict[str, Any] | None = None,
+    *,
+    name: str = RELEASE,
+    namespace: str = NAMESPACE,
+    upgrade: bool = False,
+) -> dict[str, str]:
     """{template path: rendered text}, templates that rendered to nothing dropped."""
-    out = chart().render(values or {}, name=name, namespace=namespace,
-                         is_install=not upgrade, is_upgrade=upgrade)
+    out = chart().render(
+        values or {}, name=name, namespace=namespace, is_install=not upgrade, is_upgrade=upgrade
+    )
     return {path: text for path, text in out.items() if text.strip()}
 
 
@@ -49,8 +55,9 @@ def _render_cached(key: str, name: str, namespace: str) -> tuple[tuple[str, str]
     return tuple(sorted(render_files(json.loads(key), name=name, namespace=namespace).items()))
 
 
-def render(values: dict[str, Any] | None = None, *, name: str = RELEASE,
-           namespace: str = NAMESPACE) -> list[Obj]:
+def render(
+    values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
+) -> list[Obj]:
     """Every object the chart renders (NOTES.txt excluded), in template order."""
     objects: list[Obj] = []
     for path, text in _render_cached(_cached_key(values), name, namespace):
@@ -86,7 +93,9 @@ def find(objects: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
 
 def one(objects: list[Obj], kind: str, suffix: str = "") -> Obj:
     found = [o for o in find(objects, kind) if o["metadata"]["name"].endswith(suffix)]
-    assert len(found) == 1, f"expected one {kind} named *{suffix}, got {[o['metadata']['name'] for o in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} named *{suffix}, got {[o['metadata']['name'] for o in found]}"
+    )
     return found[0]
 
 

@@ -17,12 +17,16 @@ def test_chart_crds_are_identical_to_the_operators() -> None:
     assert source, "operator/crds has no CRD"
     assert sorted(copied) == sorted(source), "run `make crds`: the chart's crds/ differs from operator/crds"
     for name, data in source.items():
-        assert copied[name] == data, f"charts/queueworker/crds/{name} differs from operator/crds: run `make crds`"
+        assert copied[name] == data, (
+            f"charts/queueworker/crds/{name} differs from operator/crds: run `make crds`"
+        )
 
 
 def test_helm_loads_the_crd_and_it_is_valid() -> None:
     loaded = chart().crds
-    assert [c["filename"] for c in loaded] == [f"queueworker/crds/{p.name}" for p in sorted(COPY.glob("*.yaml"))]
+    assert [c["filename"] for c in loaded] == [
+        f"queueworker/crds/{p.name}" for p in sorted(COPY.glob("*.yaml"))
+    ]
     for entry in loaded:
         docs = [d for d in yaml.safe_load_all(entry["data"]) if d]
         assert [d["kind"] for d in docs] == ["CustomResourceDefinition"]

@@ -16,7 +16,18 @@ import pytest
 from tests.chart.rendering import REPO
 
 DOCKERFILES = {name: REPO / "images" / name / "Dockerfile" for name in ("operator", "worker")}
-BUILD_TOOLS = ("gcc", "g++", "make", "build-essential", "apt-get", "apk ", "git", "curl", "wget", "pip install")
+BUILD_TOOLS = (
+    "gcc",
+    "g++",
+    "make",
+    "build-essential",
+    "apt-get",
+    "apk ",
+    "git",
+    "curl",
+    "wget",
+    "pip install",
+)
 
 
 def hadolint() -> str:
@@ -66,8 +77,12 @@ def base_images(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_hadolint_reports_nothing(name: str) -> None:
-    result = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILES[name])],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILES[name])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
 
 
@@ -86,7 +101,9 @@ def test_multi_stage_on_a_pinned_slim_python(name: str) -> None:
     assert len(bases) >= 2, "multi-stage: a build stage and a final stage"
     for image in bases:
         repo, _, tag = image.partition("@")[0].partition(":")
-        assert repo == "python" and re.fullmatch(r"3\.11\.\d+-slim-\w+", tag), f"{image}: pin a patch-level slim tag"
+        assert repo == "python" and re.fullmatch(r"3\.11\.\d+-slim-\w+", tag), (
+            f"{image}: pin a patch-level slim tag"
+        )
     assert len(set(bases)) == 1, "the venv is built and run on the same interpreter"
 
 
@@ -97,13 +114,19 @@ def test_final_stage_is_lean_non_root_and_exec_form(name: str) -> None:
     for tool in BUILD_TOOLS:
         assert tool not in text, f"{name}: {tool!r} in the final stage"
     copies = [v for k, v in final if k == "COPY"]
-    assert any(c.startswith("--from=build /opt/venv") for c in copies), "only the built venv comes from the build"
+    assert any(c.startswith("--from=build /opt/venv") for c in copies), (
+        "only the built venv comes from the build"
+    )
     users = [v for k, v in final if k == "USER"]
-    assert users and re.fullmatch(r"[1-9]\d{3,}(:[1-9]\d{3,})?", users[-1]), f"numeric non-root USER, got {users}"
+    assert users and re.fullmatch(r"[1-9]\d{3,}(:[1-9]\d{3,})?", users[-1]), (
+        f"numeric non-root USER, got {users}"
+    )
     for keyword in ("ENTRYPOINT", "CMD"):
         for value in (v for k, v in final if k == keyword):
             parsed = json.loads(value)
-            assert isinstance(parsed, list) and all(isinstance(p, str) for p in parsed), f"{keyword} exec form"
+            assert isinstance(parsed, list) and all(isinstance(p, str) for p in parsed), (
+                f"{keyword} exec form"
+            )
     assert any(k in ("ENTRYPOINT", "CMD") for k, _ in final)
 
 
@@ -111,8 +134,15 @@ def test_operator_image_runs_the_operator_as_the_chart_does() -> None:
     final = stages(DOCKERFILES["operator"])[-1]
     entry = json.loads(next(v for k, v in final if k == "ENTRYPOINT"))
     cmd = json.loads(next(v for k, v in final if k == "CMD"))
-    assert entry + cmd == ["kopf", "run", "-m", "queueworker_operator", "--standalone", "--all-namespaces",
-                           "--liveness=http://0.0.0.0:8080/healthz"]
+    assert entry + cmd == [
+        "kopf",
+        "run",
+        "-m",
+        "queueworker_operator",
+        "--standalone",
+        "--all-namespaces",
+        "--liveness=http://0.0.0.0:8080/healthz",
+    ]
 
 
 def test_worker_image_runs_the_examples() -> None:
@@ -127,10 +157,14 @@ def test_worker_image_runs_the_examples() -> None:
 
 
 def dockerignore_allows(path: str) -> bool:
-    """Docker's rule: the last matching pattern wins; `!` re-includes; a pattern matches a path or a parent."""
+    """Docker's rule: the last matching pattern wins, `!` re-includes, a pattern matches a path or
+    a parent."""
     allowed = True
-    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
-                if p.strip() and not p.strip().startswith("#")]
+    patterns = [
+        p.strip()
+        for p in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if p.strip() and not p.strip().startswith("#")
+    ]
     parts = path.split("/")
     prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     for pattern in patterns:
@@ -139,7 +173,8 @@ def dockerignore_allows(path: str) -> bool:
         pat = pat.rstrip("/")
         for candidate in prefixes:
             if fnmatch.fnmatchcase(candidate, pat) or (
-                    pat.startswith("**/") and fnmatch.fnmatchcase(candidate.rsplit("/", 1)[-1], pat[3:])):
+                pat.startswith("**/") and fnmatch.fnmatchcase(candidate.rsplit("/", 1)[-1], pat[3:])
+            ):
                 allowed = negate
                 break
     return allowed
@@ -154,8 +189,17 @@ def test_build_context_holds_exactly_what_the_images_copy() -> None:
             for source in sources:
                 assert (REPO / source).exists(), f"{path}: COPY {source}: missing"
                 assert dockerignore_allows(source.rstrip("/")), f"{source} is excluded by .dockerignore"
-    for kept_out in (".venv", ".git", "tests", "charts", "bench", "docs", ".venv/bin/python",
-                     "workers/queueworker/__pycache__", "examples/default.yaml"):
+    for kept_out in (
+        ".venv",
+        ".git",
+        "tests",
+        "charts",
+        "bench",
+        "docs",
+        ".venv/bin/python",
+        "workers/queueworker/__pycache__",
+        "examples/default.yaml",
+    ):
         assert not dockerignore_allows(kept_out), kept_out
     assert dockerignore_allows("workers/queueworker/cli.py")
     assert dockerignore_allows("operator/queueworker_operator/handlers.py")

@@ -40,8 +40,14 @@ def test_one_replica_recreated_never_two() -> None:
 def test_kopf_command_and_liveness_endpoint() -> None:
     container = operator_container()
     assert container["command"] == ["kopf"]
-    assert container["args"] == ["run", "-m", "queueworker_operator", "--standalone", "--all-namespaces",
-                                 "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "run",
+        "-m",
+        "queueworker_operator",
+        "--standalone",
+        "--all-namespaces",
+        "--liveness=http://0.0.0.0:8080/healthz",
+    ]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9810, "health": 8080}
     for probe in ("livenessProbe", "readinessProbe"):
@@ -58,18 +64,34 @@ def test_env_is_what_the_operator_config_reads() -> None:
     known = {f"QUEUEWORKER_{name.upper()}" for name in Settings.__dataclass_fields__}
     ours = {name for name in env if name.startswith("QUEUEWORKER_")}
     assert ours <= known, f"settings the operator does not read: {ours - known}"
-    assert {"QUEUEWORKER_REDIS_URL", "QUEUEWORKER_DEFAULT_IMAGE", "QUEUEWORKER_BROKER_SECRET",
-            "QUEUEWORKER_BROKER_SECRET_KEY", "QUEUEWORKER_WORKER_METRICS_PORT"} <= ours
+    assert {
+        "QUEUEWORKER_REDIS_URL",
+        "QUEUEWORKER_DEFAULT_IMAGE",
+        "QUEUEWORKER_BROKER_SECRET",
+        "QUEUEWORKER_BROKER_SECRET_KEY",
+        "QUEUEWORKER_WORKER_METRICS_PORT",
+    } <= ours
     settings = settings_from(container)
     assert settings.default_image == f"queueworker/worker:{CHART_YAML['appVersion']}"
     assert settings.broker_secret == "queueworker-broker" and settings.broker_secret_key == "url"
     assert settings.worker_metrics_port == 9809 and settings.metrics_port == 9810
     assert settings.autoscale_interval == 5.0 and settings.drift_interval == 60.0
-    custom = settings_from(operator_container({
-        "operator": {"autoscaleInterval": 2.5, "driftInterval": 30},
-        "worker": {"image": {"repository": "registry.example/w", "tag": "1.2", "pullPolicy": "Always",
-                             "digest": "sha256:" + "a" * 64}, "metricsPort": 9999},
-    }))
+    custom = settings_from(
+        operator_container(
+            {
+                "operator": {"autoscaleInterval": 2.5, "driftInterval": 30},
+                "worker": {
+                    "image": {
+                        "repository": "registry.example/w",
+                        "tag": "1.2",
+                        "pullPolicy": "Always",
+                        "digest": "sha256:" + "a" * 64,
+                    },
+                    "metricsPort": 9999,
+                },
+            }
+        )
+    )
     assert custom.autoscale_interval == 2.5 and custom.drift_interval == 30.0
     assert custom.default_image == "registry.example/w:1.2@sha256:" + "a" * 64
     assert custom.image_pull_policy == "Always" and custom.worker_metrics_port == 9999
@@ -86,16 +108,20 @@ def test_the_broker_url_comes_only_from_the_secret() -> None:
                 assert not any("redis://" in a for a in c.get("args") or []), c["args"]
         container = operator_container(values)
         assert env_of(container)["QUEUEWORKER_REDIS_URL"] == {
-            "secretKeyRef": {"name": "queueworker-broker", "key": "url"}}
+            "secretKeyRef": {"name": "queueworker-broker", "key": "url"}
+        }
 
 
 def test_exporter_reads_the_secret_and_serves_its_port() -> None:
-    deployment = one(render({"exporter": {"port": 9900, "extraArgs": ["--queues", "celery"]}}),
-                     "Deployment", "-exporter")
+    deployment = one(
+        render({"exporter": {"port": 9900, "extraArgs": ["--queues", "celery"]}}), "Deployment", "-exporter"
+    )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["qw"]
     assert container["args"] == ["exporter", "--port", "9900", "--queues", "celery"]
-    assert env_of(container)["QUEUEWORKER_REDIS_URL"] == {"secretKeyRef": {"name": "queueworker-broker", "key": "url"}}
+    assert env_of(container)["QUEUEWORKER_REDIS_URL"] == {
+        "secretKeyRef": {"name": "queueworker-broker", "key": "url"}
+    }
     assert container["ports"] == [{"name": "metrics", "containerPort": 9900, "protocol": "TCP"}]
     assert container["image"] == f"queueworker/worker:{CHART_YAML['appVersion']}"
     assert not find(render({"exporter": {"enabled": False}}), "Deployment", f"{RELEASE}-queueworker-exporter")
@@ -105,15 +131,19 @@ def example_worker_pod(settings: Settings, namespace: str) -> dict[str, Any]:
     manifest = yaml.safe_load((REPO / "examples" / "default.yaml").read_text(encoding="utf-8"))
     manifest.setdefault("metadata", {})["namespace"] = namespace
     qw = parse_manifest(manifest)
-    deployment = next(o for o in builders.render([qw], settings)
-                      if o["kind"] == "Deployment" and o["metadata"]["labels"].get("app.kubernetes.io/component")
-                      == "worker")
+    deployment = next(
+        o
+        for o in builders.render([qw], settings)
+        if o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+    )
     return dict(deployment["spec"]["template"])
 
 
 def admitted(policy: dict[str, Any], pod_labels: dict[str, str], namespace: str) -> bool:
     """Whether a NetworkPolicy ingress rule admits a pod with these labels in `namespace` (the API's
     semantics for podSelector + namespaceSelector peers with matchLabels/matchExpressions In)."""
+
     def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
         assert set(selector) <= {"matchLabels", "matchExpressions"}, selector
         if not (selector.get("matchLabels") or {}).items() <= labels.items():
@@ -144,8 +174,11 @@ def test_worker_pods_built_by_the_operator_fit_the_chart() -> None:
     pod = example_worker_pod(settings, "shop")
     (container,) = pod["spec"]["containers"]
     # The broker URL: the Secret the chart names, in the worker's namespace.
-    refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
-            and "secretKeyRef" in e["valueFrom"]]
+    refs = [
+        e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    ]
     assert {"name": "queueworker-broker", "key": "url"} in refs
     # Redis admits it from any namespace (cluster scope) and the PodMonitor scrapes it.
     redis_policy = one(objects, "NetworkPolicy", "-redis")
@@ -158,10 +191,16 @@ def test_worker_pods_built_by_the_operator_fit_the_chart() -> None:
 
 
 def test_namespace_scoped_redis_policy_admits_only_watched_namespaces() -> None:
-    objects = render({"operator": {"scope": "namespaces", "namespaces": ["team-a"]},
-                      "networkPolicy": {"redisClients": [{"podSelector": {"matchLabels": {"app": "shop-web"}}}]}})
+    objects = render(
+        {
+            "operator": {"scope": "namespaces", "namespaces": ["team-a"]},
+            "networkPolicy": {"redisClients": [{"podSelector": {"matchLabels": {"app": "shop-web"}}}]},
+        }
+    )
     policy = one(objects, "NetworkPolicy", "-redis")
-    settings = settings_from(operator_container({"operator": {"scope": "namespaces", "namespaces": ["team-a"]}}))
+    settings = settings_from(
+        operator_container({"operator": {"scope": "namespaces", "namespaces": ["team-a"]}})
+    )
     labels = example_worker_pod(settings, "team-a")["metadata"]["labels"]
     assert admitted(policy, labels, "team-a")
     assert admitted(policy, labels, NAMESPACE), "the chart's own pods (operator, exporter)"

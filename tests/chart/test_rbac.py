@@ -13,33 +13,60 @@ ANY_WRITE = ("get", "list", "watch", "create", "patch", "delete")
 
 #: (apiGroup, resource) -> (verbs, why). The operator's writes are create, JSON merge patch and delete
 #: (kube.py); nothing PUTs, so no rule has `update`.
-NAMESPACED_RULES: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
+Table = dict[tuple[str, str], tuple[tuple[str, ...], str]]
+
+NAMESPACED_RULES: Table = {
     ("queueworker.dev", "queueworkers"): (
         ("get", "list", "watch", "patch"),
-        "kopf watches QueueWorkers and patches its finalizer and progress annotations on them"),
+        "kopf watches QueueWorkers and patches its finalizer and progress annotations on them",
+    ),
     ("queueworker.dev", "queueworkers/status"): (
-        ("get", "patch"), "the operator reports replicas, backlog, wait and conditions in status"),
+        ("get", "patch"),
+        "the operator reports replicas, backlog, wait and conditions in status",
+    ),
     ("apps", "deployments"): (
-        ANY_WRITE, "worker Deployment per QueueWorker and the beat Deployment per namespace (apply = get, "
-        "then create or patch; deleted when autoscaling or the QueueWorker changes; watched for readiness)"),
+        ANY_WRITE,
+        "worker Deployment per QueueWorker and the beat Deployment per namespace (apply = get, "
+        "then create or patch; deleted when autoscaling or the QueueWorker changes; watched for readiness)",
+    ),
     ("apps", "deployments/scale"): (
-        ("get", "patch"), "the builtin autoscaler sets worker replicas through the scale subresource"),
-    ("policy", "poddisruptionbudgets"): (ANY_WRITE, "a PDB per worker Deployment keeps voluntary evictions gradual"),
+        ("get", "patch"),
+        "the builtin autoscaler sets worker replicas through the scale subresource",
+    ),
+    ("policy", "poddisruptionbudgets"): (
+        ANY_WRITE,
+        "a PDB per worker Deployment keeps voluntary evictions gradual",
+    ),
     ("", "configmaps"): (ANY_WRITE, "the routes ConfigMap per namespace, read by producers and workers"),
-    ("autoscaling", "horizontalpodautoscalers"): (ANY_WRITE, "autoscaling.mode=hpa emits an HPA on the worker Deployment"),
-    ("", "pods"): (("list", "patch"), "idle worker pods are found and marked cheapest to delete "
-                                      "(controller.kubernetes.io/pod-deletion-cost) before a scale-down"),
+    ("autoscaling", "horizontalpodautoscalers"): (
+        ANY_WRITE,
+        "autoscaling.mode=hpa emits an HPA on the worker Deployment",
+    ),
+    ("", "pods"): (
+        ("list", "patch"),
+        "idle worker pods are found and marked cheapest to delete "
+        "(controller.kubernetes.io/pod-deletion-cost) before a scale-down",
+    ),
     ("", "events"): (("create",), "kopf and the operator post core/v1 Events on QueueWorkers"),
 }
-KEDA_RULE = {("keda.sh", "scaledobjects"): (ANY_WRITE, "autoscaling.mode=keda emits a ScaledObject "
-                                                        "(only when keda.enabled says KEDA is installed)")}
-CLUSTER_RULES = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): (
-        ("list", "watch"), "kopf scans CRDs to discover the QueueWorker resource and follow its changes"),
+KEDA_RULE: Table = {
+    ("keda.sh", "scaledobjects"): (
+        ANY_WRITE,
+        "autoscaling.mode=keda emits a ScaledObject (only when keda.enabled says KEDA is installed)",
+    )
 }
-NAMESPACE_LIST_RULE = {
-    ("", "namespaces"): (("list", "watch"), "with a namespace list kopf lists and watches Namespaces to "
-                                            "start watching each one (not needed cluster-wide)"),
+CLUSTER_RULES: Table = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): (
+        ("list", "watch"),
+        "kopf scans CRDs to discover the QueueWorker resource and follow its changes",
+    ),
+}
+NAMESPACE_LIST_RULE: Table = {
+    ("", "namespaces"): (
+        ("list", "watch"),
+        "with a namespace list kopf lists and watches Namespaces to "
+        "start watching each one (not needed cluster-wide)",
+    ),
 }
 
 Rules = dict[tuple[str, str], tuple[str, ...]]
@@ -57,7 +84,7 @@ def rules_of(role: dict[str, Any]) -> Rules:
     return out
 
 
-def expected(*tables: dict[tuple[str, str], tuple[tuple[str, ...], str]]) -> Rules:
+def expected(*tables: Table) -> Rules:
     return {key: verbs for table in tables for key, (verbs, _why) in table.items()}
 
 
@@ -80,17 +107,23 @@ def test_cluster_scope_grants_exactly_the_listed_rules() -> None:
     assert rules_of(role) == expected(CLUSTER_RULES, NAMESPACED_RULES)
     assert not find(objects, "Role")
     binding = one(objects, "ClusterRoleBinding", "-operator")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     sa = one(objects, "ServiceAccount", "-operator")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": NAMESPACE}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    ]
     deployment = one(objects, "Deployment", "-operator")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
 
 
 def test_keda_adds_only_scaledobjects() -> None:
-    role = one(render({"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}}), "ClusterRole", "-operator")
+    role = one(
+        render({"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}}), "ClusterRole", "-operator"
+    )
     assert rules_of(role) == expected(CLUSTER_RULES, NAMESPACED_RULES, KEDA_RULE)
 
 
@@ -115,11 +148,26 @@ def test_namespace_scope_grants_roles_per_namespace(keda: bool) -> None:
 
 
 def test_no_secret_access_and_no_escalation_paths() -> None:
-    dangerous = {"secrets", "roles", "clusterroles", "rolebindings", "clusterrolebindings", "serviceaccounts",
-                 "pods/exec", "pods/attach", "nodes", "validatingwebhookconfigurations",
-                 "mutatingwebhookconfigurations", "certificatesigningrequests", "serviceaccounts/token"}
-    for values in ({}, {"operator": {"scope": "namespaces", "namespaces": ["a"]}},
-                   {"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}}):
+    dangerous = {
+        "secrets",
+        "roles",
+        "clusterroles",
+        "rolebindings",
+        "clusterrolebindings",
+        "serviceaccounts",
+        "pods/exec",
+        "pods/attach",
+        "nodes",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+        "certificatesigningrequests",
+        "serviceaccounts/token",
+    }
+    for values in (
+        {},
+        {"operator": {"scope": "namespaces", "namespaces": ["a"]}},
+        {"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}},
+    ):
         for role in find(render(values), "ClusterRole") + find(render(values), "Role"):
             for rule in role["rules"]:
                 assert not set(rule["resources"]) & dangerous, rule
@@ -127,8 +175,14 @@ def test_no_secret_access_and_no_escalation_paths() -> None:
 
 
 def test_rbac_can_be_left_to_the_user() -> None:
-    objects = render({"operator": {"rbac": {"create": False},
-                                   "serviceAccount": {"create": False, "name": "platform-operator"}}})
+    objects = render(
+        {
+            "operator": {
+                "rbac": {"create": False},
+                "serviceAccount": {"create": False, "name": "platform-operator"},
+            }
+        }
+    )
     assert not find(objects, "ClusterRole") and not find(objects, "ServiceAccount")
     deployment = one(objects, "Deployment", "-operator")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "platform-operator"

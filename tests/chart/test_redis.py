@@ -26,15 +26,23 @@ def redis_objects(values: dict[str, Any] | None = None) -> tuple[dict[str, Any],
 
 
 def config_lines(configmap: dict[str, Any]) -> list[str]:
-    return [line.strip() for line in configmap["data"]["redis.conf"].splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for line in configmap["data"]["redis.conf"].splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def test_config_keeps_every_queued_task() -> None:
     _, cm = redis_objects()
     lines = config_lines(cm)
-    for wanted in ("appendonly yes", "appendfsync everysec", "maxmemory-policy noeviction", "dir /data",
-                   "include /run/redis/auth.conf"):
+    for wanted in (
+        "appendonly yes",
+        "appendfsync everysec",
+        "maxmemory-policy noeviction",
+        "dir /data",
+        "include /run/redis/auth.conf",
+    ):
         assert wanted in lines
     assert not any(line.startswith("maxmemory ") for line in lines)
     assert not any("requirepass" in line for line in lines), "the password never sits in the ConfigMap"
@@ -44,7 +52,7 @@ def test_config_keeps_every_queued_task() -> None:
 
 
 def test_statefulset_shape() -> None:
-    sts, cm = redis_objects()
+    sts, _ = redis_objects()
     spec = sts["spec"]
     assert spec["replicas"] == 1
     (claim,) = spec["volumeClaimTemplates"]
@@ -53,18 +61,31 @@ def test_statefulset_shape() -> None:
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == ["redis-server", "/etc/redis/redis.conf"]
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                      "limits": {"cpu": "1", "memory": "1Gi"}}
-    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/redis", "/run/redis", "/data",
-                                                                  "/run/secrets/redis"}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {
+        "/etc/redis",
+        "/run/redis",
+        "/data",
+        "/run/secrets/redis",
+    }
     assert spec["template"]["metadata"]["annotations"]["checksum/config"]
     other_sts, _ = redis_objects({"redis": {"appendfsync": "no"}})
-    assert (other_sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-            != spec["template"]["metadata"]["annotations"]["checksum/config"]), "a config change restarts Redis"
-    eph, _ = redis_objects({"redis": {"persistence": {"enabled": False}, "resources": {"limits": {"memory": "2Gi"}}}})
+    assert (
+        other_sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        != spec["template"]["metadata"]["annotations"]["checksum/config"]
+    ), "a config change restarts Redis"
+    eph, _ = redis_objects(
+        {"redis": {"persistence": {"enabled": False}, "resources": {"limits": {"memory": "2Gi"}}}}
+    )
     assert "volumeClaimTemplates" not in eph["spec"]
     assert {"name": "data", "emptyDir": {}} in eph["spec"]["template"]["spec"]["volumes"]
-    assert eph["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert eph["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "1",
+        "memory": "2Gi",
+    }
     sc, _ = redis_objects({"redis": {"persistence": {"storageClass": "fast", "size": "20Gi"}}})
     assert sc["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
 
@@ -81,8 +102,11 @@ def test_password_is_never_on_a_command_line_or_in_env() -> None:
     probe_script = cm["data"]["ping.sh"]
     assert "REDISCLI_AUTH" in probe_script and " -a " not in probe_script
     (auth,) = [v for v in pod["volumes"] if v["name"] == "auth"]
-    assert auth["secret"] == {"secretName": "queueworker-broker", "defaultMode": 0o440,
-                              "items": [{"key": "password", "path": "password"}]}
+    assert auth["secret"] == {
+        "secretName": "queueworker-broker",
+        "defaultMode": 0o440,
+        "items": [{"key": "password", "path": "password"}],
+    }
 
 
 def test_generated_password_and_url_agree() -> None:
@@ -106,16 +130,25 @@ def test_password_is_looked_up_before_it_is_generated() -> None:
 
 
 def test_existing_secret_is_used_as_is() -> None:
-    values = {"redis": {"auth": {"existingSecret": "mine", "existingSecretPasswordKey": "pw",
-                                 "existingSecretUrlKey": "broker"}}}
+    values = {
+        "redis": {
+            "auth": {
+                "existingSecret": "mine",
+                "existingSecretPasswordKey": "pw",
+                "existingSecretUrlKey": "broker",
+            }
+        }
+    }
     objects = render(values)
     assert not find(objects, "Secret"), "the user's Secret holds both the password and the URL"
     sts = one(objects, "StatefulSet", "-redis")
     (auth,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "auth"]
     assert auth["secret"]["secretName"] == "mine"
     assert auth["secret"]["items"] == [{"key": "pw", "path": "password"}]
-    env = {e["name"]: e for e in one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]
-           ["containers"][0]["env"]}
+    env = {
+        e["name"]: e
+        for e in one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["QUEUEWORKER_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "broker"}
     assert env["QUEUEWORKER_BROKER_SECRET"]["value"] == "mine"
 
@@ -142,8 +175,12 @@ def rendered_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     sts = one(objects, "StatefulSet", "-redis")
     cm = one(objects, "ConfigMap", "-redis")
     port = free_port()
-    paths = {"/run/secrets/redis": tmp_path / "secret", "/run/redis": tmp_path / "run",
-             "/etc/redis": tmp_path / "etc", "/data": tmp_path / "data"}
+    paths = {
+        "/run/secrets/redis": tmp_path / "secret",
+        "/run/redis": tmp_path / "run",
+        "/etc/redis": tmp_path / "etc",
+        "/data": tmp_path / "data",
+    }
     for p in paths.values():
         p.mkdir()
 
@@ -160,11 +197,17 @@ def rendered_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     subprocess.run([init["command"][0], init["command"][1], localize(init["command"][2])], check=True)
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     config = localize(container["command"][1])
-    proc = subprocess.Popen(["redis-server", config, "--bind", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["redis-server", config, "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        yield {"port": port, "password": password, "container": container, "localize": localize,
-               "data": paths["/data"]}
+        yield {
+            "port": port,
+            "password": password,
+            "container": container,
+            "localize": localize,
+            "data": paths["/data"],
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)

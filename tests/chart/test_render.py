@@ -55,7 +55,9 @@ def test_scenario_renders_valid_objects(values_file: Path) -> None:
             validate_object(obj, version)
         if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             # Never the default namespace, never left to whatever namespace kubectl points at.
-            assert obj["metadata"].get("namespace"), f"{obj['kind']} {obj['metadata']['name']} has no namespace"
+            assert obj["metadata"].get("namespace"), (
+                f"{obj['kind']} {obj['metadata']['name']} has no namespace"
+            )
     names = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
     assert len(names) == len(set(names)), "two objects with the same kind, namespace and name"
 
@@ -63,8 +65,9 @@ def test_scenario_renders_valid_objects(values_file: Path) -> None:
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
 def test_helm_lint_strict_is_clean(values_file: Path) -> None:
     for version in ("v1.28.0", "v1.34.0"):
-        report = helm.lint(str(CHART), load_values(values_file), strict=True, namespace=NAMESPACE,
-                           kube_version=version)
+        report = helm.lint(
+            str(CHART), load_values(values_file), strict=True, namespace=NAMESPACE, kube_version=version
+        )
         assert report["errors"] == [], report
         assert report["messages"] == [], report
 
@@ -75,7 +78,9 @@ def test_rendered_output_passes_yamllint(values_file: Path, tmp_path: Path) -> N
     out.write_text(manifest_text(load_values(values_file)), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "yamllint", "--strict", "-c", str(YAMLLINT_CONFIG), str(out)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -84,8 +89,12 @@ def test_yamllint_catches_a_broken_document(tmp_path: Path) -> None:
     """The lint above can fail: the same config rejects trailing spaces and duplicate keys."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("---\napiVersion: v1 \nkind: ConfigMap\nkind: Secret\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "yamllint", "--strict", "-c", str(YAMLLINT_CONFIG), str(bad)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "yamllint", "--strict", "-c", str(YAMLLINT_CONFIG), str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "trailing-spaces" in result.stdout and "key-duplicates" in result.stdout
 
@@ -116,8 +125,11 @@ def test_every_pod_template_selector_matches_its_labels() -> None:
             labels = obj["spec"]["template"]["metadata"]["labels"]
             assert selector.items() <= labels.items()
             # Selectors use only the immutable subset: name, instance, component.
-            assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance",
-                                     "app.kubernetes.io/component"}
+            assert set(selector) == {
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/component",
+            }
 
 
 def test_services_select_existing_pods() -> None:
@@ -127,7 +139,9 @@ def test_services_select_existing_pods() -> None:
         for svc in find(objects, "Service"):
             selector = svc["spec"]["selector"]
             matched = [t for t in templates if selector.items() <= t["metadata"]["labels"].items()]
-            assert len(matched) == 1, f"{values_file.name}: Service {svc['metadata']['name']} selects {len(matched)}"
+            assert len(matched) == 1, (
+                f"{values_file.name}: Service {svc['metadata']['name']} selects {len(matched)}"
+            )
             ports = {p["name"] for c in matched[0]["spec"]["containers"] for p in c.get("ports", [])}
             for port in svc["spec"]["ports"]:
                 assert port["targetPort"] in ports
@@ -143,7 +157,9 @@ def test_external_redis_renders_no_redis_and_points_at_the_users_secret() -> Non
         container = one(objects, "Deployment", suffix)["spec"]["template"]["spec"]["containers"][0]
         ref = env_of(container)["QUEUEWORKER_REDIS_URL"]["secretKeyRef"]
         assert ref == {"name": secret, "key": key}
-    operator_env = env_of(one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    operator_env = env_of(
+        one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    )
     # The worker pods the operator creates read the same Secret in their namespace.
     assert operator_env["QUEUEWORKER_BROKER_SECRET"] == secret
     assert operator_env["QUEUEWORKER_BROKER_SECRET_KEY"] == key
@@ -174,14 +190,19 @@ def test_monitoring_scenario_renders_every_integration() -> None:
     sm = one(objects, "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    selected = [s for s in find(objects, "Service")
-                if sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
-                and s["metadata"]["labels"]["app.kubernetes.io/component"]
-                in sm["spec"]["selector"]["matchExpressions"][0]["values"]]
+    selected = [
+        s
+        for s in find(objects, "Service")
+        if sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+        and s["metadata"]["labels"]["app.kubernetes.io/component"]
+        in sm["spec"]["selector"]["matchExpressions"][0]["values"]
+    ]
     assert sorted(s["metadata"]["name"].rsplit("-", 1)[1] for s in selected) == ["exporter", "operator"]
     pm = one(objects, "PodMonitor")
-    assert pm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "queueworker",
-                                                     "app.kubernetes.io/component": "worker"}
+    assert pm["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "queueworker",
+        "app.kubernetes.io/component": "worker",
+    }
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert pm["spec"]["namespaceSelector"] == {"any": True}
     alerts = CHART / "files" / "alerts.yaml"
@@ -197,13 +218,14 @@ def test_monitoring_scenario_renders_every_integration() -> None:
     for cm in maps:
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["annotations"] == {"grafana_folder": "QueueWorker"}
-        (filename, content), = cm["data"].items()
+        ((filename, content),) = cm["data"].items()
         assert content == (CHART / "dashboards" / filename).read_text(encoding="utf-8").rstrip("\n")
 
 
 def test_dashboards_follow_the_files(tmp_path: Path) -> None:
     """Dashboards come from dashboards/*.json: a chart copy with two files renders two ConfigMaps."""
     import shutil
+
     copy = tmp_path / "queueworker"
     shutil.copytree(CHART, copy)
     (copy / "dashboards").mkdir(exist_ok=True)
@@ -211,11 +233,17 @@ def test_dashboards_follow_the_files(tmp_path: Path) -> None:
         old.unlink()
     (copy / "dashboards" / "Queue_Overview.json").write_text('{"title": "a"}\n', encoding="utf-8")
     (copy / "dashboards" / "workers.json").write_text('{"title": "b"}\n', encoding="utf-8")
-    out = helm.Chart.load(str(copy)).render({"monitoring": {"dashboards": {"enabled": True, "namespace": "grafana"}}},
-                                           name=RELEASE, namespace=NAMESPACE, is_install=True)
+    out = helm.Chart.load(str(copy)).render(
+        {"monitoring": {"dashboards": {"enabled": True, "namespace": "grafana"}}},
+        name=RELEASE,
+        namespace=NAMESPACE,
+        is_install=True,
+    )
     maps = [d for text in out.values() if "grafana_dashboard" in text for d in yaml.safe_load_all(text) if d]
-    assert sorted(m["metadata"]["name"] for m in maps) == [f"{RELEASE}-queueworker-dashboard-queue-overview",
-                                                         f"{RELEASE}-queueworker-dashboard-workers"]
+    assert sorted(m["metadata"]["name"] for m in maps) == [
+        f"{RELEASE}-queueworker-dashboard-queue-overview",
+        f"{RELEASE}-queueworker-dashboard-workers",
+    ]
     assert {m["metadata"]["namespace"] for m in maps} == {"grafana"}
     assert maps[0]["data"] in ({"Queue_Overview.json": '{"title": "a"}'}, {"workers.json": '{"title": "b"}'})
 
@@ -229,8 +257,9 @@ def test_namespace_scoped_scenario_uses_roles_in_each_namespace() -> None:
     bindings = find(objects, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(watched)
     for b in bindings:
-        assert b["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-queueworker-operator",
-                                  "namespace": NAMESPACE}]
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-queueworker-operator", "namespace": NAMESPACE}
+        ]
     cluster_role = one(objects, "ClusterRole", "-operator")
     cluster_resources = {res for r in cluster_role["rules"] for res in r["resources"]}
     assert cluster_resources == {"customresourcedefinitions", "namespaces"}
@@ -247,7 +276,9 @@ def test_namespace_scoped_scenario_uses_roles_in_each_namespace() -> None:
 def test_notes_tell_what_to_do_next() -> None:
     text = notes({})
     assert "kubectl apply" in text and "queueworker-broker" in text
-    assert re.search(r"create secret generic queueworker-broker", text), "how to give other namespaces the URL"
+    assert re.search(r"create secret generic queueworker-broker", text), (
+        "how to give other namespaces the URL"
+    )
     scoped = notes(load_values(SCENARIOS["namespace-scoped"]))
     assert "team-a, team-b" in scoped
     external = notes(load_values(SCENARIOS["external-redis"]))

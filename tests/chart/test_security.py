@@ -16,12 +16,28 @@ from tests.chart.checkov_env import checkov_bin
 from tests.chart.rendering import CHART, CI_VALUES, containers, load_values, manifest_text, pod_spec, render
 
 #: Volume types the restricted profile allows.
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
 SELINUX_TYPES = {None, "", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 
 
@@ -55,7 +71,8 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
     annotations = spec.get("_annotations") or {}
     for key, value in annotations.items():
         if key.startswith("container.apparmor.security.beta.kubernetes.io/") and not (
-                value == "runtime/default" or value.startswith("localhost/")):
+            value == "runtime/default" or value.startswith("localhost/")
+        ):
             problems.append(f"{key}: {value} is not allowed")
     for c in containers(spec):
         name = c["name"]
@@ -98,8 +115,12 @@ def pod_specs(values: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         spec = pod_spec(obj)
         if spec is not None:
             template_meta = obj.get("spec", {}).get("template", {}).get("metadata", {})
-            specs.append((f"{obj['kind']}/{obj['metadata']['name']}",
-                          {**spec, "_annotations": template_meta.get("annotations") or {}}))
+            specs.append(
+                (
+                    f"{obj['kind']}/{obj['metadata']['name']}",
+                    {**spec, "_annotations": template_meta.get("annotations") or {}},
+                )
+            )
     return specs
 
 
@@ -118,20 +139,41 @@ def test_every_pod_meets_the_restricted_standard(values_file: Path) -> None:
 def test_the_rules_catch_each_violation() -> None:
     bad = {
         "hostNetwork": True,
-        "securityContext": {"runAsUser": 0, "seccompProfile": {"type": "Unconfined"},
-                            "sysctls": [{"name": "kernel.msgmax", "value": "1"}]},
+        "securityContext": {
+            "runAsUser": 0,
+            "seccompProfile": {"type": "Unconfined"},
+            "sysctls": [{"name": "kernel.msgmax", "value": "1"}],
+        },
         "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
-        "containers": [{
-            "name": "c",
-            "ports": [{"containerPort": 80, "hostPort": 80}],
-            "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]},
-                                "procMount": "Unmasked"},
-        }],
+        "containers": [
+            {
+                "name": "c",
+                "ports": [{"containerPort": 80, "hostPort": 80}],
+                "securityContext": {
+                    "privileged": True,
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                    "procMount": "Unmasked",
+                },
+            }
+        ],
     }
     problems = "\n".join(restricted_violations(bad))
-    for expected in ("hostNetwork", "hostPath", "kernel.msgmax", "pod runAsUser", "Unconfined", "privileged",
-                     "hostPort", "procMount", "allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile must",
-                     "drop ALL", "only NET_BIND_SERVICE", "readOnlyRootFilesystem"):
+    for expected in (
+        "hostNetwork",
+        "hostPath",
+        "kernel.msgmax",
+        "pod runAsUser",
+        "Unconfined",
+        "privileged",
+        "hostPort",
+        "procMount",
+        "allowPrivilegeEscalation",
+        "runAsNonRoot",
+        "seccompProfile must",
+        "drop ALL",
+        "only NET_BIND_SERVICE",
+        "readOnlyRootFilesystem",
+    ):
         assert expected in problems, expected
 
 
@@ -163,15 +205,31 @@ def test_checkov_reports_no_failed_check(tmp_path: Path) -> None:
         (tmp_path / values_file.name).write_text(manifest_text(load_values(values_file)), encoding="utf-8")
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
     result = subprocess.run(
-        [str(checkov_bin()), "-d", str(tmp_path), "--framework", "kubernetes", "--compact",
-         "--output", "json", "--skip-download"],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        [
+            str(checkov_bin()),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--output",
+            "json",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     summary = reports[0]["summary"]
-    failed = [f"{f['check_id']} {f['check_name']} in {f['file_path']} {f['resource']}"
-              for r in reports for f in r["results"]["failed_checks"]]
+    failed = [
+        f"{f['check_id']} {f['check_name']} in {f['file_path']} {f['resource']}"
+        for r in reports
+        for f in r["results"]["failed_checks"]
+    ]
     assert failed == [], "\n".join(failed)
     assert summary["parsing_errors"] == 0
     # It really looked: every scenario's workloads were scanned.

@@ -23,7 +23,7 @@ OPEN_OBJECTS = {
     "#/properties/global": "Helm's globals: a parent chart may pass any, this chart reads none",
     "#/definitions/affinity/properties/nodeAffinity": "a Kubernetes NodeAffinity passed through verbatim",
     "#/definitions/affinity/properties/podAffinity": "a Kubernetes PodAffinity passed through verbatim",
-    "#/definitions/affinity/properties/podAntiAffinity": "a Kubernetes PodAntiAffinity passed through verbatim",
+    "#/definitions/affinity/properties/podAntiAffinity": "a PodAntiAffinity passed through verbatim",
     "#/definitions/envVar/properties/valueFrom": "a Kubernetes EnvVarSource passed through verbatim",
 }
 
@@ -51,8 +51,10 @@ def test_every_param_comment_sits_right_above_its_key() -> None:
         if not match:
             continue
         key = match.group(2).rsplit(".", 1)[-1]
-        following = next(j for j in lines[i + 1:] if j.strip() and not j.strip().startswith("#"))
-        assert following.startswith(f"{match.group(1)}{key}:"), f"@param {match.group(2)} is above {following!r}"
+        following = next(j for j in lines[i + 1 :] if j.strip() and not j.strip().startswith("#"))
+        assert following.startswith(f"{match.group(1)}{key}:"), (
+            f"@param {match.group(2)} is above {following!r}"
+        )
 
 
 def schema_nodes(node: Any, pointer: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -102,55 +104,79 @@ def render_error(values: dict[str, Any]) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize(("values", "named"), [
-    ({"operater": {}}, "operater"),
-    ({"redis": {"appendfsyn": "always"}}, "appendfsyn"),
-    ({"redis": {"persistence": {"sise": "1Gi"}}}, "sise"),
-    ({"operator": {"resources": {"limits": {"cpus": "1"}}}}, "cpus"),
-    ({"monitoring": {"serviceMonitor": {"enable": True}}}, "enable"),
-    ({"exporter": {"image": {"repository": "x"}}}, "image"),
-])
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"operater": {}}, "operater"),
+        ({"redis": {"appendfsyn": "always"}}, "appendfsyn"),
+        ({"redis": {"persistence": {"sise": "1Gi"}}}, "sise"),
+        ({"operator": {"resources": {"limits": {"cpus": "1"}}}}, "cpus"),
+        ({"monitoring": {"serviceMonitor": {"enable": True}}}, "enable"),
+        ({"exporter": {"image": {"repository": "x"}}}, "image"),
+    ],
+)
 def test_typos_are_rejected_naming_the_key(values: dict[str, Any], named: str) -> None:
     message = render_error(values)
     assert "additional properties" in message and f"'{named}'" in message, message
 
 
-@pytest.mark.parametrize(("values", "path"), [
-    ({"redis": {"enabled": "yes"}}, "/redis/enabled"),
-    ({"redis": {"appendfsync": "sometimes"}}, "/redis/appendfsync"),
-    ({"redis": {"persistence": {"size": 8}}}, "/redis/persistence/size"),
-    ({"operator": {"scope": "global"}}, "/operator/scope"),
-    ({"operator": {"namespaces": "team-a"}}, "/operator/namespaces"),
-    ({"operator": {"autoscaleInterval": 0}}, "/operator/autoscaleInterval"),
-    ({"operator": {"metricsPort": 70000}}, "/operator/metricsPort"),
-    ({"worker": {"image": {"pullPolicy": "Sometimes"}}}, "/worker/image/pullPolicy"),
-    ({"keda": {"prometheusUrl": "prometheus:9090"}}, "/keda/prometheusUrl"),
-    ({"externalRedis": {"url": "http://redis:6379"}}, "/externalRedis/url"),
-    ({"monitoring": {"podMonitor": {"interval": "often"}}}, "/monitoring/podMonitor/interval"),
-    ({"commonLabels": {"team": 3}}, "/commonLabels/team"),
-    ({"redis": {"resources": {"limits": {"memory": "lots"}}}}, "/redis/resources/limits/memory"),
-])
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"redis": {"enabled": "yes"}}, "/redis/enabled"),
+        ({"redis": {"appendfsync": "sometimes"}}, "/redis/appendfsync"),
+        ({"redis": {"persistence": {"size": 8}}}, "/redis/persistence/size"),
+        ({"operator": {"scope": "global"}}, "/operator/scope"),
+        ({"operator": {"namespaces": "team-a"}}, "/operator/namespaces"),
+        ({"operator": {"autoscaleInterval": 0}}, "/operator/autoscaleInterval"),
+        ({"operator": {"metricsPort": 70000}}, "/operator/metricsPort"),
+        ({"worker": {"image": {"pullPolicy": "Sometimes"}}}, "/worker/image/pullPolicy"),
+        ({"keda": {"prometheusUrl": "prometheus:9090"}}, "/keda/prometheusUrl"),
+        ({"externalRedis": {"url": "http://redis:6379"}}, "/externalRedis/url"),
+        ({"monitoring": {"podMonitor": {"interval": "often"}}}, "/monitoring/podMonitor/interval"),
+        ({"commonLabels": {"team": 3}}, "/commonLabels/team"),
+        ({"redis": {"resources": {"limits": {"memory": "lots"}}}}, "/redis/resources/limits/memory"),
+    ],
+)
 def test_wrong_types_are_rejected_naming_the_value(values: dict[str, Any], path: str) -> None:
     message = render_error(values)
     assert f"at '{path}'" in message, message
 
 
-@pytest.mark.parametrize(("values", "named"), [
-    ({"redis": {"enabled": False}}, "redis.enabled=false"),
-    ({"redis": {"enabled": False}, "externalRedis": {"url": "redis://r:6379/0", "existingSecret": "s"}},
-     "externalRedis.url and externalRedis.existingSecret"),
-    ({"externalRedis": {"existingSecret": "s"}}, "redis.enabled=true"),
-    ({"redis": {"enabled": False, "auth": {"existingSecret": "a"}}, "externalRedis": {"existingSecret": "s"}},
-     "redis.auth.existingSecret"),
-    ({"operator": {"scope": "namespaces"}}, "operator.namespaces"),
-    ({"operator": {"namespaces": ["team-a"]}}, "operator.scope=cluster"),
-    ({"keda": {"enabled": True}}, "keda.prometheusUrl"),
-    ({"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}, "exporter": {"enabled": False}},
-     "exporter.enabled"),
-    ({"monitoring": {"prometheusRule": {"enabled": True}}, "exporter": {"enabled": False}}, "exporter.enabled"),
-    ({"operator": {"metricsPort": 8080}}, "operator.metricsPort and operator.healthPort"),
-    ({"operator": {"serviceAccount": {"create": False}}}, "operator.serviceAccount.name"),
-])
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"redis": {"enabled": False}}, "redis.enabled=false"),
+        (
+            {
+                "redis": {"enabled": False},
+                "externalRedis": {"url": "redis://r:6379/0", "existingSecret": "s"},
+            },
+            "externalRedis.url and externalRedis.existingSecret",
+        ),
+        ({"externalRedis": {"existingSecret": "s"}}, "redis.enabled=true"),
+        (
+            {
+                "redis": {"enabled": False, "auth": {"existingSecret": "a"}},
+                "externalRedis": {"existingSecret": "s"},
+            },
+            "redis.auth.existingSecret",
+        ),
+        ({"operator": {"scope": "namespaces"}}, "operator.namespaces"),
+        ({"operator": {"namespaces": ["team-a"]}}, "operator.scope=cluster"),
+        ({"keda": {"enabled": True}}, "keda.prometheusUrl"),
+        (
+            {"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}, "exporter": {"enabled": False}},
+            "exporter.enabled",
+        ),
+        (
+            {"monitoring": {"prometheusRule": {"enabled": True}}, "exporter": {"enabled": False}},
+            "exporter.enabled",
+        ),
+        ({"operator": {"metricsPort": 8080}}, "operator.metricsPort and operator.healthPort"),
+        ({"operator": {"serviceAccount": {"create": False}}}, "operator.serviceAccount.name"),
+    ],
+)
 def test_impossible_combinations_fail_naming_the_values(values: dict[str, Any], named: str) -> None:
     message = render_error(values)
     assert named in message, message

@@ -43,10 +43,16 @@ def test_skaffold_builds_both_images_and_deploys_the_chart() -> None:
         assert templates[f"{component}.image.repository"] == f"{{{{.IMAGE_REPO_{image}}}}}"
         assert templates[f"{component}.image.tag"] == f"{{{{.IMAGE_TAG_{image}}}}}"
     # The templated keys are real values of the chart, and render.
-    values = {"operator": {"image": {"repository": "r/o", "tag": "t1"}},
-              "worker": {"image": {"repository": "r/w", "tag": "t2"}}}
-    images = {c["image"] for o in render(values) if o["kind"] == "Deployment"
-              for c in o["spec"]["template"]["spec"]["containers"]}
+    values = {
+        "operator": {"image": {"repository": "r/o", "tag": "t1"}},
+        "worker": {"image": {"repository": "r/w", "tag": "t2"}},
+    }
+    images = {
+        c["image"]
+        for o in render(values)
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {"r/o:t1", "r/w:t2"}
 
 
