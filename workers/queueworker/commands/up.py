@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     opts = UpOptions(
         qws=qws,
+        roots=tuple(Path(p).resolve() for p in args.paths if Path(p).is_dir()),
         redis_url=args.redis_url,
         state_dir=state.state_dir(args.state_dir),
         interval=args.interval,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,8 @@ class LocalContext:
     routes_file: Path
     state_dir: Path
     cwd: Path
+    #: Directories given with -f: on every worker's import path, after the manifest's own directory.
+    roots: tuple[Path, ...] = ()
     log_level: str = "warning"
 
 
@@ -31,8 +33,9 @@ def soft_shutdown_timeout(grace: float) -> float:
     return max(1.0, grace - min(10.0, max(3.0, grace * 0.25)))
 
 
-def python_path(manifest_dir: Path | None, cwd: Path, inherited: str | None) -> str:
-    parts = [str(p) for p in (manifest_dir, cwd) if p is not None]
+def python_path(manifest_dir: Path | None, ctx: LocalContext, inherited: str | None) -> str:
+    """The manifest's directory, the -f directories, then the current directory (what `celery -A` imports)."""
+    parts = [str(p) for p in (manifest_dir, *ctx.roots, ctx.cwd) if p is not None]
     if inherited:
         parts.append(inherited)
     return os.pathsep.join(dict.fromkeys(parts))
@@ -45,7 +48,7 @@ def base_env(ctx: LocalContext, manifest_dir: Path | None, environ: Mapping[str,
             "QUEUEWORKER_BROKER_URL": ctx.redis_url,
             "QUEUEWORKER_REDIS_URL": ctx.redis_url,
             "QUEUEWORKER_ROUTES_FILE": str(ctx.routes_file),
-            "PYTHONPATH": python_path(manifest_dir, ctx.cwd, environ.get("PYTHONPATH")),
+            "PYTHONPATH": python_path(manifest_dir, ctx, environ.get("PYTHONPATH")),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -146,7 +149,19 @@ def beat_command(ctx: LocalContext, environ: Mapping[str, str]) -> tuple[list[st
 
 
 def exporter_command(
-    ctx: LocalContext, port: int, environ: Mapping[str, str]
+    ctx: LocalContext, port: int, queues: Sequence[str], environ: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
-    argv = [sys.executable, "-m", "queueworker.cli", "exporter", "--port", str(port)]
+    """The exporter on 127.0.0.1:port for the local queues; the Redis URL goes by the environment."""
+    argv = [
+        sys.executable,
+        "-m",
+        "queueworker.cli",
+        "exporter",
+        "--port",
+        str(port),
+        "--address",
+        "127.0.0.1",
+    ]
+    if queues:
+        argv += ["--queues", ",".join(queues)]
     return argv, base_env(ctx, None, environ)

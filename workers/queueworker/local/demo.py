@@ -65,7 +65,8 @@ class Demo:
             publish(self.redis_url, burst.task, burst.args, {}, queue=queue, count=burst.count)
             self.sent += burst.count
             self.out.info(
-                f"demo: published {burst.count} x {burst.task}{list(burst.args) or ''} to queue {queue}",
+                f"demo: published {burst.count} x {burst.task}({', '.join(map(repr, burst.args))}) "
+                f"to queue {queue}",
                 style="bold magenta",
             )
         self.sent_at = time.monotonic()

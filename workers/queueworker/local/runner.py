@@ -24,7 +24,7 @@ from queueworker.local import state
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
 from queueworker.local.control import Controller, Managed, policy_config
 from queueworker.local.demo import Burst, Demo
-from queueworker.local.embedded import EmbeddedRedis
+from queueworker.local.embedded import EmbeddedRedis, EmbeddedRedisError
 from queueworker.local.output import Output
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, publish
@@ -37,6 +37,7 @@ SERVICE_GRACE = 10.0
 @dataclass
 class UpOptions:
     qws: list[tuple[QueueWorker, Path | None]]
+    roots: tuple[Path, ...] = ()
     redis_url: str | None = None
     state_dir: Path = field(default_factory=state.state_dir)
     interval: float = 2.0
@@ -126,11 +127,13 @@ def run(opts: UpOptions) -> int:
         where = f"embedded, data in {state.redis_dir(root)}" if embedded else "yours"
         out.info(f"qw up: Redis {shown} ({where})")
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client.ping()
         ctx = LocalContext(
             redis_url=url,
             routes_file=state.routes_file(root),
             state_dir=root,
             cwd=Path.cwd(),
+            roots=opts.roots,
             log_level=opts.log_level,
         )
         write_routes(ctx.routes_file, qws)
@@ -146,7 +149,7 @@ def run(opts: UpOptions) -> int:
             supervisor.start(Child("beat", argv, env, ctx.cwd, SERVICE_GRACE, kind="beat"))
         if opts.exporter_port:
             if port_free(opts.exporter_port):
-                argv, env = exporter_command(ctx, opts.exporter_port, environ)
+                argv, env = exporter_command(ctx, opts.exporter_port, controller.queues, environ)
                 supervisor.start(Child("exporter", argv, env, ctx.cwd, SERVICE_GRACE, kind="exporter"))
                 out.info(f"qw up: metrics on http://127.0.0.1:{opts.exporter_port}/metrics")
             else:
@@ -181,6 +184,10 @@ def run(opts: UpOptions) -> int:
     except KeyboardInterrupt:
         _shutdown(supervisor, controller, out, stop)
         return 130
+    except (EmbeddedRedisError, redis.RedisError, OSError) as exc:
+        out.info(f"qw up: cannot start: {type(exc).__name__}: {exc}", style="bold red")
+        _shutdown(supervisor, controller, out, stop)
+        return 1
     finally:
         supervisor.kill_all()
         if client is not None:
@@ -270,6 +277,8 @@ def _forget_view(client: redis.Redis) -> None:
 def _shutdown(supervisor: Supervisor, controller: Controller | None, out: Output, stop: Stop) -> None:
     workers = [c for c in supervisor.children.values() if c.kind == "worker"]
     grace = max((c.grace for c in workers), default=0.0)
+    if not supervisor.children:
+        return
     out.info(
         f"qw up: stopping ({stop.why or 'exit'}): {len(workers)} worker(s) get up to "
         f"{grace:g}s to finish (idle ones exit at once); Ctrl-C again to kill them now"
