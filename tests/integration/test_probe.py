@@ -285,3 +285,17 @@ def test_unreachable_redis_raises() -> None:
         probe(client, ["q"], now=NOW)
     with pytest.raises(redis.RedisError):
         probe(client, discover=True, now=NOW)
+
+
+def test_probe_works_on_a_full_noeviction_redis() -> None:
+    """The scripts are flagged no-writes: a Redis at maxmemory (noeviction) still answers them."""
+    with RedisServer(maxmemory_policy="noeviction") as server:
+        client = server.client()
+        client.lpush("full", json.dumps(kombu_message("full", NOW - 9.0)))
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", used // 2)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set("more", "x")
+        stats = probe(client, ["full"], now=NOW)
+        assert (stats["full"].depth, stats["full"].oldest_wait) == (1, 9.0)
+        client.close()
