@@ -288,7 +288,7 @@ def test_unreachable_redis_raises() -> None:
 
 
 def test_probe_works_on_a_full_noeviction_redis() -> None:
-    """The scripts are flagged no-writes: a Redis at maxmemory (noeviction) still answers them."""
+    """The probe only reads: a Redis at maxmemory (noeviction, refusing writes) still answers it."""
     with RedisServer(maxmemory_policy="noeviction") as server:
         client = server.client()
         client.lpush("full", json.dumps(kombu_message("full", NOW - 9.0)))

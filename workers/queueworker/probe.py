@@ -12,8 +12,8 @@ trips whatever the number of queues:
   SMEMBERS. The SCAN calls grow with the size of the keyspace, not with the number of queues probed.
 
 The scripts return one JSON string each, so a probe of 10,000 queues costs the client one
-`json.loads` per chunk instead of tens of thousands of reply objects. They carry the `no-writes`
-flag (Redis >= 7 / Valkey), so they run on replicas and when a `noeviction` Redis is full.
+`json.loads` per chunk instead of tens of thousands of reply objects. They only read, and say so
+with the `no-writes` flag (which needs Redis >= 7 or Valkey): a full `noeviction` Redis still answers.
 
 Redis errors (unreachable, auth, ...) are raised to the caller: the exporter reports the broker
 down, the autoscaler holds replicas. Nothing here ever turns "could not read" into zero.
