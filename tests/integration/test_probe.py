@@ -299,3 +299,15 @@ def test_probe_works_on_a_full_noeviction_redis() -> None:
         stats = probe(client, ["full"], now=NOW)
         assert (stats["full"].depth, stats["full"].oldest_wait) == (1, 9.0)
         client.close()
+
+
+def test_a_client_decoding_responses_gets_the_same_figures(redis_server: RedisServer,
+                                                          redis_client: redis.Redis) -> None:
+    redis_client.lpush("txt", json.dumps(kombu_message("txt", NOW - 1.5)))
+    redis_client.sadd(f"{keys.BINDING_PREFIX}txt", f"txt{keys.PRIORITY_SEP}{keys.PRIORITY_SEP}txt")
+    redis_client.hset(keys.TARGETS_HASH, "txt", json.dumps({"targetWaitSeconds": 4}))
+    unacked(redis_client, "t1", "txt")
+    text_client = redis.Redis(port=redis_server.port, decode_responses=True)
+    assert probe(text_client, discover=True, now=NOW) == probe(redis_client, discover=True, now=NOW)
+    assert probe(text_client, discover=True, now=NOW)["txt"].reserved == 1
+    text_client.close()
