@@ -257,4 +257,4 @@ def write_task_module(directory: Path, name: str = "qwtasks", source: str = RECO
 
 def executions(client: redis.Redis, key: str = "test:executions") -> list[str]:
     """Tags recorded by RECORDING_TASKS' `record`, one per run (pid stripped)."""
-    return [raw.decode().rsplit(":", 1)[0] for raw in client.lrange(key, 0, -1)]
+    return [bytes(raw).decode().rsplit(":", 1)[0] for raw in client.lrange(key, 0, -1)]

@@ -42,6 +42,7 @@ _lock = threading.Lock()
 _metrics: dict[str, Any] = {}
 _private_dir: list[str] = []
 _starts: dict[str, float] = {}
+_children: dict[tuple[str, str, str], Any] = {}  # (metric, name, queue) -> labelled child, per process
 
 
 def metrics_port() -> int | None:
@@ -96,9 +97,18 @@ def get() -> dict[str, Any]:
         return _metrics
 
 
+def child(metric: str, name: str, queue: str) -> Any:
+    """The labelled metric, cached: `.labels()` validates and locks on every call."""
+    key = (metric, name, queue)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = get()[metric].labels(name=name or "unknown", queue_name=queue or "unknown")
+    return found
+
+
 def count(event: str, name: str, queue: str) -> None:
     try:
-        get()[event].labels(name=name or "unknown", queue_name=queue or "unknown").inc()
+        child(event, name, queue).inc()
     except Exception:  # metrics never break a task
         log.debug("metric %s not counted", event, exc_info=True)
 
@@ -123,14 +133,13 @@ def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     count("started", task.name, queue)
     stamp = published_at(task.request)
     if stamp is not None:
-        get()["wait"].labels(name=task.name, queue_name=queue).observe(max(0.0, now - stamp))
+        child("wait", task.name, queue).observe(max(0.0, now - stamp))
 
 
 def on_postrun(task_id: str = "", task: Any = None, **_: Any) -> None:
     started = _starts.pop(task_id, None)
     if started is not None:
-        get()["runtime"].labels(name=task.name, queue_name=queue_of(task.request)).observe(
-            time.monotonic() - started)
+        child("runtime", task.name, queue_of(task.request)).observe(time.monotonic() - started)
 
 
 def on_success(sender: Any = None, **_: Any) -> None:
