@@ -200,8 +200,12 @@ class Runtime:
                 await task
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         if self.broker_client is not None:
             self.broker_client.close()
+            self.broker_client = None
+        self.tasks.clear()
         await self.kube.close()
 
 

@@ -52,6 +52,8 @@ def merge_conditions(previous: list[dict[str, Any]] | None, updates: Mapping[str
                "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now)}
         if generation is not None:
             new["observedGeneration"] = generation
+        elif old is not None and "observedGeneration" in old:
+            new["observedGeneration"] = old["observedGeneration"]
         by_type[type_] = new
     ordered = [by_type.pop(t) for t in CONDITION_TYPES if t in by_type]
     return ordered + list(by_type.values())
@@ -113,7 +115,12 @@ class StatusKeeper:
         key = (namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            uid, old = self._known.get(key, (None, {}))
+            if key not in self._known:  # never seen (e.g. a Deployment event before the resume handler)
+                body = await self.kube.get(API_VERSION, PLURAL, namespace, name)
+                if body is None:
+                    return False
+                self.seed(namespace, name, body["metadata"].get("uid"), body.get("status"))
+            uid, old = self._known[key]
             new = merged_status(old, fields or {}, conditions or {}, now_iso(), generation)
             patch = status_patch(old, new)
             if not patch:

@@ -293,8 +293,8 @@ async def running_operator(namespaces: list[str] | None = None,
                               "ready_flag": ready, "stop_flag": stop}
     if namespaces is not None:
         kwargs["namespaces"] = namespaces
-    if memo is not None:
-        kwargs["memo"] = memo
+    memo = kopf.Memo() if memo is None else memo
+    kwargs["memo"] = memo
     task = asyncio.create_task(kopf.operator(**kwargs))
     try:
         done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, timeout=30,
@@ -307,6 +307,9 @@ async def running_operator(namespaces: list[str] | None = None,
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        runtime = memo.get("runtime")
+        if runtime is not None:  # cancelled at once, kopf's cleanup activity may not have run
+            await runtime.close()
 
 
 async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
