@@ -257,4 +257,5 @@ def write_task_module(directory: Path, name: str = "qwtasks", source: str = RECO
 
 def executions(client: redis.Redis, key: str = "test:executions") -> list[str]:
     """Tags recorded by RECORDING_TASKS' `record`, one per run (pid stripped)."""
-    return [bytes(raw).decode().rsplit(":", 1)[0] for raw in client.lrange(key, 0, -1)]
+    raws = client.lrange(key, 0, -1)
+    return [(raw.decode() if isinstance(raw, bytes) else str(raw)).rsplit(":", 1)[0] for raw in raws]
