@@ -284,3 +284,91 @@ def test_notes_tell_what_to_do_next() -> None:
     external = notes(load_values(SCENARIOS["external-redis"]))
     assert "You manage it" in external and "shop-redis" in external
     assert "KEDA" in notes(load_values(SCENARIOS["keda"]))
+
+
+def boolean_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for key, value in node.items():
+        if isinstance(value, bool):
+            found.append((*prefix, key))
+        elif isinstance(value, dict):
+            found.extend(boolean_paths(value, (*prefix, key)))
+    return found
+
+
+#: What a flipped switch needs to make sense (else the chart fails on purpose, tested in test_values).
+COMPANIONS: dict[tuple[str, ...], dict[str, Any]] = {
+    ("redis", "enabled"): {"externalRedis": {"existingSecret": "ext"}},
+    ("keda", "enabled"): {"keda": {"prometheusUrl": "http://prometheus:9090"}},
+    ("operator", "serviceAccount", "create"): {"operator": {"serviceAccount": {"name": "mine"}}},
+}
+
+
+def with_value(path: tuple[str, ...], value: Any, base: dict[str, Any]) -> dict[str, Any]:
+    out = yaml.safe_load(yaml.safe_dump(base))
+    node = out
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return out
+
+
+def test_every_switch_flipped_alone_renders_valid_objects() -> None:
+    """Values files nobody wrote yet: each boolean of values.yaml flipped on its own (with what it needs)
+    still renders objects valid for both Kubernetes versions."""
+    defaults = chart_defaults()
+    paths = boolean_paths(defaults)
+    assert len(paths) >= 10
+    for path in paths:
+        values = with_value(path, not _get(defaults, path), COMPANIONS.get(path, {}))
+        objects = render(values)
+        assert objects, path
+        for obj in objects:
+            validate_object(obj, K8S_VERSIONS[-1])
+
+
+def test_everything_on_and_everything_off_render() -> None:
+    everything_on = {
+        "keda": {"enabled": True, "prometheusUrl": "http://prometheus:9090"},
+        "operator": {
+            "scope": "namespaces",
+            "namespaces": ["a", "b", "c"],
+            "verbose": True,
+            "extraEnv": [{"name": "QUEUEWORKER_BEAT_NAME", "value": "beat"}],
+            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+            "nodeSelector": {"pool": "platform"},
+            "priorityClassName": "high",
+            "podAnnotations": {"a": "b"},
+        },
+        "imagePullSecrets": [{"name": "regcred"}],
+        "commonLabels": {"team": "platform"},
+        "monitoring": {
+            k: {"enabled": True} for k in ("serviceMonitor", "podMonitor", "prometheusRule", "dashboards")
+        },
+        "networkPolicy": {"redisClients": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}]},
+    }
+    everything_off = {
+        "exporter": {"enabled": False},
+        "networkPolicy": {"enabled": False},
+        "redis": {"enabled": False, "pdb": {"enabled": False}, "persistence": {"enabled": False}},
+        "externalRedis": {"url": "redis://redis.example:6379/0"},
+        "operator": {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "op"}},
+    }
+    for values in (everything_on, everything_off):
+        objects = render(values)
+        for obj in objects:
+            for version in K8S_VERSIONS:
+                validate_object(obj, version)
+    on = render(everything_on)
+    assert all(o["metadata"]["labels"]["team"] == "platform" for o in on)
+    assert {o["kind"] for o in render(everything_off)} == {"Deployment", "Service", "Secret"}
+
+
+def chart_defaults() -> dict[str, Any]:
+    return dict(yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8")))
+
+
+def _get(node: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        node = node[key]
+    return node
