@@ -41,7 +41,7 @@ INTERNAL_EXCHANGES = frozenset({"celery.pidbox", "reply.celery.pidbox", "celerye
 
 # Per queue: the length of each list, the raw publish stamp of the oldest stamped tail ("" when
 # nothing waits or no tail is stamped), live workers, busy slots, total slots, completion counter (text).
-# Lists that do not exist cost one EXISTS for all four (and one more for the three priority lists).
+# One EXISTS for the four lists; LLEN only until every existing list has been read.
 _QUEUES_SCRIPT = """#!lua flags=no-writes
 local hb_prefix, done_prefix = ARGV[1], ARGV[2]
 local needle = '"' .. ARGV[3] .. '"'
@@ -57,15 +57,14 @@ for i, q in ipairs(queues) do
   local row = {}
   local lists = {}
   for s = 1, nsuffix do lists[s] = q .. suffixes[s] end
-  local present = redis.call('EXISTS', unpack(lists))
-  local more = 0
-  if present > 0 then more = redis.call('EXISTS', unpack(lists, 2)) end
+  local left = redis.call('EXISTS', unpack(lists))
   local stamp, oldest = '', nil
   for s = 1, nsuffix do
     local n = 0
-    if present > 0 and (s == 1 or more > 0) then
+    if left > 0 then
       n = redis.pcall('LLEN', lists[s])
       if type(n) ~= 'number' then n = 0 end
+      if n > 0 then left = left - 1 end
     end
     if n > 0 then
       local tail = redis.call('LINDEX', lists[s], -1)
