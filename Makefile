@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: venv  ## the main job: run the example QueueWorkers on this machine
-	$(BIN)/qw render -f examples/
+RUN_ARGS ?= --demo --burst 200:tasks.taskA --burst 120:tasks.taskB --burst '10:tasks.add:[2,3]' \
+	--scale-down-delay 15 --duration 600
+run: venv  ## the main job: run the example QueueWorkers on this machine with a demo burst (ends by itself)
+	$(BIN)/qw up -f examples/ $(RUN_ARGS)
 
 render: venv  ## print the Kubernetes objects the examples become
 	$(BIN)/qw render -f examples/

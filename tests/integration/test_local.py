@@ -5,6 +5,7 @@ process, then Ctrl-C or SIGKILL — and nothing of the run may be left on the ma
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +22,14 @@ pytestmark = pytest.mark.slow
 def project(tmp_path: Path) -> Iterator[Project]:
     p = Project(tmp_path)
     yield p
-    groups = {pgid for pgid, _ in p.processes().values()}
+    # Only after a failure (the tests assert there is nothing left): stop everything of the run.
     if p.proc is not None and p.proc.poll() is None:
-        groups.add(p.proc.pid)
-    kill_leftovers(groups)  # only after a failure: the tests assert there is nothing left
+        p.signal_up(signal.SIGINT)
+        try:
+            p.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            kill_leftovers({p.proc.pid})
+    kill_leftovers({pgid for pgid, _ in p.processes().values()})
 
 
 def assert_nothing_left(project: Project, pgids: set[int], timeout: float = 40) -> None:

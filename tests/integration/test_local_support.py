@@ -159,11 +159,16 @@ class Project:
     def processes(self) -> dict[int, tuple[int, str]]:
         """Live processes of this project (pid -> (pgid, cmdline)), found by name: the marker or the root."""
         names = [self.marker, str(self.root), *self.redis_names]
-        return {pid: info for pid, info in all_processes().items() if any(n in info[1] for n in names)}
+        return {
+            pid: (pgid, cmd)
+            for pid, (pgid, cmd, cwd) in all_processes().items()
+            if any(n in cmd for n in names) or cwd.startswith(str(self.root))
+        }
 
 
-def all_processes() -> dict[int, tuple[int, str]]:
-    found: dict[int, tuple[int, str]] = {}
+def all_processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (pgid, command line, working directory) of every live (non-zombie) process."""
+    found: dict[int, tuple[int, str, str]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -174,14 +179,18 @@ def all_processes() -> dict[int, tuple[int, str]]:
             )
         except OSError:
             continue
+        try:
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            cwd = ""
         fields = stat[stat.rfind(")") + 2 :].split()
         if fields and fields[0] != "Z":
-            found[int(entry.name)] = (int(fields[2]), cmdline)
+            found[int(entry.name)] = (int(fields[2]), cmdline, cwd)
     return found
 
 
 def live_in_groups(pgids: set[int]) -> dict[int, tuple[int, str]]:
-    return {pid: info for pid, info in all_processes().items() if info[0] in pgids}
+    return {pid: (pgid, cmd) for pid, (pgid, cmd, _) in all_processes().items() if pgid in pgids}
 
 
 def kill_leftovers(pgids: set[int]) -> None:
