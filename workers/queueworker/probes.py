@@ -10,6 +10,7 @@ worker wrote, and answers in milliseconds.
   ticked for that long. A long task changes none of these.
 - readiness fails until the worker is ready (consumer started) and while its broker contact is older than
   `readiness_max_age`.
+This module imports nothing heavy (no Celery): a probe runs every few seconds in every worker pod.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from queueworker.runtime.probestate import state_path
+FILE_NAME = "worker.json"
+
+
+def state_dir() -> Path:
+    """Where the worker keeps its state file: QUEUEWORKER_STATE_DIR, else /tmp/queueworker."""
+    return Path(os.environ.get("QUEUEWORKER_STATE_DIR") or "/tmp/queueworker")  # noqa: S108
+
+
+def state_path() -> Path:
+    return state_dir() / FILE_NAME
 
 
 @dataclass(frozen=True)

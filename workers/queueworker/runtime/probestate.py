@@ -16,22 +16,12 @@ import os
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 
 from queueworker.app import env_float
-
-FILE_NAME = "worker.json"
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("QUEUEWORKER_STATE_DIR") or "/tmp/queueworker")  # noqa: S108
-
-
-def state_path() -> Path:
-    return state_dir() / FILE_NAME
+from queueworker.probes import state_path
 
 
 def heartbeat_interval() -> float:
