@@ -147,6 +147,20 @@ class Emulator(kmock.KubernetesEmulator):
             "status": {"replicas": status.get("replicas", 0), "selector": selector},
         })
 
+    # -- /api/v1/namespaces (kmock cannot parse this path; kopf lists it when serving namespaces) --------
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path.rstrip("/") != "/api/v1/namespaces":
+            return await super().__call__(raw_request)
+        names = {"default", *(ns for (_, ns, _), obj in list(self._objects.items()) if ns and not obj.deleted)}
+        if raw_request.query.get("watch") in ("true", "1"):
+            response = aiohttp.web.StreamResponse()
+            await response.prepare(raw_request)
+            await asyncio.sleep(float(raw_request.query.get("timeoutSeconds", "3600")))
+            return response
+        items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in sorted(names)]
+        return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList",
+                                          "metadata": {"resourceVersion": str(self._last_rv)}, "items": items})
+
     # -- garbage collection ---------------------------------------------------------------------------
     async def _collect_garbage(self) -> None:
         async with self._lock:

@@ -1,0 +1,82 @@
+"""The real entry point, as a process: `kopf run -m queueworker_operator --standalone -A` (and `-n NS`)
+against the API emulator, with the liveness endpoint and the operator's /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import urllib.request
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.operator.helpers import condition, create, manifest
+from tests.support.kube_emulator import DEPLOYMENTS, eventually
+from tests.support.redis_server import free_port
+
+
+@contextlib.asynccontextmanager
+async def kopf_run(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kopf", "run", "-m", "queueworker_operator", "--standalone", *args,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def http_get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local test URL
+        return response.status, response.read().decode()
+
+
+async def fetch(url: str) -> tuple[int, str] | None:
+    try:
+        return await asyncio.to_thread(http_get, url)
+    except OSError:
+        return None
+
+
+@pytest.mark.slow
+async def test_kopf_run_all_namespaces(cluster, operator_env):
+    liveness = free_port()
+    async with kopf_run(operator_env, "-A", f"--liveness=http://127.0.0.1:{liveness}/healthz") as process:
+        await create(cluster, manifest("cli", namespace="team-a"))
+        await eventually(lambda: cluster.read(DEPLOYMENTS, "team-a", "cli-worker"), timeout=60)
+        await eventually(lambda: condition(cluster, "team-a", "cli", "Ready"))
+        health = None
+        for _ in range(100):
+            health = await fetch(f"http://127.0.0.1:{liveness}/healthz")
+            if health and "autoscaler_tick_age" in health[1]:
+                break
+            await asyncio.sleep(0.2)
+        assert health is not None and health[0] == 200
+        assert "autoscaler_tick_age" in json.loads(health[1])
+        scraped = await fetch(f"http://127.0.0.1:{operator_env['QUEUEWORKER_METRICS_PORT']}/metrics")
+        assert scraped is not None and 'queueworker_reconciles_total{result="ok"}' in scraped[1]
+        assert process.returncode is None
+    assert process.returncode == 0
+
+
+@pytest.mark.slow
+async def test_kopf_run_one_namespace(cluster, operator_env):
+    async with kopf_run(operator_env, "-n", "team-a"):
+        await create(cluster, manifest("outside", namespace="team-b"))
+        await create(cluster, manifest("inside", namespace="team-a"))
+        await eventually(lambda: cluster.read(DEPLOYMENTS, "team-a", "inside-worker"), timeout=60)
+        await eventually(lambda: condition(cluster, "team-a", "inside", "Ready"))
+    assert cluster.read(DEPLOYMENTS, "team-b", "outside-worker") is None
+    paths = [str(r.url.path) for r in cluster._requests if "queueworkers" in str(r.url.path)
+             and "kopf" in r.headers.get("User-Agent", "") + r.headers.get("user-agent", "")]
+    assert paths and all("/namespaces/team-a/" in p for p in paths), paths
