@@ -4,18 +4,24 @@ Each tick the caller passes the previous `PolicyState`, one `Observation` of the
 broker is unreachable) and the replicas it runs now; `decide` returns a `Decision` with the replicas to
 run and the state to pass next time.
 
-The recommendation follows Little's law. Tasks in the system are `backlog + max(reserved, busy)`, so
-arrivals over a tick are the tasks completed plus the change in that number; the mean service time is
-busy slots / completion rate. Both rates are time-weighted moving averages. The slots needed are
+The recommendation follows Little's law. Tasks in the system are `backlog + max(reserved, busy)`, so the
+tasks that arrived over a tick are those completed plus the change in that number; the mean service time
+is busy slot-seconds per completion (over `service_window_seconds`). The arrival rate is a moving average
+over `rate_window_seconds`, restarted when a faster average leaves it by more than `change_sigmas` of
+Poisson noise (a burst starting or ending), and taken `confidence` noise deviations low so that noise
+alone neither adds replicas nor holds them through the scale-down window. The slots needed are
 
-    arrival rate x service time            (what keeps up with new work)
-  + backlog x service time / drain horizon (what drains the queue within the wait target)
+    arrival rate x service time / target_utilization     (what keeps up with new work)
+    + what the backlog needs beyond those slots to start every waiting task within the wait target
 
-where the drain horizon is what is left of `target_wait_seconds` for the oldest waiting task, and the
-drain term never asks for more slots than there are waiting tasks. Until a service time has been seen,
-every waiting task asks for a slot.
+that is, the larger of the first term and `backlog x service time / horizon` (never more than one slot
+per waiting task), the horizon being what is left of `target_wait_seconds` for the oldest waiting task.
+Slots that free up start the waiting tasks first, so the arrival slots also drain the backlog: adding
+the two terms would hold a surge of replicas through the scale-down window for a backlog already gone.
+Until a service time has been measured, every waiting task asks for a slot.
 
-Rules: up at once, at most `max(max_step_up, current x max_step_up_percent %)` replicas per decision;
+Rules: up at once when tasks wait and more slots are needed, at most
+`max(max_step_up, current x max_step_up_percent %)` replicas per decision;
 down only when every recommendation of the last `scale_down_delay_seconds` was lower than the replicas
 running, and then to the highest of them; zero only when nothing is queued, reserved or running; at
 least one replica as soon as a task waits; always within [min_replicas, max_replicas]; no observation
@@ -33,8 +39,8 @@ if TYPE_CHECKING:
 
 Direction = Literal["up", "down", "hold"]
 
-#: Rates below this (tasks/s) count as no traffic.
-_EPSILON = 1e-9
+#: Decayed completions needed before the service time counts as known.
+_MIN_SERVED = 1.0
 #: The drain horizon never drops below this fraction of the wait target.
 _MIN_HORIZON_FRACTION = 0.1
 
@@ -53,10 +59,19 @@ class PolicyConfig:
     max_step_up: int = 4
     #: ... or this percentage of the current replicas, whichever is larger.
     max_step_up_percent: float = 100.0
-    #: Time constant (seconds) of the moving averages of arrival rate, completion rate and busy slots.
-    rate_window_seconds: float = 20.0
+    #: Time constant (seconds) of the arrival and completion rates' moving averages.
+    rate_window_seconds: float = 60.0
+    #: Time constant (seconds) of a faster arrival average, used when it differs from the slow one by
+    #: more than change_sigmas standard deviations of Poisson noise.
+    fast_rate_window_seconds: float = 10.0
+    change_sigmas: float = 3.0
+    #: Time constant (seconds) of the mean service time's moving average (a property of the tasks).
+    service_window_seconds: float = 300.0
     #: Fraction of the slots the steady arrival term may keep busy (headroom for bursts within a tick).
     target_utilization: float = 0.9
+    #: Standard deviations of Poisson noise taken off the measured arrival rate, so that noise alone
+    #: neither adds replicas nor holds them through the scale-down window.
+    confidence: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,6 +91,12 @@ class PolicyConfig:
             problems.append(f"max_step_up_percent must be >= 0 (got {self.max_step_up_percent})")
         if self.rate_window_seconds <= 0:
             problems.append(f"rate_window_seconds must be > 0 (got {self.rate_window_seconds})")
+        if self.fast_rate_window_seconds <= 0:
+            problems.append(f"fast_rate_window_seconds must be > 0 (got {self.fast_rate_window_seconds})")
+        if self.change_sigmas < 0 or self.confidence < 0:
+            problems.append("change_sigmas and confidence must be >= 0")
+        if self.service_window_seconds <= 0:
+            problems.append(f"service_window_seconds must be > 0 (got {self.service_window_seconds})")
         if not 0 < self.target_utilization <= 1:
             problems.append(f"target_utilization must be in (0, 1] (got {self.target_utilization})")
         if problems:
@@ -115,16 +136,42 @@ class PolicyState:
     """What `decide` remembers between ticks. `PolicyState()` is the initial state; treat it as opaque."""
 
     last: Observation | None = None
-    arrival_rate: float | None = None  # tasks/s, moving average
-    completion_rate: float | None = None  # tasks/s, moving average
-    busy_avg: float | None = None  # slots, moving average
-    service_seconds: float | None = None  # last known mean service time
+    #: Exponentially decayed sums (time constant rate_window_seconds): arrivals, completions, seconds.
+    arrived: float = 0.0
+    done: float = 0.0
+    seconds: float = 0.0
+    #: The same for arrivals over fast_rate_window_seconds, to notice a change of rate quickly.
+    arrived_fast: float = 0.0
+    seconds_fast: float = 0.0
+    #: Decayed sums of squared weights x seconds, for the Poisson noise: var = rate x this / seconds^2.
+    seconds_sq: float = 0.0
+    seconds_sq_fast: float = 0.0
+    #: Exponentially decayed sums (time constant service_window_seconds): busy slot-seconds, completions.
+    busy_seconds: float = 0.0
+    served: float = 0.0
     #: Recommendations of the scale-down window as (time, replicas), times increasing and replicas
     #: strictly decreasing, so the first entry is the window's maximum.
     window: tuple[tuple[float, int], ...] = ()
     #: Time of the first observation of the current unbroken run (None: no run yet, e.g. after an outage).
     since: float | None = None
     last_scale_time: float | None = None
+
+    @property
+    def arrival_rate(self) -> float | None:
+        """Tasks/s arriving, averaged over about rate_window_seconds; None before two observations."""
+        return max(self.arrived / self.seconds, 0.0) if self.seconds > 0 else None
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.done / self.seconds if self.seconds > 0 else None
+
+    @property
+    def service_seconds(self) -> float | None:
+        """Mean service time (busy slot-seconds per completion); None until a task has completed."""
+        if self.served < _MIN_SERVED or self.last is None:
+            return None
+        # Running tasks are in busy_seconds with about half their time but not yet in served.
+        return self.busy_seconds / (self.served + self.last.busy_slots / 2)
 
 
 @dataclass(frozen=True)
@@ -136,44 +183,64 @@ class Decision:
     direction: Direction = "hold"
 
 
-def _ewma(previous: float | None, value: float, dt: float, tau: float) -> float:
-    if previous is None:
-        return value
-    alpha = 1.0 - math.exp(-dt / tau)
-    return previous + alpha * (value - previous)
-
-
 def _in_system(obs: Observation) -> int:
     return obs.backlog + max(obs.reserved, obs.busy_slots)
 
 
 def _update_rates(config: PolicyConfig, state: PolicyState, obs: Observation) -> tuple[PolicyState, str]:
-    """Fold one observation into the moving averages; returns the new state and a note (may be "")."""
+    """Fold one observation into the decayed sums; returns the new state and a note (may be "")."""
     prev = state.last
-    note = ""
-    arrival, completion, busy = state.arrival_rate, state.completion_rate, state.busy_avg
-    if prev is not None and obs.time > prev.time:
-        dt = obs.time - prev.time
-        tau = config.rate_window_seconds
-        busy = _ewma(busy, float(obs.busy_slots), dt, tau)
-        if obs.completed_total is not None and prev.completed_total is not None:
-            if obs.completed_total >= prev.completed_total:
-                done = (obs.completed_total - prev.completed_total) / dt
-                arrived = max(0.0, done + (_in_system(obs) - _in_system(prev)) / dt)
-                completion = _ewma(completion, done, dt, tau)
-                arrival = _ewma(arrival, arrived, dt, tau)
-            else:
-                note = "completion counter reset"
-    elif prev is None:
-        busy = float(obs.busy_slots)
-    service = state.service_seconds
-    if completion is not None and busy is not None and completion > _EPSILON and busy > _EPSILON:
-        service = busy / completion
-    new = replace(
-        state, last=obs, arrival_rate=arrival, completion_rate=completion, busy_avg=busy,
-        service_seconds=service,
+    state = replace(state, last=obs)
+    if prev is None or obs.time <= prev.time or obs.completed_total is None or prev.completed_total is None:
+        return state, ""
+    if obs.completed_total < prev.completed_total:
+        return state, "completion counter reset"
+    dt = obs.time - prev.time
+    done = obs.completed_total - prev.completed_total
+    arrived = done + _in_system(obs) - _in_system(prev)
+    rate = math.exp(-dt / config.rate_window_seconds)
+    fast = math.exp(-dt / config.fast_rate_window_seconds)
+    slow = math.exp(-dt / config.service_window_seconds)
+    busy = (prev.busy_slots + obs.busy_slots) / 2 * dt
+    state = replace(
+        state,
+        arrived=state.arrived * rate + arrived,
+        done=state.done * rate + done,
+        seconds=state.seconds * rate + dt,
+        seconds_sq=state.seconds_sq * rate * rate + dt,
+        arrived_fast=state.arrived_fast * fast + arrived,
+        seconds_fast=state.seconds_fast * fast + dt,
+        seconds_sq_fast=state.seconds_sq_fast * fast * fast + dt,
+        busy_seconds=state.busy_seconds * slow + busy,
+        served=state.served * slow + done,
     )
-    return new, note
+    if _rate_changed(config, state):
+        # A burst started or ended: what came before the last tick says nothing about the new rate.
+        restart = replace(
+            state, arrived=arrived, seconds=dt, seconds_sq=dt, arrived_fast=arrived, seconds_fast=dt,
+            seconds_sq_fast=dt,
+        )
+        return restart, "arrival rate changed"
+    return state, ""
+
+
+def _rate_changed(config: PolicyConfig, state: PolicyState) -> bool:
+    """Whether the fast arrival average is further from the slow one than Poisson noise explains."""
+    slow = max(state.arrived / state.seconds, 0.0)
+    fast = max(state.arrived_fast / state.seconds_fast, 0.0)
+    # Noise of the fast average if the rate were still the slow one (at least one task per window).
+    null_rate = max(slow, 1 / config.fast_rate_window_seconds)
+    sd_null = math.sqrt(null_rate * state.seconds_sq_fast) / state.seconds_fast
+    return abs(fast - slow) > config.change_sigmas * sd_null
+
+
+def _arrival_rate(config: PolicyConfig, state: PolicyState) -> float:
+    """The arrival rate to plan for: the average less `confidence` deviations of its Poisson noise."""
+    if state.seconds <= 0:
+        return 0.0
+    rate = max(state.arrived / state.seconds, 0.0)
+    sd = math.sqrt(rate * state.seconds_sq) / state.seconds
+    return max(rate - config.confidence * sd, 0.0)
 
 
 def _needed_slots(config: PolicyConfig, state: PolicyState, obs: Observation) -> tuple[float, str]:
@@ -184,14 +251,14 @@ def _needed_slots(config: PolicyConfig, state: PolicyState, obs: Observation) ->
     if obs.oldest_wait is not None and backlog > 0:
         horizon = max(target - obs.oldest_wait, target * _MIN_HORIZON_FRACTION)
     service = state.service_seconds
-    arrival = state.arrival_rate or 0.0
+    arrival = _arrival_rate(config, state)
     if service is None:
         slots = float(obs.busy_slots + backlog)
         why = f"{backlog} waiting, {obs.busy_slots} busy, service time not known yet"
     else:
         steady = arrival * service / config.target_utilization
         drain = min(float(backlog), backlog * service / horizon)
-        slots = max(steady + drain, float(obs.busy_slots))
+        slots = max(steady, drain)
         why = (
             f"{backlog} waiting, arrival {arrival:.2f}/s x service {service:.1f}s"
             f" -> {slots:.1f} slots"
@@ -211,13 +278,16 @@ def _push_window(
     return tuple(kept)
 
 
-def _hold(config: PolicyConfig, state: PolicyState, current: int, reason: str) -> Decision:
+def _clamped(config: PolicyConfig, state: PolicyState, current: int, recommended: int, why: str) -> Decision:
+    """Hold the current replicas, or bring them within [min_replicas, max_replicas] at once."""
     replicas = min(max(current, config.min_replicas), config.max_replicas)
-    direction: Direction = "up" if replicas > current else "down" if replicas < current else "hold"
-    if direction != "hold":
-        reason += f"; clamped to [{config.min_replicas}, {config.max_replicas}]"
-        state = replace(state, last_scale_time=state.last.time if state.last else state.last_scale_time)
-    return Decision(replicas, current, reason, state, direction)
+    if replicas == current:
+        return Decision(current, recommended, f"hold: {why}", state, "hold")
+    direction: Direction = "up" if replicas > current else "down"
+    bounds = f"[{config.min_replicas}, {config.max_replicas}]"
+    if state.last is not None:
+        state = replace(state, last_scale_time=state.last.time)
+    return Decision(replicas, recommended, f"scale {direction}: {why}; clamped to {bounds}", state, direction)
 
 
 def decide(
@@ -228,7 +298,7 @@ def decide(
     if observation is None:
         # Never scale on missing data; the scale-down window restarts when data comes back.
         held = replace(state, last=None, window=(), since=None)
-        return _hold(config, held, current, f"broker unreachable: holding {current} replicas")
+        return _clamped(config, held, current, current, f"broker unreachable: holding {current} replicas")
     obs = observation
     state, note = _update_rates(config, state, obs)
     slots, why = _needed_slots(config, state, obs)
@@ -245,8 +315,8 @@ def decide(
     state = replace(state, window=window, since=since)
 
     if current > config.max_replicas or current < config.min_replicas:
-        return _hold(config, state, current, why)
-    if target > current:
+        return _clamped(config, state, current, recommended, why)
+    if target > current and (current == 0 or obs.backlog > 0):
         step = max(config.max_step_up, math.ceil(current * config.max_step_up_percent / 100.0))
         replicas = min(target, current + step)
         bounded = " (bounded step)" if replicas < target else ""
@@ -259,8 +329,11 @@ def decide(
             state = replace(state, last_scale_time=obs.time)
             reason = f"scale down: {why}; all recommendations of the last {delay:.0f}s <= {window_max}"
             return Decision(window_max, recommended, reason, state, "down")
-        return Decision(current, recommended, f"hold: {why}; waiting {delay:.0f}s before scaling down",
-                        state, "hold")
-    if wanted > config.max_replicas:
+        blockers = [t for t, v in window if v >= current]
+        left = (max(blockers) if blockers else since) + delay - obs.time
+        why += f"; {left:.0f}s more below {current} before scaling down"
+    elif target > current:
+        why += "; no task waiting"
+    elif wanted > config.max_replicas:
         why += f"; at maxReplicas {config.max_replicas}"
     return Decision(current, recommended, f"hold: {why}", state, "hold")
