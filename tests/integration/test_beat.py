@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -147,3 +148,12 @@ def test_two_beats_side_by_side_fire_each_entry_once_per_interval(
         assert len(stamps) == pytest.approx(span / every + 1, abs=1), stamps
         assert min(gaps) > every / 2, gaps
         assert len(stamps) >= 4
+    # the lock holder dies without releasing: the other beat takes over once the lock expires (6 s)
+    first_holds = "Acquired lock" in first_log.read_text()
+    holder, standby_log = (first, second_log) if first_holds else (second, first_log)
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+    killed_at = time.time()
+    wait_for(lambda: "beat: Acquired lock" in standby_log.read_text(), 30, message="standby to take the lock")
+    wait_for(lambda: json.loads(redis_client.lindex("beat_a", 0) or b"{}")["headers"][PUBLISHED_HEADER]
+             > killed_at, 20, message="fires to resume from the standby")
