@@ -219,3 +219,21 @@ def test_name_override_keeps_the_chart_pods_admitted() -> None:
         labels = one(objects, "Deployment", suffix)["spec"]["template"]["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "broker"
         assert admitted(policy, labels, NAMESPACE), suffix
+
+
+def test_kopf_accepts_the_rendered_arguments() -> None:
+    """kopf's own CLI parser reads the chart's args (without running anything)."""
+    from kopf.cli import main
+
+    run = main.commands["run"]
+    scoped = operator_container(
+        {"operator": {"scope": "namespaces", "namespaces": ["team-a", "team-b"], "verbose": True}}
+    )
+    assert scoped["command"] == ["kopf"] and scoped["args"][0] == "run"
+    params = run.make_context("run", list(scoped["args"][1:])).params
+    assert params["modules"] == ("queueworker_operator",)
+    assert params["standalone"] is True and params["clusterwide"] is False
+    assert params["namespaces"] == ("team-a", "team-b")
+    assert params["liveness_endpoint"] == "http://0.0.0.0:8080/healthz" and params["verbose"] is True
+    clusterwide = run.make_context("run", list(operator_container()["args"][1:])).params
+    assert clusterwide["clusterwide"] is True and clusterwide["namespaces"] == ()
