@@ -3,6 +3,7 @@ on a long task), fails while its Redis is paused, passes again after, fails once
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from queueworker import make_app
+from queueworker.probes import PROBES
 
 from tests.support.celery_worker import WORKERS, CeleryWorker, executions, wait_for, write_task_module
 from tests.support.redis_server import RedisServer
@@ -79,3 +81,55 @@ def test_probes_follow_broker_contact_not_task_length(monkeypatch: pytest.Monkey
         worker.kill()
     code, line = probe("liveness", worker)
     assert code == 1 and "not running" in line
+
+
+def test_worker_reconnects_after_redis_restart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Redis killed and started again on the same port: the worker notices, reconnects and consumes."""
+    write_task_module(tmp_path)
+    server = RedisServer().start()
+    try:
+        url = server.url
+        monkeypatch.setenv("QUEUEWORKER_BROKER_URL", url)
+        app = make_app("reconnect-producer")
+        with CeleryWorker("qwtasks", ["rq"], broker_url=url, pythonpath=[tmp_path], heartbeat_interval=0.5,
+                          env=FAST) as worker:
+            worker.wait_ready()
+            app.send_task("qwtasks.record", args=["before"], queue="rq")
+            wait_for(lambda: executions(server.client()) == ["before"], 20, message="task before restart")
+            server.stop(kill=True)
+            wait_for(lambda: probe("liveness", worker)[0] == 1, 30, interval=0.5,
+                     message="liveness to fail while Redis is down")
+            server = RedisServer(port=server.port).start()
+            worker.wait_ready(timeout=60)  # heartbeats again: the worker is back on the new server
+            wait_for(lambda: probe("liveness", worker)[0] == 0, 30, interval=0.5, message="liveness back")
+            app.send_task("qwtasks.record", args=["after"], queue="rq")
+            wait_for(lambda: executions(server.client()) == ["after"], 30, message="task after restart")
+            assert worker.running()
+    finally:
+        server.stop(kill=True)
+
+
+def write_state(path: Path, **fields: object) -> Path:
+    now = time.time()
+    data = {"pid": os.getpid(), "hostname": "w@test", "started": now - 100, "ready": True, "broker_ok": now,
+            "loop_tick": now, "liveness_max_age": 60.0, "readiness_max_age": 16.0, **fields}
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(("fields", "kind", "ok", "reason"), [
+    ({}, "liveness", True, "broker contact"),
+    ({}, "readiness", True, "ready"),
+    ({"loop_tick": time.time() - 120}, "liveness", False, "consumer loop stalled"),
+    ({"broker_ok": time.time() - 120}, "liveness", False, "no broker contact for"),
+    ({"broker_ok": time.time() - 30}, "liveness", True, "broker contact"),
+    ({"broker_ok": time.time() - 30}, "readiness", False, "no broker contact for"),
+    ({"ready": False}, "readiness", False, "not ready"),
+    ({"broker_ok": None, "started": time.time() - 5}, "liveness", True, "starting"),
+    ({"broker_ok": None, "started": time.time() - 500}, "liveness", False, "since start"),
+    ({"pid": 2**22 + 7}, "liveness", False, "not running"),
+])
+def test_probe_decisions(tmp_path: Path, fields: dict[str, object], kind: str, ok: bool, reason: str) -> None:
+    path = write_state(tmp_path / "worker.json", **fields)
+    result = PROBES[kind](path)
+    assert result.ok is ok and reason in result.reason, result
