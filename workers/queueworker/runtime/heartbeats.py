@@ -82,7 +82,8 @@ class Heartbeats(bootsteps.StartStopStep):
         }
 
     def beat(self) -> None:
-        if self.client is None:
+        if self.client is None:  # not a Redis broker: nothing to write, nothing to check
+            STATE.update(broker_ok=time.time())
             return
         finished = finished_by_queue()
         record = self.record(finished)

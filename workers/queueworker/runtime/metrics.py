@@ -128,6 +128,8 @@ def on_received(request: Any = None, **_: Any) -> None:
 
 def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     now = time.time()
+    if len(_starts) > 10000:  # tasks whose postrun never came (a crashed child's are gone with it)
+        _starts.clear()
     _starts[task_id] = time.monotonic()
     queue = queue_of(task.request)
     count("started", task.name, queue)
