@@ -149,6 +149,7 @@ class PolicyState:
     #: Exponentially decayed sums (time constant service_window_seconds): busy slot-seconds, completions.
     busy_seconds: float = 0.0
     served: float = 0.0
+    service_span: float = 0.0  # decayed seconds observed: how full the service window is
     #: Recommendations of the scale-down window as (time, replicas), times increasing and replicas
     #: strictly decreasing, so the first entry is the window's maximum.
     window: tuple[tuple[float, int], ...] = ()
@@ -164,15 +165,6 @@ class PolicyState:
     @property
     def completion_rate(self) -> float | None:
         return self.done / self.seconds if self.seconds > 0 else None
-
-    @property
-    def service_seconds(self) -> float | None:
-        """Mean service time (busy slot-seconds per completion); None until a task has completed."""
-        if self.served < _MIN_SERVED or self.last is None:
-            return None
-        # Running tasks are in busy_seconds with about half their time but not yet in served.
-        return self.busy_seconds / (self.served + self.last.busy_slots / 2)
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -213,6 +205,7 @@ def _update_rates(config: PolicyConfig, state: PolicyState, obs: Observation) ->
         seconds_sq_fast=state.seconds_sq_fast * fast * fast + dt,
         busy_seconds=state.busy_seconds * slow + busy,
         served=state.served * slow + done,
+        service_span=state.service_span * slow + dt,
     )
     if _rate_changed(config, state):
         # A burst started or ended: what came before the last tick says nothing about the new rate.
@@ -234,6 +227,16 @@ def _rate_changed(config: PolicyConfig, state: PolicyState) -> bool:
     return abs(fast - slow) > config.change_sigmas * sd_null
 
 
+def service_seconds(config: PolicyConfig, state: PolicyState) -> float | None:
+    """Mean service time: busy slot-seconds per completed task; None until a task has completed."""
+    if state.served < _MIN_SERVED or state.last is None:
+        return None
+    # While the window fills, running tasks count with about half their time but not yet as completed;
+    # once it is full, the running tasks at both of its ends balance out.
+    filling = max(0.0, 1.0 - state.service_span / config.service_window_seconds)
+    return state.busy_seconds / (state.served + filling * state.last.busy_slots / 2)
+
+
 def _arrival_rate(config: PolicyConfig, state: PolicyState) -> float:
     """The arrival rate to plan for: the average less `confidence` deviations of its Poisson noise."""
     if state.seconds <= 0:
@@ -250,7 +253,7 @@ def _needed_slots(config: PolicyConfig, state: PolicyState, obs: Observation) ->
     horizon = target
     if obs.oldest_wait is not None and backlog > 0:
         horizon = max(target - obs.oldest_wait, target * _MIN_HORIZON_FRACTION)
-    service = state.service_seconds
+    service = service_seconds(config, state)
     arrival = _arrival_rate(config, state)
     if service is None:
         slots = float(obs.busy_slots + backlog)

@@ -1,0 +1,262 @@
+"""The builtin autoscaling policy, rule by rule, with constructed observations."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from queueworker.spec import Autoscaling, QueueWorkerSpec
+from queueworker_operator.policy import (
+    Decision,
+    Observation,
+    PolicyConfig,
+    PolicyState,
+    decide,
+    service_seconds,
+)
+
+TICK = 5.0
+
+
+def obs(t: float, backlog: int = 0, busy: int = 0, completed: int | None = 0, *, reserved: int | None = None,
+        total: int = 0, oldest: float | None = None) -> Observation:
+    return Observation(
+        time=t, backlog=backlog, reserved=busy if reserved is None else reserved, busy_slots=busy,
+        total_slots=max(total, busy), workers=0, oldest_wait=oldest, completed_total=completed,
+    )
+
+
+def steady(config: PolicyConfig, rate: float, service: float, seconds: float, current: int,
+           state: PolicyState | None = None, start: float = 0.0, done: float = 0.0,
+           log: list[Decision] | None = None) -> tuple[Decision, float, float]:
+    """Feed `seconds` of a queue that keeps up: `rate` tasks/s finish, `rate x service` slots busy."""
+    state = state or PolicyState()
+    t = start
+    busy = round(rate * service)
+    decision = decide(config, state, obs(t, busy=busy, completed=int(done)), current)
+    while t < start + seconds - 1e-9:
+        t += TICK
+        done += rate * TICK
+        decision = decide(config, decision.state, obs(t, busy=busy, completed=int(done)), decision.replicas)
+        if log is not None:
+            log.append(decision)
+    return decision, t, done
+
+
+def test_defaults_are_the_spec_defaults() -> None:
+    a, spec = Autoscaling(), QueueWorkerSpec(app="x:app", queues=("q",))
+    c = PolicyConfig()
+    assert (c.min_replicas, c.max_replicas) == (a.min_replicas, a.max_replicas)
+    assert c.target_wait_seconds == a.target_wait_seconds
+    assert c.scale_down_delay_seconds == a.scale_down_delay_seconds
+    assert c.slots_per_replica == spec.concurrency
+    assert PolicyConfig.from_spec(spec) == c
+
+
+def test_from_spec_maps_fields_and_overrides() -> None:
+    spec = QueueWorkerSpec(
+        app="x:app", queues=("q",), concurrency=8,
+        autoscaling=Autoscaling(min_replicas=0, max_replicas=20, target_wait_seconds=12,
+                                scale_down_delay_seconds=60),
+    )
+    c = PolicyConfig.from_spec(spec, scale_down_delay_seconds=5)
+    assert (c.min_replicas, c.max_replicas, c.slots_per_replica) == (0, 20, 8)
+    assert (c.target_wait_seconds, c.scale_down_delay_seconds) == (12, 5)
+
+
+@pytest.mark.parametrize("bad", [
+    {"min_replicas": -1}, {"min_replicas": 5, "max_replicas": 3}, {"max_replicas": 0},
+    {"target_wait_seconds": 0}, {"slots_per_replica": 0}, {"max_step_up": 0},
+    {"target_utilization": 1.5}, {"rate_window_seconds": 0}, {"scale_down_delay_seconds": -1},
+])
+def test_impossible_configs_are_rejected(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        PolicyConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_unreachable_broker_holds() -> None:
+    d = decide(PolicyConfig(), PolicyState(), None, 7)
+    assert (d.replicas, d.direction) == (7, "hold")
+    assert "unreachable" in d.reason
+
+
+def test_unreachable_broker_still_applies_new_bounds() -> None:
+    d = decide(PolicyConfig(max_replicas=4), PolicyState(), None, 7)
+    assert (d.replicas, d.direction) == (4, "down")
+
+
+def test_outage_restarts_the_scale_down_window() -> None:
+    config = PolicyConfig(scale_down_delay_seconds=60)
+    d = decide(config, PolicyState(), obs(0), 5)
+    for t in range(5, 50, 5):
+        d = decide(config, d.state, obs(t), d.replicas)
+    d = decide(config, d.state, None, d.replicas)
+    d = decide(config, d.state, obs(70), d.replicas)
+    assert (d.replicas, d.direction) == (5, "hold")  # 70 s of idleness, but not 60 s of data since the outage
+    for t in range(75, 135, 5):
+        d = decide(config, d.state, obs(t), d.replicas)
+    assert d.replicas == 1 and d.direction in ("down", "hold")
+
+
+def test_from_zero_as_soon_as_one_task_waits() -> None:
+    config = PolicyConfig(min_replicas=0)
+    d = decide(config, PolicyState(), obs(0, backlog=1, completed=None, oldest=0.5), 0)
+    assert (d.replicas, d.direction) == (1, "up")
+    assert d.reason.startswith("scale up")
+
+
+def test_stays_at_zero_when_idle() -> None:
+    d = decide(PolicyConfig(min_replicas=0), PolicyState(), obs(0), 0)
+    assert (d.replicas, d.direction) == (0, "hold")
+
+
+@pytest.mark.parametrize("work", [{"backlog": 1}, {"busy": 1}, {"busy": 0, "reserved": 1}])
+def test_never_to_zero_with_work(work: dict[str, int]) -> None:
+    config = PolicyConfig(min_replicas=0, scale_down_delay_seconds=30)
+    d = decide(config, PolicyState(), obs(0), 3)
+    for t in range(5, 600, 5):
+        d = decide(config, d.state, obs(t, **work), d.replicas)
+        assert d.replicas >= 1
+
+
+def test_to_zero_after_the_delay_when_nothing_is_queued_or_running() -> None:
+    config = PolicyConfig(min_replicas=0, scale_down_delay_seconds=60)
+    d = decide(config, PolicyState(), obs(0), 2)
+    for t in range(5, 60, 5):
+        d = decide(config, d.state, obs(t), d.replicas)
+        assert d.replicas == 2, t
+        assert "before scaling down" in d.reason
+    d = decide(config, d.state, obs(60), d.replicas)
+    assert (d.replicas, d.direction) == (0, "down")
+
+
+def test_scales_up_at_once_in_bounded_steps() -> None:
+    config = PolicyConfig(max_replicas=50)
+    d = decide(config, PolicyState(), obs(0, backlog=500, busy=2, completed=None, oldest=1), 1)
+    assert (d.replicas, d.direction) == (5, "up")  # max(4 pods, 100 %) from 1
+    assert "bounded step" in d.reason
+    d = decide(config, d.state, obs(5, backlog=500, busy=2, completed=None, oldest=6), d.replicas)
+    assert d.replicas == 10  # 100 % of 5
+    d = decide(config, d.state, obs(10, backlog=500, busy=2, completed=None, oldest=11), d.replicas)
+    assert d.replicas == 20
+
+
+def test_step_size_is_configurable() -> None:
+    config = PolicyConfig(max_replicas=50, max_step_up=1, max_step_up_percent=0)
+    d = decide(config, PolicyState(), obs(0, backlog=500, completed=None), 3)
+    assert d.replicas == 4
+
+
+def test_clamps_to_max_and_min() -> None:
+    config = PolicyConfig(min_replicas=2, max_replicas=10)
+    d = decide(config, PolicyState(), obs(0, backlog=10_000, completed=None, oldest=100), 10)
+    assert (d.replicas, d.direction) == (10, "hold")
+    assert "maxReplicas" in d.reason
+    assert decide(config, PolicyState(), obs(0), 14).replicas == 10
+    assert decide(config, PolicyState(), obs(0), 0).replicas == 2
+
+
+def test_littles_law_keeps_up_with_arrivals() -> None:
+    # 1 task/s of 4 s tasks keep 4 slots busy: with 90 % target utilization that is 5 slots = 3 replicas.
+    config = PolicyConfig(max_replicas=20, confidence=0)
+    d, _, _ = steady(config, rate=1.0, service=4.0, seconds=900, current=3)
+    assert d.recommended == 3
+    assert service_seconds(config, d.state) == pytest.approx(4.0, rel=0.05)
+    assert d.state.arrival_rate == pytest.approx(1.0, rel=0.05)
+    # 2 tasks/s of 4 s: 8 busy slots, 8.9 with headroom: 5 replicas.
+    d, _, _ = steady(config, rate=2.0, service=4.0, seconds=900, current=5)
+    assert d.recommended == 5
+
+
+def test_the_noise_margin_lowers_the_recommendation_only_a_little() -> None:
+    d, _, _ = steady(PolicyConfig(max_replicas=20), rate=2.0, service=4.0, seconds=900, current=5)
+    assert 4 <= d.recommended <= 5
+
+
+def test_backlog_is_drained_within_the_wait_target() -> None:
+    # Known 10 s service time, no new arrivals: 30 waiting must start within 30 s -> 10 slots = 5 replicas.
+    config = PolicyConfig(max_replicas=20, confidence=0)
+    d, t, done = steady(config, rate=0.2, service=10.0, seconds=1800, current=1)
+    quiet = dataclasses.replace(d.state, arrived=0.0, last=None)
+    d = decide(config, quiet, obs(t + 1, backlog=30, busy=2, completed=int(done), oldest=0), 1)
+    assert d.recommended == 5
+    # The same backlog with its oldest task 25 s old has 5 s left: one slot per waiting task.
+    d2 = decide(config, quiet, obs(t + 1, backlog=30, busy=2, completed=int(done), oldest=25), 1)
+    assert d2.recommended == 15
+    assert "oldest 25s <= target 30s" in d2.reason
+    assert (d2.replicas, d2.direction) == (5, "up")
+
+
+def test_unknown_service_time_gives_each_waiting_task_a_slot() -> None:
+    d = decide(PolicyConfig(), PolicyState(), obs(0, backlog=3, busy=2, completed=None), 1)
+    assert d.recommended == 3
+    assert "service time not known" in d.reason
+
+
+def test_no_scale_up_while_nothing_waits() -> None:
+    config = PolicyConfig(max_replicas=20, confidence=0)
+    d, _, _ = steady(config, rate=2.0, service=4.0, seconds=300, current=4)  # 8 slots busy of 8
+    assert d.replicas == 4 and d.recommended == 5
+    assert "no task waiting" in d.reason
+
+
+def _time(d: Decision) -> float:
+    assert d.state.last is not None
+    return d.state.last.time
+
+
+def test_down_only_after_the_delay_and_to_the_windows_highest() -> None:
+    delay = 100.0
+    config = PolicyConfig(max_replicas=20, scale_down_delay_seconds=delay, confidence=0)
+    d, t, done = steady(config, rate=1.0, service=10.0, seconds=600, current=6)  # 11.1 slots: 6 replicas
+    assert (d.replicas, d.recommended) == (6, 6)
+    log: list[Decision] = []
+    changed = t
+    d, t, done = steady(config, rate=0.3, service=10.0, seconds=600, current=6, state=d.state, start=t,
+                        done=done, log=log)
+    downs = [x for x in log if x.direction == "down"]
+    assert downs and d.replicas == 2  # 3.3 slots
+    current = 6
+    for x in log:
+        if x.direction == "down":
+            assert _time(x) - changed >= delay
+            window = [y.recommended for y in log if _time(x) - delay <= _time(y) <= _time(x)]
+            assert max(window) < current
+            assert x.replicas == max(window)
+            assert "scale down" in x.reason
+        current = x.replicas
+
+
+def test_counter_reset_is_not_a_negative_rate() -> None:
+    config = PolicyConfig(max_replicas=20)
+    d, t, _ = steady(config, rate=1.0, service=4.0, seconds=300, current=3)
+    before = d.state.arrival_rate
+    d = decide(config, d.state, obs(t + TICK, busy=4, completed=3), d.replicas)
+    assert "counter reset" in d.reason
+    assert d.state.arrival_rate == before
+    assert d.replicas == 3
+    d = decide(config, d.state, obs(t + 2 * TICK, busy=4, completed=8), d.replicas)
+    assert d.state.arrival_rate is not None and d.state.arrival_rate > 0
+
+
+def test_time_going_backwards_changes_no_rate() -> None:
+    config = PolicyConfig()
+    d, t, done = steady(config, rate=1.0, service=4.0, seconds=120, current=3)
+    again = decide(config, d.state, obs(t - 50, busy=4, completed=int(done) + 100), d.replicas)
+    assert again.state.arrived == d.state.arrived
+    assert again.replicas == d.replicas
+
+
+def test_burst_start_is_noticed_within_two_ticks() -> None:
+    config = PolicyConfig(max_replicas=20)
+    d, t, done = steady(config, rate=0.1, service=10.0, seconds=600, current=1)
+    assert d.replicas == 1
+    backlog, finished = 0, int(done)
+    for _ in range(2):  # 2 tasks/s arrive; one slot pair keeps finishing 0.2/s
+        t += TICK
+        finished += 1
+        backlog += 9
+        d = decide(config, d.state, obs(t, backlog=backlog, busy=2, completed=finished, oldest=backlog / 2),
+                   d.replicas)
+    assert d.replicas >= 9  # 2/s x 10 s = 20 slots wanted; up to 10 allowed by the step from 5
+    assert "arrival" in d.reason
