@@ -58,7 +58,7 @@ def connect() -> Cluster:
     if not any(Path(p).exists() for p in kubeconfig.split(os.pathsep)):
         raise Unavailable(f"no kubeconfig at {kubeconfig}: create a cluster with `make kind-up`")
     try:
-        contexts, current = config.list_kube_config_contexts()
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
     except (config.ConfigException, OSError) as exc:
         raise Unavailable(f"kubeconfig unreadable: {exc}") from exc
     wanted = os.environ.get("QW_E2E_CONTEXT") or (current or {}).get("name") or DEFAULT_CONTEXT
@@ -71,7 +71,7 @@ def connect() -> Cluster:
             f"refusing kube context {wanted!r} (cluster {cluster_name!r}): not a kind cluster; "
             f"the e2e suite installs and deletes things, it only runs on kind"
         )
-    api = config.new_client_from_config(context=wanted)
+    api = config.new_client_from_config(config_file=kubeconfig, context=wanted)
     try:
         nodes: list[Any] = client.CoreV1Api(api).list_node(_request_timeout=5).items
     except Exception as exc:  # urllib3 / API errors: unreachable for this suite's purpose
