@@ -237,3 +237,25 @@ def test_checkov_reports_no_failed_check(tmp_path: Path) -> None:
     skipped = {s["check_id"] for r in reports for s in r["results"]["skipped_checks"]}
     assert skipped, "the suppressions were not seen"
     assert skipped <= set(checkov_annotations())
+
+
+def test_pods_the_operator_builds_for_the_examples_meet_it_too() -> None:
+    """The e2e namespace enforces "restricted": the worker and beat pods the operator creates there must
+    pass the same rules as the chart's own pods."""
+    import yaml
+    from queueworker.spec import parse_manifest
+    from queueworker_operator import builders
+    from queueworker_operator.config import Settings
+
+    from tests.chart.rendering import REPO
+
+    qws = []
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc and doc.get("kind") == "QueueWorker":
+                qws.append(parse_manifest(doc, default_namespace="qw-e2e"))
+    assert qws
+    built = [o for o in builders.render(qws, Settings()) if pod_spec(o) is not None]
+    assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in built} >= {"worker", "beat"}
+    for obj in built:
+        assert restricted_violations(dict(pod_spec(obj) or {})) == [], obj["metadata"]["name"]
