@@ -169,6 +169,8 @@ def make_app(main: str, **overrides: Any) -> Celery:
     app = QueueWorkerCelery(main, task_cls="queueworker.runtime.limits:QueueWorkerTask")
     config = base_config(main)
     config.update(overrides)
+    if "broker_url" in overrides and "redbeat_redis_url" not in overrides:
+        config["redbeat_redis_url"] = overrides["broker_url"]  # beat's store follows the broker
     app.conf.update(config)
     install(app)
     return app
