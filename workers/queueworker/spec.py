@@ -18,6 +18,7 @@ from queueworker.spec_checks import (
     Checker,
     FieldError,
     SpecError,
+    cron_never_fires,
     cron_ok,
     describe,
     duration_seconds,
@@ -319,6 +320,11 @@ def _when(check: Checker, d: Mapping[str, Any], where: str) -> tuple[str | None,
     cron = check.string(d, "cron", where, pattern=None, max_length=128, what=CRON_WHAT)
     if cron is not None and not cron_ok(cron):
         check.error(join(where, "cron"), f"must be {CRON_WHAT}; got {cron!r}")
+        cron = None
+    elif cron is not None and cron_never_fires(cron):
+        check.error(
+            join(where, "cron"), f"never fires: its days of month occur in none of its months; got {cron!r}"
+        )
         cron = None
     text = check.string(d, "every", where, pattern=None, max_length=32, what=EVERY_WHAT)
     if text is None:

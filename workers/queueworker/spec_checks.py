@@ -71,6 +71,36 @@ def cron_ok(expr: str) -> bool:
     return CRON.match(expr) is not None and bool(croniter.is_valid(expr))
 
 
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def cron_never_fires(expr: str) -> bool:
+    """True when a valid expression's days of month occur in none of its months (e.g. `0 0 30 2 *`)."""
+    _, _, days, months, _ = croniter(expr).expanded
+    if "*" in days or "*" in months:
+        return False
+    return min(int(d) for d in days) > max(_MONTH_DAYS[int(m) - 1] for m in months)
+
+
+_CRONTAB_KEYS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def crontab_kwargs(expr: str) -> dict[str, str]:
+    """A valid cron expression as `celery.schedules.crontab(**kwargs)` takes it: each field becomes `*` or
+    the explicit, sorted list of values croniter expands it to (names become numbers, weekday 7 becomes
+    0, `N/step` and wrapping ranges are spelled out), which Celery's parser always accepts.
+    Note: when both day of month and day of week are restricted, Celery's crontab fires when both match,
+    while classic cron (and croniter) fire when either does."""
+    out: dict[str, str] = {}
+    for key, values in zip(_CRONTAB_KEYS, croniter(expr).expanded, strict=True):
+        if "*" in values:
+            out[key] = "*"
+            continue
+        numbers = {int(v) % 7 if key == "day_of_week" else int(v) for v in values}
+        out[key] = ",".join(str(v) for v in sorted(numbers))
+    return out
+
+
 @dataclass(frozen=True)
 class FieldError:
     path: str  # e.g. "spec.autoscaling.minReplicas"
