@@ -189,9 +189,10 @@ def test_autoscaling_rules() -> None:
         "spec.autoscaling.minReplicas": "must be <= maxReplicas (11 > 10)"
     }
     assert "> 0" in spec_errors(autoscaling={"targetWaitSeconds": 0})["spec.autoscaling.targetWaitSeconds"]
-    assert (
-        "one of builtin, keda, hpa, off" in spec_errors(autoscaling={"mode": False})["spec.autoscaling.mode"]
-    )
+    assert spec_errors(autoscaling={"mode": False}) == {
+        "spec.autoscaling.mode": "must be one of builtin, keda, hpa, off; got boolean false; "
+        'quote it in YAML: "off"'
+    }
 
 
 def test_schedule_rules() -> None:

@@ -287,6 +287,13 @@ class Checker:
         value = d[key]
         if not isinstance(value, str) or value not in choices:
             hint = suggest(value, choices) if isinstance(value, str) else ""
+            if isinstance(value, bool):  # YAML 1.1 reads unquoted off/no/on/yes as booleans
+                words = [
+                    w
+                    for w in (("off", "no", "false") if not value else ("on", "yes", "true"))
+                    if w in choices
+                ]
+                hint = f'; quote it in YAML: "{words[0]}"' if words else ""
             self.error(join(path, key), f"must be one of {', '.join(choices)}; got {describe(value)}{hint}")
             return default
         return value
