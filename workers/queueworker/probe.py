@@ -8,8 +8,9 @@ trips whatever the number of queues:
 - without discovery, one pipeline: a server-side read-only script per chunk of queues (LLEN of the
   four lists, LINDEX -1 of the non-empty ones, HVALS of the heartbeat hash, GET of the counter), one
   script counting the `unacked` hash by routing key, and HGETALL of the targets hash;
-- with discovery, before that: SCAN (never KEYS) for kombu's binding sets, then one pipeline of their
-  SMEMBERS. The SCAN calls grow with the size of the keyspace, not with the number of queues probed.
+- with discovery, before that: a server-side SCAN (never KEYS) for kombu's binding sets and their
+  members, bounded per call, in one round trip with the targets for keyspaces up to about
+  SCAN_COUNT * SCAN_ROUNDS keys and one more per such slice beyond.
 
 The scripts return one JSON string each, so a probe of 10,000 queues costs the client one
 `json.loads` per chunk instead of tens of thousands of reply objects. They only read, and say so
@@ -21,6 +22,7 @@ down, the autoscaler holds replicas. Nothing here ever turns "could not read" in
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -34,14 +36,18 @@ from queueworker import keys
 
 #: Queues per server-side script call: bounds how long one call holds the Redis event loop.
 CHUNK = 1000
-#: COUNT hint per SCAN call during discovery.
+#: COUNT hint per SCAN call during discovery, and SCAN calls per server-side discovery call (so one
+#: call visits about SCAN_COUNT * SCAN_ROUNDS keys, a few milliseconds of Redis time).
 SCAN_COUNT = 5000
+SCAN_ROUNDS = 10
 #: Kombu's exchanges for Celery's own control, reply and event queues: not task queues.
 INTERNAL_EXCHANGES = frozenset({"celery.pidbox", "reply.celery.pidbox", "celeryev"})
 
-# Per queue: the length of each list, the raw publish stamp of the oldest stamped tail ("" when
-# nothing waits or no tail is stamped), live workers, busy slots, total slots, completion counter (text).
-# One EXISTS for the four lists; LLEN only until every existing list has been read.
+# A flat array with one row per queue that has anything to report (an index into the chunk, the length
+# of each list, the raw publish stamp of the oldest stamped tail or "", live workers, busy slots, total
+# slots, the completion counter as text); queues with nothing (no lists, no heartbeat, no counter) are
+# left out. One EXISTS for the lists and the heartbeat hash, then HVALS and LLEN only for what exists:
+# at 10,000 queues, calls and allocations are what a script like this spends its time on.
 _QUEUES_SCRIPT = """#!lua flags=no-writes
 local hb_prefix, done_prefix = ARGV[1], ARGV[2]
 local needle = '"' .. ARGV[3] .. '"'
@@ -49,56 +55,92 @@ local oldest_alive = tonumber(ARGV[4]) - tonumber(ARGV[5])
 local suffixes = cjson.decode(ARGV[6])
 local nsuffix = #suffixes
 local queues = cjson.decode(ARGV[7])
+local call, pcall_redis, find, match = redis.call, redis.pcall, string.find, string.match
 local done_keys = {}
 for i, q in ipairs(queues) do done_keys[i] = done_prefix .. q end
-local done = redis.call('MGET', unpack(done_keys))
-local out = {}
+local done = call('MGET', unpack(done_keys))
+local out, k = {}, 0
+local lists, counts = {}, {}
 for i, q in ipairs(queues) do
-  local row = {}
-  local lists = {}
   for s = 1, nsuffix do lists[s] = q .. suffixes[s] end
-  local left = redis.call('EXISTS', unpack(lists))
-  local stamp, oldest = '', nil
+  local hb_key = hb_prefix .. q
+  lists[nsuffix + 1] = hb_key
+  local left = call('EXISTS', unpack(lists, 1, nsuffix + 1))
+  local workers, busy, total = 0, 0, 0
+  if left > 0 then
+    local beats = pcall_redis('HVALS', hb_key)
+    if type(beats) == 'table' and beats[1] then
+      left = left - 1
+      for _, raw in ipairs(beats) do
+        local ok, hb = pcall(cjson.decode, raw)
+        if ok and type(hb) == 'table' and tonumber(hb.ts) and tonumber(hb.ts) >= oldest_alive then
+          workers = workers + 1
+          busy = busy + (tonumber(hb.busy) or 0)
+          total = total + (tonumber(hb.total) or 0)
+        end
+      end
+    end
+  end
+  local depth, stamp, oldest = 0, '', nil
   for s = 1, nsuffix do
     local n = 0
     if left > 0 then
-      n = redis.pcall('LLEN', lists[s])
+      n = pcall_redis('LLEN', lists[s])
       if type(n) ~= 'number' then n = 0 end
-      if n > 0 then left = left - 1 end
-    end
-    if n > 0 then
-      local tail = redis.call('LINDEX', lists[s], -1)
-      local at = tail and string.find(tail, needle, 1, true)
-      if at then
-        local raw = string.match(tail, '^%s*:%s*(%-?[%d%.eE%+%-]+)', at + #needle)
-        local value = raw and tonumber(raw)
-        if value and (oldest == nil or value < oldest) then stamp, oldest = raw, value end
+      if n > 0 then
+        left = left - 1
+        local tail = call('LINDEX', lists[s], -1)
+        local at = tail and find(tail, needle, 1, true)
+        if at then
+          local raw = match(tail, '^%s*:%s*(%-?[%d%.eE%+%-]+)', at + #needle)
+          local value = raw and tonumber(raw)
+          if value and (oldest == nil or value < oldest) then stamp, oldest = raw, value end
+        end
       end
     end
-    row[s] = n
-  end
-  local workers, busy, total = 0, 0, 0
-  local beats = redis.pcall('HVALS', hb_prefix .. q)
-  if type(beats) == 'table' and not beats.err then
-    for _, raw in ipairs(beats) do
-      local ok, hb = pcall(cjson.decode, raw)
-      if ok and type(hb) == 'table' and tonumber(hb.ts) and tonumber(hb.ts) >= oldest_alive then
-        workers = workers + 1
-        busy = busy + (tonumber(hb.busy) or 0)
-        total = total + (tonumber(hb.total) or 0)
-      end
-    end
+    counts[s] = n
+    depth = depth + n
   end
   local d = done[i]
-  if type(d) ~= 'string' or not string.match(d, '^%d+$') then d = '0' end
-  row[nsuffix + 1] = stamp
-  row[nsuffix + 2] = workers
-  row[nsuffix + 3] = busy
-  row[nsuffix + 4] = total
-  row[nsuffix + 5] = d
-  out[#out + 1] = row
+  if d and not match(d, '^%d+$') then d = false end
+  if depth > 0 or workers > 0 or d then
+    out[k + 1] = i
+    for s = 1, nsuffix do out[k + 1 + s] = counts[s] end
+    k = k + 1 + nsuffix
+    out[k + 1], out[k + 2], out[k + 3], out[k + 4], out[k + 5] = stamp, workers, busy, total, d or '0'
+    k = k + 5
+  end
 end
+if k == 0 then return '[]' end
 return cjson.encode(out)
+"""
+
+
+# [cursor, JSON list of binding members]: SCAN for kombu's binding sets from ARGV[1] (pattern ARGV[2],
+# COUNT ARGV[3], at most ARGV[4] SCAN calls), leaving out the keys listed in ARGV[5].
+_DISCOVER_SCRIPT = """#!lua flags=no-writes
+local cursor, pattern, count, rounds = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local skip = {}
+for _, key in ipairs(cjson.decode(ARGV[5])) do skip[key] = true end
+local members, n = {}, 0
+repeat
+  local reply = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', count)
+  cursor = reply[1]
+  for _, key in ipairs(reply[2]) do
+    if not skip[key] then
+      local set = redis.pcall('SMEMBERS', key)
+      if type(set) == 'table' and not set.err then
+        for _, m in ipairs(set) do
+          n = n + 1
+          members[n] = m
+        end
+      end
+    end
+  end
+  rounds = rounds - 1
+until cursor == '0' or rounds <= 0
+if n == 0 then return {cursor, '[]'} end
+return {cursor, cjson.encode(members)}
 """
 
 # {routing_key: count} over the `unacked` hash. The routing key is the last element of each entry's
@@ -192,30 +234,30 @@ def _queue_from_binding(member: bytes | str) -> str | None:
     return parts[-1] if len(parts) == 3 and parts[-1] else None
 
 
-def _binding_keys(client: redis.Redis) -> list[str]:
-    found: list[str] = []
-    for raw_key in client.scan_iter(match=f"{keys.BINDING_PREFIX}*", count=SCAN_COUNT):
-        key = _text(raw_key)
-        if key[len(keys.BINDING_PREFIX):] not in INTERNAL_EXCHANGES:
-            found.append(key)
-    return found
-
-
 def _discover(client: redis.Redis) -> tuple[list[str], dict[str, float]]:
-    """Queues bound on the broker (sorted) and the wait targets, in one round trip after the SCAN."""
-    binding_keys = _binding_keys(client)
+    """Queues bound on the broker (sorted) and the wait targets. The SCAN runs server-side, at most
+    SCAN_ROUNDS calls of SCAN_COUNT per script call, so one call covers most keyspaces and none holds
+    Redis for long; the targets come in the same round trip as the first call."""
+    skip = json.dumps(sorted(f"{keys.BINDING_PREFIX}{name}" for name in INTERNAL_EXCHANGES))
+    args = [f"{keys.BINDING_PREFIX}*", str(SCAN_COUNT), str(SCAN_ROUNDS), skip]
     pipe = client.pipeline(transaction=False)
-    for key in binding_keys:
-        pipe.smembers(key)
+    pipe.eval(_DISCOVER_SCRIPT, 0, "0", *args)
     pipe.hgetall(keys.TARGETS_HASH)
-    *bindings, raw_targets = pipe.execute()
+    (cursor, members), raw_targets = pipe.execute()
     found: set[str] = set()
-    for members in bindings:
-        for member in members:
+    while True:
+        for member in json.loads(_text_lenient(members)):
             queue = _queue_from_binding(member)
             if queue is not None:
                 found.add(queue)
+        if _text(cursor) == "0":
+            break
+        cursor, members = client.eval(_DISCOVER_SCRIPT, 0, cursor, *args)
     return sorted(found), _parse_targets(raw_targets)
+
+
+def _text_lenient(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def discover_queues(client: redis.Redis) -> list[str]:
@@ -226,14 +268,21 @@ def discover_queues(client: redis.Redis) -> list[str]:
     return _discover(client)[0]
 
 
+@functools.lru_cache(maxsize=65536)
+def _target_seconds(value: bytes | str) -> float | None:
+    """targetWaitSeconds of one targets-hash value (cached: the values rarely change between probes)."""
+    try:
+        target = float(json.loads(value)["targetWaitSeconds"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    return target if math.isfinite(target) and target >= 0 else None
+
+
 def _parse_targets(raw: dict[Any, Any]) -> dict[str, float]:
     targets: dict[str, float] = {}
     for field, value in raw.items():
-        try:
-            target = float(json.loads(value)["targetWaitSeconds"])
-        except (ValueError, TypeError, KeyError):
-            continue
-        if math.isfinite(target) and target >= 0:
+        target = _target_seconds(value)
+        if target is not None:
             targets[_text(field)] = target
     return targets
 
@@ -269,25 +318,32 @@ def probe(client: redis.Redis, queues: Iterable[str] = (), discover: bool = Fals
         pipe.hgetall(keys.TARGETS_HASH)
     replies = pipe.execute()
 
-    rows: list[list[Any]] = []
-    for reply in replies[:len(chunks)]:
-        rows.extend(json.loads(reply))
+    found: dict[str, list[Any]] = {}
+    width = 1 + len(suffixes) + 5
+    for chunk, reply in zip(chunks, replies[:len(chunks)], strict=True):
+        flat = json.loads(reply)
+        for at in range(0, len(flat), width):
+            found[chunk[flat[at] - 1]] = flat[at + 1:at + width]
     reserved_by_key: dict[str, int] = json.loads(replies[len(chunks)])
     if targets is None:
         targets = _parse_targets(replies[len(chunks) + 1])
 
     nlists = len(suffixes)
+    zero = (0,) * nlists
+    reserved_of, target_of = reserved_by_key.get, targets.get
     stats: dict[str, QueueStats] = {}
-    for queue, row in zip(names, rows, strict=True):
+    for queue in names:
+        row = found.get(queue)
+        if row is None:  # nothing waits, no heartbeat, no counter
+            stats[queue] = QueueStats(queue, 0, zero, reserved_of(queue, 0), 0.0, 0, 0, 0, 0,
+                                      target_of(queue), False)
+            continue
         depths = tuple(row[:nlists])
         stamp, workers, busy, total, done = row[nlists:]
         depth = sum(depths)
         oldest_wait: float | None = 0.0
         if depth:
             oldest_wait = max(now - float(stamp), 0.0) if stamp else None
-        stats[queue] = QueueStats(
-            queue=queue, depth=depth, depths=depths, reserved=reserved_by_key.get(queue, 0),
-            oldest_wait=oldest_wait, workers=workers, busy_slots=busy, total_slots=total,
-            completed_total=int(done), target_wait=targets.get(queue), orphaned=depth > 0 and workers == 0,
-        )
+        stats[queue] = QueueStats(queue, depth, depths, reserved_of(queue, 0), oldest_wait, workers, busy,
+                                  total, int(done), target_of(queue), depth > 0 and workers == 0)
     return stats
