@@ -7,6 +7,7 @@ The version is pinned so the checks do not change under the suite.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -30,13 +31,18 @@ def checkov_bin() -> Path:
     if exe.exists() and stamp.exists():
         return exe
     venv.parent.mkdir(parents=True, exist_ok=True)
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    print(f"installing checkov {CHECKOV_VERSION} into {venv} (once)", file=sys.stderr)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
-        check=True,
-        timeout=1200,
-    )
-    stamp.touch()
+    # One installer at a time: concurrent test runs on a fresh machine wait for the first.
+    with open(venv.parent / f".{venv.name}.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists() and stamp.exists():
+            return exe
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        print(f"installing checkov {CHECKOV_VERSION} into {venv} (once)", file=sys.stderr)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
+            check=True,
+            timeout=1200,
+        )
+        stamp.touch()
     return exe
