@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     verdict = "met" if result["probe_under_target"] else "MISSED"
     print(f"  probe(queues)            {probe_median * 1e3:8.1f} ms / {probe_best * 1e3:.1f} ms"
           f"   (target < {TARGET_SECONDS * 1e3:.0f} ms: {verdict})")
-    print(f"  probe(queues) CPU        {probe_cpu * 1e3:8.1f} ms   (client + Redis server; wall time"
-          f" includes waiting for the CPU: load average {result['load_average']:.1f} on {os.cpu_count()} cores)")
+    print(f"  probe(queues) CPU        {probe_cpu * 1e3:8.1f} ms   (client + Redis server; wall time includes"
+          f" waiting for a CPU: load average {result['load_average']:.1f} on {os.cpu_count()} cores)")
     print(f"  probe(discover=True)     {disc_median * 1e3:8.1f} ms / {disc_best * 1e3:.1f} ms")
     print(f"  exporter scrape (text)   {scrape_median * 1e3:8.1f} ms / {scrape_best * 1e3:.1f} ms"
           f"   ({len(text) / 1e6:.1f} MB exposition)")
