@@ -16,8 +16,9 @@ import traceback
 from typing import Any
 
 MODULES = ("bench.scrape", "bench.overhead", "bench.converge", "bench.autoscale", "bench.realrun")
-#: Modules that print their own report; the others' returned dicts are printed as JSON.
-SELF_REPORTING = ("bench.autoscale",)
+#: The module whose burst-trace figures make the RESULT line; it prints its own report (the others'
+#: returned dicts are printed as JSON).
+AUTOSCALE = "bench.autoscale"
 
 
 def _run(name: str) -> dict[str, Any] | None:
@@ -28,11 +29,18 @@ def _run(name: str) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else {"result": result}
 
 
+def _present(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its package is missing
+        return False
+
+
 def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
     for name in MODULES:
-        if importlib.util.find_spec(name) is None:
+        if not _present(name):
             print(f"== {name}: not present, skipped ==", flush=True)
             continue
         print(f"== {name} ==", flush=True)
@@ -46,14 +54,14 @@ def main() -> int:
             continue
         if result is not None:
             results[name] = result
-            if name not in SELF_REPORTING:
+            if name != AUTOSCALE:
                 print(json.dumps(result, indent=2, default=str))
         print(f"== {name}: done in {time.perf_counter() - started:.1f}s ==", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}")
-    autoscale = results.get("bench.autoscale")
+    autoscale = results.get(AUTOSCALE)
     if autoscale is None:
-        print("RESULT missing: bench.autoscale did not run")
+        print(f"RESULT missing: {AUTOSCALE} did not run")
         return 1
     print(f"RESULT p95_wait_ratio={autoscale['p95_wait_ratio']:.2f} cost_ratio={autoscale['cost_ratio']:.2f}")
     return 1 if failed else 0
