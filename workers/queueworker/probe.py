@@ -5,9 +5,10 @@ lists, the publish stamp of each list's oldest message, the live heartbeats, the
 the operator's wait target, and the delivered-but-unacked messages, in a constant number of round
 trips whatever the number of queues:
 
-- without discovery, one pipeline: a server-side read-only script per chunk of queues (LLEN of the
-  four lists, LINDEX -1 of the non-empty ones, HVALS of the heartbeat hash, GET of the counter), one
-  script counting the `unacked` hash by routing key, and HGETALL of the targets hash;
+- without discovery, one pipeline: a server-side read-only script per chunk of queues (one EXISTS for
+  the four lists and the heartbeat hash, then LLEN of the lists that exist, LINDEX -1 of the non-empty
+  ones, HVALS of the heartbeat hash; one MGET for the chunk's counters), one script counting the
+  `unacked` hash by routing key, and HGETALL of the targets hash;
 - with discovery, before that: a server-side SCAN (never KEYS) for kombu's binding sets and their
   members, bounded per call, in one round trip with the targets for keyspaces up to about
   SCAN_COUNT * SCAN_ROUNDS keys and one more per such slice beyond.
@@ -324,7 +325,7 @@ def probe(client: redis.Redis, queues: Iterable[str] = (), discover: bool = Fals
         flat = json.loads(reply)
         for at in range(0, len(flat), width):
             found[chunk[flat[at] - 1]] = flat[at + 1:at + width]
-    reserved_by_key: dict[str, int] = json.loads(replies[len(chunks)])
+    reserved_by_key: dict[str, int] = json.loads(_text_lenient(replies[len(chunks)]))
     if targets is None:
         targets = _parse_targets(replies[len(chunks) + 1])
 
