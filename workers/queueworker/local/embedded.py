@@ -114,6 +114,13 @@ class EmbeddedRedis:
         assert self.proc is not None
         return self.proc.pid
 
+    def exited(self) -> str | None:
+        """None while the server runs; how it ended once it has."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis fsyncs its append-only file and exits; SIGKILL only if it hangs."""
         state.clear_endpoint(self.root)

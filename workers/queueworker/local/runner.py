@@ -56,6 +56,7 @@ class Stop:
     def __init__(self) -> None:
         self.requested = False
         self.hurry = False
+        self.failed = False
         self.why = ""
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
@@ -176,11 +177,12 @@ def run(opts: UpOptions) -> int:
                 stop=stop,
                 demo=demo,
                 shown=shown,
+                embedded=embedded,
             )
         _shutdown(supervisor, controller, out, stop)
         if demo is not None:
             demo.report()
-        return 0
+        return 1 if stop.failed else 0
     except KeyboardInterrupt:
         _shutdown(supervisor, controller, out, stop)
         return 130
@@ -235,6 +237,7 @@ def _loop(
     stop: Stop,
     demo: Demo | None,
     shown: str,
+    embedded: EmbeddedRedis | None,
 ) -> None:
     started = time.monotonic()
     next_tick = started
@@ -252,6 +255,12 @@ def _loop(
             _publish(client, rows, opts, shown)
             if demo is not None and demo.step(rows, controller.broker_up):
                 stop.requested, stop.why = True, "demo finished"
+        if embedded is not None and embedded.exited() is not None:
+            out.info(
+                f"qw up: the embedded Redis exited ({embedded.exited()}); see {embedded.dir / 'valkey.log'}",
+                style="bold red",
+            )
+            stop.requested, stop.why, stop.failed = True, "the embedded Redis exited", True
         if opts.duration is not None and now - started >= opts.duration:
             stop.requested, stop.why = True, f"--duration {opts.duration:g}s reached"
         time.sleep(0.1)
