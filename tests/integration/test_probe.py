@@ -322,3 +322,14 @@ def test_a_client_decoding_responses_gets_the_same_figures(redis_server: RedisSe
     assert probe(text_client, discover=True, now=NOW) == probe(redis_client, discover=True, now=NOW)
     assert probe(text_client, discover=True, now=NOW)["txt"].reserved == 1
     text_client.close()
+
+
+def test_bytes_that_are_not_utf8_do_not_break_a_probe(redis_client: redis.Redis) -> None:
+    entry = b'[{"body": ""}, "", "\xff\xfe"]'
+    redis_client.hset(keys.UNACKED_HASH, "bad", entry)
+    unacked(redis_client, "good", "fine")
+    redis_client.sadd(f"{keys.BINDING_PREFIX}odd", b"\xff\x06\x16\x06\x16\xff")
+    redis_client.sadd(f"{keys.BINDING_PREFIX}fine", f"fine{keys.PRIORITY_SEP}{keys.PRIORITY_SEP}fine")
+    stats = probe(redis_client, discover=True, now=NOW)
+    assert list(stats) == ["fine"]
+    assert stats["fine"].reserved == 1

@@ -232,7 +232,9 @@ def _queue_from_binding(member: bytes | str) -> str | None:
     except UnicodeDecodeError:
         return None
     parts = text.split(keys.PRIORITY_SEP)
-    return parts[-1] if len(parts) == 3 and parts[-1] else None
+    if len(parts) != 3 or not parts[-1] or "\ufffd" in parts[-1]:  # not a binding, or not UTF-8
+        return None
+    return parts[-1]
 
 
 def _discover(client: redis.Redis) -> tuple[list[str], dict[str, float]]:
