@@ -157,7 +157,7 @@ def test_metadata_rules() -> None:
     assert set(found) == {"metadata.name", "metadata.namespace"}
     assert "DNS subdomain" in found["metadata.name"] and "DNS label" in found["metadata.namespace"]
     obj["metadata"] = {"name": "x" * 254}
-    assert "1 to 253 characters" in errors(obj)["metadata.name"]
+    assert errors(obj)["metadata.name"].startswith("must be at most 253 characters, got 254: expected a DNS")
     del obj["metadata"]
     assert errors(obj) == {"metadata.name": errors({**obj, "metadata": {}})["metadata.name"]}
 
@@ -261,3 +261,34 @@ def test_error_text() -> None:
     text = str(info.value)
     assert "spec.concurrency: must be an integer between 1 and 1024, got 0" in text
     assert str(info.value.errors[0]).startswith("spec.concurrency: ")
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("0 7 * *", "must have five fields (minute hour day-of-month month day-of-week), got 4"),
+        ("60 7 * * *", "minute field '60' is not valid: use 0-59"),
+        ("0 24 * * *", "hour field '24' is not valid: use 0-23"),
+        ("0 7 32 * *", "day of month field '32' is not valid: use 1-31"),
+        ("0 7 * 13 *", "month field '13' is not valid: use 1-12 or jan-dec"),
+        ("0 7 * * funday", "day of week field 'funday' is not valid: use 0-7 or sun-sat"),
+        ("0\t7 * * *", "must be five fields separated by spaces"),
+        ("0 0 30 2 *", "never fires"),
+    ],
+)
+def test_cron_messages_name_the_field(expr: str, message: str) -> None:
+    found = spec_errors(schedules=[{"name": "a", "task": "t", "cron": expr}])["spec.schedules[0].cron"]
+    assert found.startswith(message), found
+    assert f"got {expr!r}" in found
+
+
+def test_required_fields_say_what_they_need() -> None:
+    obj = manifest()
+    obj["spec"] = {"schedules": [{}], "env": [{}]}
+    found = errors(obj)
+    assert found["spec.app"] == "required: the Celery app `celery -A` gets, e.g. shop.tasks:app"
+    assert found["spec.queues"].startswith("required: the queues")
+    assert found["spec.schedules[0].name"].startswith("required: a DNS label")
+    assert found["spec.schedules[0].task"].startswith("required: the Celery task name")
+    assert found["spec.env[0].name"].startswith("required: an environment variable name")
+    assert found["spec.schedules[0]"].startswith("set exactly one of cron")

@@ -50,7 +50,9 @@ def test_errors_are_formatted_per_file_and_document(tmp_path: Path) -> None:
     loaded = load_manifests(tmp_path)
     lines = format_errors(loaded)
     assert lines[0] == f"{multi} [doc 2]: spec.queue: unknown field; did you mean 'queues'?"
-    assert lines[1] == f"{multi} [doc 2]: spec.queues: required"
+    assert (
+        lines[1] == f"{multi} [doc 2]: spec.queues: required: the queues the workers consume, e.g. [emails]"
+    )
     assert lines[2].startswith(f"{single}: spec.app: must be a Celery app")
     assert len(lines) == 3
     assert [x.qw is not None for x in loaded] == [True, False, False]

@@ -19,7 +19,7 @@ from queueworker.spec_checks import (
     FieldError,
     SpecError,
     cron_never_fires,
-    cron_ok,
+    cron_problem,
     describe,
     duration_seconds,
     is_json,
@@ -181,7 +181,11 @@ def _spec(check: Checker, raw: Any, path: str) -> QueueWorkerSpec | None:
     if raw is None:
         check.error(path, "required: at least spec.app and spec.queues")
         return None
-    d = check.fields(raw, path, SPEC_FIELDS, required=("app", "queues"))
+    required = {
+        "app": "the Celery app `celery -A` gets, e.g. shop.tasks:app",
+        "queues": "the queues the workers consume, e.g. [emails]",
+    }
+    d = check.fields(raw, path, SPEC_FIELDS, required=required)
     if d is None:
         return None
     base = QueueWorkerSpec(app="", queues=())
@@ -279,7 +283,8 @@ def _schedules(check: Checker, raw: Any, path: str, queues: tuple[str, ...]) -> 
     names: set[str] = set()
     for i, item in enumerate(check.items(raw, path, MAX_SCHEDULES)):
         where = f"{path}[{i}]"
-        d = check.fields(item, where, SCHEDULE_FIELDS, required=("name", "task"))
+        required = {"name": DNS_LABEL_WHAT, "task": "the Celery task name to send, e.g. shop.tasks.digest"}
+        d = check.fields(item, where, SCHEDULE_FIELDS, required=required)
         if d is None:
             continue
         name = check.string(d, "name", where, pattern=DNS_LABEL, max_length=63, what=DNS_LABEL_WHAT)
@@ -318,8 +323,9 @@ def _when(check: Checker, d: Mapping[str, Any], where: str) -> tuple[str | None,
     if ("cron" in d) == ("every" in d):
         check.error(where, "set exactly one of cron (e.g. '0 7 * * *') or every (e.g. '30s', '1h30m')")
     cron = check.string(d, "cron", where, pattern=None, max_length=128, what=CRON_WHAT)
-    if cron is not None and not cron_ok(cron):
-        check.error(join(where, "cron"), f"must be {CRON_WHAT}; got {cron!r}")
+    problem = cron_problem(cron) if cron is not None else None
+    if problem is not None:
+        check.error(join(where, "cron"), f"{problem}; got {cron!r}, e.g. '0 7 * * *' (daily at 07:00)")
         cron = None
     elif cron is not None and cron_never_fires(cron):
         check.error(

@@ -40,22 +40,32 @@ def _cron_field(value: str) -> str:
 
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
 _DAYS = "sun|mon|tue|wed|thu|fri|sat"
+_CRON_VALUES = (
+    ("minute", "0-59", "[0-5]?[0-9]"),
+    ("hour", "0-23", "[01]?[0-9]|2[0-3]"),
+    ("day of month", "1-31", "0?[1-9]|[12][0-9]|3[01]"),
+    ("month", "1-12 or jan-dec", f"0?[1-9]|1[0-2]|(?i:{_MONTHS})"),
+    ("day of week", "0-7 or sun-sat", f"[0-7]|(?i:{_DAYS})"),
+)
+_CRON_FIELDS = [re.compile(f"^{_cron_field(v)}$") for _, _, v in _CRON_VALUES]
 #: Five cron fields with their ranges: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec,
 #: day of week 0-7 (0 and 7 are Sunday) or sun-sat; each field a list of `*`, N or N-M, optionally `/step`.
-CRON = re.compile(
-    "^"
-    + " +".join(
-        _cron_field(v)
-        for v in (
-            "[0-5]?[0-9]",
-            "[01]?[0-9]|2[0-3]",
-            "0?[1-9]|[12][0-9]|3[01]",
-            f"0?[1-9]|1[0-2]|(?i:{_MONTHS})",
-            f"[0-7]|(?i:{_DAYS})",
-        )
-    )
-    + "$"
-)
+CRON = re.compile("^" + " +".join(_cron_field(v) for _, _, v in _CRON_VALUES) + "$")
+
+
+def cron_problem(expr: str) -> str | None:
+    """What is wrong with a cron expression, naming the field; None when it is valid."""
+    fields = expr.split()
+    if len(fields) != 5:
+        return f"must have five fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+    if expr != expr.strip() or re.search(r"[^ \S]", expr):
+        return "must be five fields separated by spaces, without tabs, line breaks or spaces at either end"
+    for (name, allowed, _), field, pattern in zip(_CRON_VALUES, fields, _CRON_FIELDS, strict=True):
+        if not pattern.match(field):
+            return f"{name} field {field!r} is not valid: use {allowed} as *, N, N-M, lists (a,b) and /step"
+    if not croniter.is_valid(expr):
+        return "is not a valid cron expression"
+    return None
 
 
 def duration_seconds(text: str) -> float | None:
@@ -68,7 +78,7 @@ def duration_seconds(text: str) -> float | None:
 
 
 def cron_ok(expr: str) -> bool:
-    return CRON.match(expr) is not None and bool(croniter.is_valid(expr))
+    return CRON.match(expr) is not None and cron_problem(expr) is None
 
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -178,7 +188,7 @@ class Checker:
         path: str,
         allowed: Iterable[str] | None,
         *,
-        required: Iterable[str] = (),
+        required: Iterable[str] | Mapping[str, str] = (),
         what: str = "an object (mapping)",
     ) -> dict[str, Any] | None:
         """The non-null entries of a mapping; unknown keys (when `allowed` is given) and missing required
@@ -198,9 +208,10 @@ class Checker:
                 continue
             if item is not None:
                 out[key] = item
+        hints = required if isinstance(required, Mapping) else {}
         for key in required:
             if key not in out:
-                self.error(join(path, key), "required")
+                self.error(join(path, key), f"required: {hints[key]}" if key in hints else "required")
         return out
 
     def integer(
@@ -257,8 +268,11 @@ class Checker:
             quote = " (quote it in YAML)" if isinstance(value, bool | int | float) else ""
             self.error(where, f"must be {what}, got {describe(value)}{quote}")
             return None
-        if not value or len(value) > max_length:
-            self.error(where, f"must be {what} of 1 to {max_length} characters, got {len(value)} characters")
+        if not value:
+            self.error(where, f"must not be empty: expected {what}")
+            return None
+        if len(value) > max_length:
+            self.error(where, f"must be at most {max_length} characters, got {len(value)}: expected {what}")
             return None
         if pattern is not None and pattern.match(value) is None:
             self.error(where, f"must be {what}, got {value!r}")

@@ -46,7 +46,7 @@ def parse_env(check: Checker, raw: Any, path: str) -> tuple[Mapping[str, Any], .
     names: set[str] = set()
     for i, item in enumerate(check.items(raw, path, 128)):
         where = f"{path}[{i}]"
-        d = check.fields(item, where, ("name", "value", "valueFrom"), required=("name",))
+        d = check.fields(item, where, ("name", "value", "valueFrom"), required={"name": ENV_NAME_WHAT})
         if d is None:
             continue
         name = check.string(d, "name", where, pattern=ENV_NAME, max_length=256, what=ENV_NAME_WHAT)
