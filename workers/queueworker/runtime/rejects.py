@@ -1,19 +1,22 @@
 """Malformed messages are dropped, logged and counted; the worker keeps consuming.
 
-- Raw list items that are not a kombu JSON envelope (not JSON, not UTF-8, no `properties`): kombu's
+- Raw list items that are not a kombu JSON envelope (not JSON, not UTF-8, nested past the recursion limit,
+  no `properties`, a body that is not base64): kombu's
   Redis channel raises out of its BRPOP reader and Celery stops the worker ("Unrecoverable error").
   make_app's apps use `Transport` below (broker_transport), whose channel catches exactly those errors
   for the item just popped, logs it (truncated), pushes it to `queueworker:malformed:{queue}` (last
-  100 kept, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
+  100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
-  task_unknown / task_rejected, counted in runtime/metrics.py.
+  task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
+  (Celery raises while building the request) is rejected the same way by `Consumer` below.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 from celery import Celery
@@ -25,6 +28,8 @@ from queueworker.keys import PREFIX
 log = logging.getLogger(__name__)
 
 MALFORMED_KEEP = 100
+#: Bytes of each malformed item kept: 100 oversized items must not fill a noeviction Redis.
+MALFORMED_KEEP_BYTES = 64 * 1024
 
 
 def malformed_key(queue: str) -> str:
@@ -46,11 +51,13 @@ class Channel(kombu_redis.Channel):
     def _brpop_read(self, **options: Any) -> Any:
         try:
             return super()._brpop_read(**options)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
-            if isinstance(exc, (KeyError, TypeError, AttributeError)) and not _from_envelope(exc):
+        except (ValueError, RecursionError, LookupError, TypeError, AttributeError) as exc:
+            # ValueError covers JSONDecodeError, UnicodeDecodeError and binascii.Error (bad base64 body);
+            # RecursionError is JSON nested deeper than the parser's recursion limit.
+            if not isinstance(exc, json.JSONDecodeError) and not _from_envelope(exc):
                 raise
             queue = self._last_queue()
-            raw = exc.doc if isinstance(exc, json.JSONDecodeError) else None
+            raw = exc.doc[:MALFORMED_KEEP_BYTES] if isinstance(exc, json.JSONDecodeError) else None
             record_malformed(queue, raw, exc)
             if raw is not None:
                 try:
@@ -63,13 +70,28 @@ class Channel(kombu_redis.Channel):
 
 
 def _from_envelope(exc: BaseException) -> bool:
-    """True when the error comes from kombu reading the message envelope (not from a consumer)."""
-    tb = exc.__traceback__
-    last = None
+    """True when the error comes from kombu reading the popped item into a message (JSON, base64, the
+    envelope's fields), not from Celery's or our consumer code that the message was handed to."""
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None  # skip _brpop_read above
+    if tb is None:
+        return False
+    consumers = (f"{os.sep}celery{os.sep}", f"{os.sep}queueworker{os.sep}")
     while tb is not None:
-        last = tb
+        if any(part in tb.tb_frame.f_code.co_filename for part in consumers):
+            return False
         tb = tb.tb_next
-    return last is not None and "kombu" in last.tb_frame.f_code.co_filename
+    return True
+
+
+def _from_request(exc: BaseException) -> bool:
+    """True when the error comes from Celery turning a message into a request (strategy, Request)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((os.path.join("worker", "strategy.py"), os.path.join("worker", "request.py"))):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class Transport(kombu_redis.Transport):
@@ -83,6 +105,22 @@ class Consumer(CeleryConsumer):
         info = getattr(message, "delivery_info", None) or {}
         metrics.count_rejected(metrics.MALFORMED, str(info.get("routing_key") or "unknown"))
         super().on_decode_error(message, exc)
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's handler, plus: a task message whose body has the wrong shape (not [args, kwargs, embed],
+        args not a list, ...) makes building the request raise; reject it as an invalid task instead of
+        letting the error stop the worker (and the message come back to stop the next one)."""
+        handler = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message: Any) -> Any:
+            try:
+                return handler(message)
+            except (ValueError, TypeError, LookupError, AttributeError) as exc:
+                if not _from_request(exc):
+                    raise
+                return self.on_invalid_task(None, message, exc)
+
+        return on_task_received
 
 
 def install(app: Celery) -> None:
