@@ -55,6 +55,11 @@ KEDA_RULE: Table = {
         "autoscaling.mode=keda emits a ScaledObject (only when keda.enabled says KEDA is installed)",
     )
 }
+#: Without keda.enabled: reconcile deletes the autoscaler of every mode a QueueWorker is not in, so a
+#: ScaledObject DELETE happens even on clusters without KEDA mode; a 403 there would fail every reconcile.
+KEDA_DELETE_RULE: Table = {
+    ("keda.sh", "scaledobjects"): (("delete",), "reconcile removes a ScaledObject left from a previous mode")
+}
 CLUSTER_RULES: Table = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
         ("list", "watch"),
@@ -95,7 +100,7 @@ def assert_no_wildcards(role: dict[str, Any]) -> None:
 
 
 def test_every_rule_has_a_reason() -> None:
-    for table in (NAMESPACED_RULES, KEDA_RULE, CLUSTER_RULES, NAMESPACE_LIST_RULE):
+    for table in (NAMESPACED_RULES, KEDA_RULE, KEDA_DELETE_RULE, CLUSTER_RULES, NAMESPACE_LIST_RULE):
         for (group, resource), (verbs, why) in table.items():
             assert verbs and len(why.split()) >= 5, f"{group}/{resource}"
 
@@ -104,7 +109,7 @@ def test_cluster_scope_grants_exactly_the_listed_rules() -> None:
     objects = render({})
     role = one(objects, "ClusterRole", "-operator")
     assert_no_wildcards(role)
-    assert rules_of(role) == expected(CLUSTER_RULES, NAMESPACED_RULES)
+    assert rules_of(role) == expected(CLUSTER_RULES, NAMESPACED_RULES, KEDA_DELETE_RULE)
     assert not find(objects, "Role")
     binding = one(objects, "ClusterRoleBinding", "-operator")
     assert binding["roleRef"] == {
@@ -140,7 +145,7 @@ def test_namespace_scope_grants_roles_per_namespace(keda: bool) -> None:
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert_no_wildcards(role)
-        want = expected(NAMESPACED_RULES, KEDA_RULE) if keda else expected(NAMESPACED_RULES)
+        want = expected(NAMESPACED_RULES, KEDA_RULE) if keda else expected(NAMESPACED_RULES, KEDA_DELETE_RULE)
         assert rules_of(role) == want
     for binding in find(objects, "RoleBinding"):
         assert binding["roleRef"]["kind"] == "Role"

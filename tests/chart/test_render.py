@@ -182,7 +182,10 @@ def test_keda_scenario_grants_scaledobjects_and_sets_the_prometheus_url() -> Non
     container = one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
     assert env_of(container)["QUEUEWORKER_PROMETHEUS_URL"] == values["keda"]["prometheusUrl"]
     default_role = one(scenario("default"), "ClusterRole", "-operator")
-    assert not any("keda.sh" in r["apiGroups"] for r in default_role["rules"])
+    keda_rules = [r for r in default_role["rules"] if "keda.sh" in r["apiGroups"]]
+    assert [r["verbs"] for r in keda_rules] == [["delete"]], (
+        "without KEDA only stale ScaledObjects are deleted"
+    )
 
 
 def test_monitoring_scenario_renders_every_integration() -> None:

@@ -31,11 +31,15 @@ URL by secretKeyRef, which the kubelet resolves, and the operator's own URL come
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-{{- if .Values.keda.enabled }}
+# ScaledObjects: created only when KEDA is installed (keda.enabled); deleted always, because every
+# reconcile removes the autoscaler of the modes a QueueWorker is not in (403 there would fail it).
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
+  {{- if .Values.keda.enabled }}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-{{- end }}
+  {{- else }}
+  verbs: ["delete"]
+  {{- end }}
 # Worker pods: listed to find idle ones, patched with controller.kubernetes.io/pod-deletion-cost.
 - apiGroups: [""]
   resources: ["pods"]
