@@ -144,6 +144,13 @@ if n == 0 then return {cursor, '[]'} end
 return {cursor, cjson.encode(members)}
 """
 
+# The targets hash as flat JSON [field, value, ...]: one string to parse instead of one reply per item.
+_TARGETS_SCRIPT = """#!lua flags=no-writes
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return '[]' end
+return cjson.encode(all)
+"""
+
 # {routing_key: count} over the `unacked` hash. The routing key is the last element of each entry's
 # JSON [message, exchange, routing_key]: read backwards from the entry's end without decoding the message,
 # falling back to a full decode (and the message's delivery_info) for anything unusual (escapes, null).
@@ -245,7 +252,7 @@ def _discover(client: redis.Redis) -> tuple[list[str], dict[str, float]]:
     args = [f"{keys.BINDING_PREFIX}*", str(SCAN_COUNT), str(SCAN_ROUNDS), skip]
     pipe = client.pipeline(transaction=False)
     pipe.eval(_DISCOVER_SCRIPT, 0, "0", *args)
-    pipe.hgetall(keys.TARGETS_HASH)
+    pipe.eval(_TARGETS_SCRIPT, 1, keys.TARGETS_HASH)
     (cursor, members), raw_targets = pipe.execute()
     found: set[str] = set()
     while True:
@@ -281,12 +288,14 @@ def _target_seconds(value: bytes | str) -> float | None:
     return target if math.isfinite(target) and target >= 0 else None
 
 
-def _parse_targets(raw: dict[Any, Any]) -> dict[str, float]:
+def _parse_targets(raw: bytes | str) -> dict[str, float]:
+    """{queue: targetWaitSeconds} from the targets script's flat JSON [field, value, ...]."""
+    flat = json.loads(_text_lenient(raw))
     targets: dict[str, float] = {}
-    for field, value in raw.items():
+    for field, value in zip(flat[::2], flat[1::2], strict=True):
         target = _target_seconds(value)
         if target is not None:
-            targets[_text(field)] = target
+            targets[field] = target
     return targets
 
 
@@ -318,7 +327,7 @@ def probe(client: redis.Redis, queues: Iterable[str] = (), discover: bool = Fals
         pipe.eval(_QUEUES_SCRIPT, 0, *head, json.dumps(chunk))
     pipe.eval(_UNACKED_SCRIPT, 1, keys.UNACKED_HASH)
     if targets is None:
-        pipe.hgetall(keys.TARGETS_HASH)
+        pipe.eval(_TARGETS_SCRIPT, 1, keys.TARGETS_HASH)
     replies = pipe.execute()
 
     found: dict[str, list[Any]] = {}
