@@ -194,3 +194,31 @@ def test_enqueue_and_status_errors_name_the_argument(project: Project) -> None:
     assert result.returncode == 2 and "--count: must be >= 1" in result.stderr
     result = project.qw("status")
     assert result.returncode == 1 and "no `qw up`" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_publishes_a_burst_and_exits_by_itself_after_the_scale_down(project: Project) -> None:
+    """What `make run` does, on the user's own tasks: burst, drain, scale down, summary, exit 0."""
+    project.write(
+        manifest(
+            project.name("demo"),
+            "lt-demo",
+            routes=("ltasks.work",),
+            grace=5,
+            autoscaling={
+                "mode": "builtin",
+                "minReplicas": 0,
+                "maxReplicas": 3,
+                "targetWaitSeconds": 1,
+                "scaleDownDelaySeconds": 2,
+            },
+        )
+    )
+    proc = project.up("--demo", "--burst", "60:ltasks.work:[0.05]", "--duration", "150")
+    assert proc.wait(timeout=180) == 0, project.output()[-3000:]
+    out = project.output()
+    assert "demo: published 60 x ltasks.work(0.05) to queue lt-demo" in out
+    assert "scaling down:" in out, out[-3000:]
+    assert '"published": 60, "completed": 60' in out
+    peak = int(out.split('"peak_workers": {"' + project.name("demo") + '": ')[1].split("}")[0])
+    assert peak > 0
+    assert not project.processes()
