@@ -236,3 +236,18 @@ def test_wrong_password_is_broker_down_without_the_password_in_sight(protected: 
     assert samples(text)[("queueworker_broker_up", "")] == 0.0
     assert "celery_queue_length" not in text
     assert PASSWORD not in text
+
+
+def test_a_server_error_is_logged_with_its_message(redis_client: redis.Redis,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    redis_client.set(keys.TARGETS_HASH, "not a hash")  # what a script cannot read
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(redis_client, ["emails"]))
+    from prometheus_client import generate_latest
+
+    with caplog.at_level("WARNING", logger="queueworker.exporter"):
+        text = generate_latest(registry).decode()
+    assert samples(text)[("queueworker_broker_up", "")] == 0.0
+    assert "celery_queue_length" not in text
+    assert "ResponseError" in caplog.text
+    assert "WRONGTYPE" in caplog.text

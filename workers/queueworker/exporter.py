@@ -150,9 +150,13 @@ class QueueCollector(Collector):
             return
         if up:
             log.info("broker reachable: probing %s", self._what())
-        else:
-            log.warning("broker unreachable (%s): reporting queueworker_broker_up 0 and no queue series",
-                        type(exc).__name__)
+            return
+        # A server's error message says what is wrong (an old Redis without script flags, a key of
+        # the wrong type); client-side errors are named only: the class says enough, and says no secret.
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}" if isinstance(exc, redis.ResponseError) else \
+            type(exc).__name__
+        log.warning("broker unreachable or unreadable (%s): reporting queueworker_broker_up 0 and no queue "
+                    "series", detail)
 
     def _what(self) -> str:
         named = f"{len(self.queues)} named queue(s)"
