@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +188,8 @@ def test_cli_survives_the_broker_going_away_and_never_shows_the_password(protect
         assert got[("queueworker_broker_up", "")] == 1.0
         promtool_check(text)
         assert scrape(port, "/healthz") == "ok\n"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            scrape(port, "/favicon.ico")
         request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
                                          headers={"Accept-Encoding": "gzip"})
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -3,7 +3,8 @@
 Metric names are the contract in docs/internals.md: celery-exporter's `celery_queue_length` where the
 meaning matches (the full depth, priority lists included), `queueworker_*` for the rest. When Redis
 cannot be read, a scrape answers `queueworker_broker_up 0` and no queue series at all: a queue that
-could not be read never shows as empty. The Redis URL (it may carry a password) is never logged.
+could not be read never shows as empty. The Redis URL (it may carry a password) is only ever logged
+with the password replaced.
 """
 
 from __future__ import annotations
@@ -219,13 +220,17 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def wsgi_app(collector: QueueCollector) -> Callable[..., Any]:
-    """/metrics (and any other path) probes Redis and answers the exposition (gzip when asked);
-    /healthz answers without touching Redis."""
+    """/metrics (and /) probes Redis and answers the exposition (gzip when asked); /healthz answers
+    without touching Redis; anything else is a 404 (a stray request costs no probe)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]
+        if path not in ("/metrics", "/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /metrics or /healthz\n"]
         body = render(collector.scrape()).encode()
         headers = [("Content-Type", TEXT_CONTENT_TYPE)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
