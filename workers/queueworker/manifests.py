@@ -37,8 +37,60 @@ class Loaded:
         return f"{self.file} [doc {self.index}]" if self.documents > 1 else self.file
 
 
+#: Most nodes a document may expand to through YAML aliases (a "billion laughs" document expands to
+#: billions from a few hundred bytes and would hang every walk over it); documents without aliases are
+#: bounded by their size instead.
+MAX_ALIAS_EXPANSION = 100_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys in a mapping (kubectl does too)."""
+    """SafeLoader that rejects duplicate keys in a mapping (kubectl does too) and alias bombs."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        counts = _node_counts(node)
+        if counts is None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a recursive alias (a value that contains itself) is not allowed",
+                node.start_mark)
+        unique, expanded = counts
+        if expanded > unique and expanded > MAX_ALIAS_EXPANSION:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"aliases expand this document to more than {MAX_ALIAS_EXPANSION} nodes",
+                node.start_mark)
+        return super().construct_document(node)
+
+
+def _node_counts(root: yaml.Node) -> tuple[int, int] | None:
+    """(distinct nodes, nodes once every alias is expanded), in time linear in the distinct nodes;
+    None when a node contains itself (a recursive alias: no JSON value is like that)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative post-order: a node's size once all its children have theirs
+        node, children_done = stack.pop()
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in _children(node)), 2**62)
+            open_.discard(id(node))
+            continue
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = 0
+        open_.add(id(node))
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                return None
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return len(sizes), sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
@@ -84,6 +136,8 @@ def _documents(file: Path) -> tuple[list[tuple[int, Any]], list[FieldError]]:
                 docs.append((number, doc))
     except yaml.YAMLError as exc:
         return docs, [_yaml_error(exc)]
+    except RecursionError:  # PyYAML composes nested collections recursively
+        return docs, [FieldError("", "invalid YAML: collections nested hundreds of levels deep")]
     return docs, []
 
 

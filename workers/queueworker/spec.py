@@ -153,7 +153,11 @@ def parse_manifest(obj: Mapping[str, Any], default_namespace: str = "default") -
         elif top[key] != want:
             check.error(key, f"must be {want}, got {describe(top[key])}")
     name, namespace, uid, generation, labels = _metadata(check, top.get("metadata"), default_namespace)
-    spec = _spec(check, top.get("spec"), "spec")
+    try:
+        spec = _spec(check, top.get("spec"), "spec")
+    except RecursionError:  # a JSON value (args, kwargs, affinity, ...) nested past Python's recursion limit
+        deep = FieldError("spec", "nested too deeply: a value inside it has hundreds of levels")
+        raise SpecError([deep]) from None
     if check.errors or spec is None or name is None:
         raise SpecError(check.errors or [FieldError("spec", "required")])
     return QueueWorker(name, namespace, spec, uid, generation, labels)
