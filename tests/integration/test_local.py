@@ -217,7 +217,7 @@ def test_demo_publishes_a_burst_and_exits_by_itself_after_the_scale_down(project
     assert proc.wait(timeout=180) == 0, project.output()[-3000:]
     out = project.output()
     assert "demo: published 60 x ltasks.work(0.05) to queue lt-demo" in out
-    assert "scaling down:" in out, out[-3000:]
+    assert "scaling down (" in out, out[-3000:]
     assert '"published": 60, "completed": 60' in out
     peak = int(out.split('"peak_workers": {"' + project.name("demo") + '": ')[1].split("}")[0])
     assert peak > 0

@@ -120,8 +120,6 @@ def worker_command(
             "QUEUEWORKER_PREFETCH_MULTIPLIER": str(spec.prefetch_multiplier),
             "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": f"{soft_shutdown_timeout(grace):g}",
             "QUEUEWORKER_STATE_DIR": str(ctx.state_dir / "workers" / f"{qw.name}-{index}"),
-            # SIGTERM becomes Celery's soft shutdown: running tasks get the soft timeout, then are requeued.
-            "REMAP_SIGTERM": "SIGQUIT",
         }
     )
     return argv, env

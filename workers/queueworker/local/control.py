@@ -9,7 +9,6 @@ operator's pod-deletion-cost does. With Redis unreachable, the policy holds the 
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,10 +27,6 @@ from queueworker.local.view import Row, ScaleEvent
 from queueworker.spec import QueueWorker
 
 THROUGHPUT_WINDOW = 15.0
-STOP_HOW: dict[int, str] = {
-    signal.SIGINT: "idle: SIGINT (warm shutdown)",
-    signal.SIGTERM: "busy: SIGTERM (soft shutdown: running tasks finish or are requeued)",
-}
 
 
 @dataclass
@@ -164,9 +159,9 @@ class Controller:
         if extra > 0:
             busy = self.busy_by_hostname(m.qw.spec.queues)
             for child in self.victims(alive, busy)[:extra]:
-                sig = self.stop_signal(child, busy)
-                self.supervisor.sink(child.name, f"scaling down: {STOP_HOW[sig]}")
-                self.supervisor.stop(child.name, sig)
+                how = "busy" if busy.get(child.hostname, 0) else "idle"
+                self.supervisor.sink(child.name, f"scaling down ({how}): SIGTERM, warm shutdown")
+                self.supervisor.stop(child.name)
 
     def start_worker(self, m: Managed) -> Child:
         index = self.supervisor.free_index(m.qw.name)
@@ -191,19 +186,8 @@ class Controller:
         """Workers to stop first: waiting for a restart, then least busy, then newest."""
         return sorted(alive, key=lambda c: (0 if c.proc is None else 1, busy.get(c.hostname, 0), -c.index))
 
-    @staticmethod
-    def stop_signal(child: Child, busy: Mapping[str, int]) -> int:
-        """SIGINT (Celery's warm shutdown: exits at once) for an idle worker; for a busy one SIGTERM, which
-        the runtime maps to a soft shutdown (running tasks get the soft-shutdown time, then requeue)."""
-        return signal.SIGINT if busy.get(child.hostname, 0) == 0 else signal.SIGTERM
-
     def stop_all_workers(self, hurry: Callable[[], bool]) -> None:
-        busy: dict[str, int] = {}
-        for m in self.managed:
-            busy.update(self.busy_by_hostname(m.qw.spec.queues))
-        self.supervisor.stop_all(
-            ("worker",), interrupted=hurry, signal_for=lambda c: self.stop_signal(c, busy)
-        )
+        self.supervisor.stop_all(("worker",), interrupted=hurry)
 
     def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
         busy: dict[str, int] = {}
