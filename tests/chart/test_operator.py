@@ -76,6 +76,9 @@ def test_env_is_what_the_operator_config_reads() -> None:
     assert settings.broker_secret == "queueworker-broker" and settings.broker_secret_key == "url"
     assert settings.worker_metrics_port == 9809 and settings.metrics_port == 9810
     assert settings.autoscale_interval == 5.0 and settings.drift_interval == 60.0
+    assert "QUEUEWORKER_PROMETHEUS_URL" not in env, "only KEDA mode queries Prometheus"
+    keda = settings_from(operator_container({"keda": {"enabled": True}}))
+    assert keda.prometheus_url == Settings().prometheus_url, "the chart's default is the operator's"
     custom = settings_from(
         operator_container(
             {

@@ -302,7 +302,6 @@ def boolean_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ..
 #: What a flipped switch needs to make sense (else the chart fails on purpose, tested in test_values).
 COMPANIONS: dict[tuple[str, ...], dict[str, Any]] = {
     ("redis", "enabled"): {"externalRedis": {"existingSecret": "ext"}},
-    ("keda", "enabled"): {"keda": {"prometheusUrl": "http://prometheus:9090"}},
     ("operator", "serviceAccount", "create"): {"operator": {"serviceAccount": {"name": "mine"}}},
 }
 

@@ -132,6 +132,7 @@ def test_typos_are_rejected_naming_the_key(values: dict[str, Any], named: str) -
         ({"operator": {"metricsPort": 70000}}, "/operator/metricsPort"),
         ({"worker": {"image": {"pullPolicy": "Sometimes"}}}, "/worker/image/pullPolicy"),
         ({"keda": {"prometheusUrl": "prometheus:9090"}}, "/keda/prometheusUrl"),
+        ({"keda": {"prometheusUrl": ""}}, "/keda/prometheusUrl"),
         ({"externalRedis": {"url": "http://redis:6379"}}, "/externalRedis/url"),
         ({"monitoring": {"podMonitor": {"interval": "often"}}}, "/monitoring/podMonitor/interval"),
         ({"commonLabels": {"team": 3}}, "/commonLabels/team"),
@@ -164,7 +165,6 @@ def test_wrong_types_are_rejected_naming_the_value(values: dict[str, Any], path:
         ),
         ({"operator": {"scope": "namespaces"}}, "operator.namespaces"),
         ({"operator": {"namespaces": ["team-a"]}}, "operator.scope=cluster"),
-        ({"keda": {"enabled": True}}, "keda.prometheusUrl"),
         (
             {"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}, "exporter": {"enabled": False}},
             "exporter.enabled",
@@ -188,6 +188,7 @@ def test_valid_edge_values_render() -> None:
         {"redis": {"enabled": False}, "externalRedis": {"existingSecret": "s"}},
         {"operator": {"scope": "namespaces", "namespaces": ["team-a"]}},
         {"keda": {"enabled": True, "prometheusUrl": "http://p:9090"}},
+        {"keda": {"enabled": True}},
         {"operator": {"serviceAccount": {"create": False, "name": "mine"}}},
         {"redis": {"resources": {"limits": {"memory": "2Gi", "cpu": 2}}}},
     ):

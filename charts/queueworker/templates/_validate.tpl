@@ -27,9 +27,6 @@ values.schema.json catches typos and wrong types; this catches combinations.
   {{- fail "operator.namespaces is set while operator.scope=cluster: set operator.scope=namespaces to watch only those namespaces, or clear operator.namespaces" -}}
 {{- end -}}
 {{- if $v.keda.enabled -}}
-  {{- if not $v.keda.prometheusUrl -}}
-    {{- fail "keda.enabled=true needs keda.prometheusUrl: the Prometheus that scrapes the exporter, which KEDA's prometheus trigger queries" -}}
-  {{- end -}}
   {{- if not $v.exporter.enabled -}}
     {{- fail "keda.enabled=true needs exporter.enabled=true: KEDA scales on the exporter's queue metrics" -}}
   {{- end -}}
