@@ -45,6 +45,22 @@ TOP = ("apiVersion", "kind", "metadata", "spec", "status")
 
 
 @FAST
+@given(
+    st.sampled_from(SPEC_FIELDS),
+    st.sampled_from(["limits", "requests", "valueFrom", "secretKeyRef", "nodeAffinity", "autoscaling"]),
+    shaped,
+)
+def test_any_value_in_any_field_only_raises_spec_error(field: str, inner: str, value: Any) -> None:
+    """Each field, given arbitrary values directly and one level down, fails only with SpecError."""
+    for raw in (value, [value], {inner: value}, [{"name": "a", inner: value, "task": "t", "every": "1m"}],
+                {inner: {"cpu": value, "key": value}}):  # fmt: skip
+        try:
+            parse_spec({"app": "shop.tasks", "queues": ["emails"], field: raw})
+        except SpecError as exc:
+            assert all(e.path.startswith(f"spec.{field}") for e in exc.errors), exc.errors
+
+
+@FAST
 @given(specs)
 def test_parse_spec_only_raises_spec_error(raw: dict[str, Any]) -> None:
     try:

@@ -3,6 +3,7 @@ and affinity. Checked as far as the CRD describes them, and passed on as plain m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +29,9 @@ def _quantities(check: Checker, raw: Any, where: str) -> dict[str, Any]:
         check.error(where, f"must have at most 16 entries, got {len(values)}")
     for name, value in values.items():
         if not quantity_ok(value):
-            check.error(f"{where}[{name}]", f"must be {QUANTITY_WHAT}, got {describe(value)}")
+            fraction = isinstance(value, float) and math.isfinite(value) and value > 0
+            hint = f" (write fractions as strings: '{value}')" if fraction else ""
+            check.error(f"{where}[{name}]", f"must be {QUANTITY_WHAT}, got {describe(value)}{hint}")
     return {name: value for name, value in values.items() if quantity_ok(value)}
 
 
