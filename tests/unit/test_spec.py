@@ -292,3 +292,14 @@ def test_required_fields_say_what_they_need() -> None:
     assert found["spec.schedules[0].task"].startswith("required: the Celery task name")
     assert found["spec.env[0].name"].startswith("required: an environment variable name")
     assert found["spec.schedules[0]"].startswith("set exactly one of cron")
+
+
+def test_deep_nesting_is_a_spec_error() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    args = {"schedules": [{"name": "a", "task": "t", "every": "1m", "args": deep}]}
+    with pytest.raises(SpecError) as info:
+        parse_spec({"app": "a", "queues": ["q"], **args})
+    assert info.value.errors[0].path == "spec"
+    assert "nested too deeply" in errors(manifest(**args))["spec"]

@@ -133,7 +133,12 @@ EVERY_WHAT = "a duration like '30s', '5m', '1h' or '1h30m' (units d, h, m, s in 
 def parse_spec(spec: Mapping[str, Any]) -> QueueWorkerSpec:
     """Validate and default a QueueWorker `.spec`; raise SpecError with every problem at once."""
     check = Checker()
-    parsed = _spec(check, spec, "spec")
+    try:
+        parsed = _spec(check, spec, "spec")
+    except RecursionError:  # a JSON value (args, kwargs, affinity, ...) nested past Python's recursion limit
+        raise SpecError(
+            [FieldError("spec", "nested too deeply: a value inside it has hundreds of levels")]
+        ) from None
     if check.errors or parsed is None:
         raise SpecError(check.errors or [FieldError("spec", "required")])
     return parsed
