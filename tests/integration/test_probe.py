@@ -219,7 +219,7 @@ def test_constant_round_trips(redis_server: RedisServer, redis_client: redis.Red
         if i % 2:
             pipe.lpush(queue, json.dumps(kombu_message(queue, NOW - i)))
             pipe.lpush(f"{queue}{keys.PRIORITY_SEP}9", json.dumps(kombu_message(queue, NOW - i)))
-        heartbeat(pipe, queue, "w@h", busy=1, total=1, ts=NOW)  # type: ignore[arg-type]
+        heartbeat(pipe, queue, "w@h", busy=1, total=1, ts=NOW)
     pipe.execute()
     assert round_trips(redis_server, ["one"]) == 1
     assert round_trips(redis_server, many) == 1

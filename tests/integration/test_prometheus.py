@@ -7,6 +7,7 @@ The tests of this module share one stack and run in order; the last one takes it
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ NEEDS_EVENTS_NOT_PRODUCED = ("celery_task_retried_total",)
 
 @dataclass
 class Stack:
-    redis: RedisServer
+    server: RedisServer
     client: redis.Redis
     producer: Celery
     worker: CeleryWorker
@@ -163,7 +164,7 @@ def test_every_dashboard_panel_query_evaluates_and_returns_series(stack: Stack) 
             if any(name in promql for name in NEEDS_EVENTS_NOT_PRODUCED):
                 prom.query(promql)  # must still be a valid query
                 continue
-            prom.wait_for(lambda q=promql: prom.query(q), 30, f"{dashboard} / {title}: {promql}")
+            prom.wait_for(functools.partial(prom.query, promql), 30, f"{dashboard} / {title}: {promql}")
 
 
 def test_dashboard_variables_list_the_values(stack: Stack) -> None:
@@ -201,7 +202,7 @@ def test_every_alert_expression_evaluates_and_fires_where_its_condition_holds(st
         if want is None:
             assert result == [], f"{rule['alert']} fires on a healthy stack: {result}"
             continue
-        result = prom.wait_for(lambda e=rule["expr"]: prom.query(e), 30, rule["alert"])
+        result = prom.wait_for(functools.partial(prom.query, rule["expr"]), 30, rule["alert"])
         assert any(want.items() <= series["metric"].items() for series in result), (rule["alert"], result)
     # Prometheus itself evaluates the loaded rules without error, and they are pending (their `for:` runs)
     def evaluated() -> list[dict[str, Any]] | None:
@@ -220,7 +221,7 @@ def test_broker_then_exporter_down(stack: Stack) -> None:
     prom = stack.prometheus
     rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
     stack.worker.kill()
-    stack.redis.stop()
+    stack.server.stop()
     prom.wait_for(lambda: prom.query("queueworker_broker_up == 0"), 30, "broker_up 0")
     # never a zero depth for a queue that could not be read: the queue series are gone
     prom.wait_for(lambda: not prom.query("celery_queue_length"), 30, "queue series to go stale")
