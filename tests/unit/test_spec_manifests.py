@@ -23,6 +23,9 @@ def test_directory_is_read_recursively_and_sorted(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yml").write_text(good("a", "qa"))
     (tmp_path / "notes.txt").write_text("not a manifest")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "x.yaml").write_text("not: [a, manifest")
+    (tmp_path / ".hidden.yaml").write_text("not: [a, manifest")
     (tmp_path / "a.yaml").write_text("---\n" + good("c", "qc") + "---\n---\n" + good("d", "qd"))
     loaded = load_manifests(tmp_path)
     assert [(Path(x.file).name, x.index, x.qw.name if x.qw else None) for x in loaded] == [

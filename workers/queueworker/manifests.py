@@ -1,8 +1,9 @@
 """Read QueueWorker manifests from a file or a directory tree, the way `qw render`, `qw up` and the tests do.
 
-`load_manifests(path)` reads one file, or every *.yaml / *.yml under a directory (sorted, recursive),
-splits multi-document YAML (empty documents are skipped), parses each document with the spec model and
-returns one `Loaded` per document: its QueueWorker, or every error found in it. YAML syntax errors name
+`load_manifests(path)` reads one file, or every *.yaml / *.yml under a directory (sorted, recursive,
+hidden files and folders skipped), splits multi-document YAML (empty documents are skipped), parses each
+document with the spec model and returns one `Loaded` per document: its QueueWorker, or every error
+found in it. YAML syntax errors name
 the line; a document of another kind is an error at `kind`. Across all documents, two QueueWorkers with
 one name in one namespace, or one queue consumed by two QueueWorkers of one namespace, are errors too.
 `format_errors` renders them as `FILE: <field path>: <message>` lines.
@@ -50,13 +51,16 @@ class _StrictLoader(yaml.SafeLoader):
         counts = _node_counts(node)
         if counts is None:
             raise yaml.constructor.ConstructorError(
-                None, None, "a recursive alias (a value that contains itself) is not allowed",
-                node.start_mark)
+                None, None, "a recursive alias (a value that contains itself) is not allowed", node.start_mark
+            )
         unique, expanded = counts
         if expanded > unique and expanded > MAX_ALIAS_EXPANSION:
             raise yaml.constructor.ConstructorError(
-                None, None, f"aliases expand this document to more than {MAX_ALIAS_EXPANSION} nodes",
-                node.start_mark)
+                None,
+                None,
+                f"aliases expand this document to more than {MAX_ALIAS_EXPANSION} nodes",
+                node.start_mark,
+            )
         return super().construct_document(node)
 
 
@@ -110,9 +114,12 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 
 
 def manifest_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
-    return [path]
+    """`path` itself, or the *.yaml / *.yml files under it, sorted, skipping hidden files and folders
+    (.git, .venv, ...)."""
+    if not path.is_dir():
+        return [path]
+    found = (p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
 def _yaml_error(exc: yaml.YAMLError) -> FieldError:
