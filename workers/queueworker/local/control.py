@@ -49,7 +49,12 @@ def policy_config(qw: QueueWorker, scale_down_delay: float | None) -> PolicyConf
     overrides: dict[str, float] = {}
     if scale_down_delay is not None:
         overrides["scale_down_delay_seconds"] = scale_down_delay
-    return PolicyConfig.from_spec(qw.spec, **overrides)
+    try:
+        return PolicyConfig.from_spec(qw.spec, **overrides)
+    except ValueError:
+        if qw.spec.autoscaling.mode == "off":  # the policy is not used: bounds do not matter
+            return PolicyConfig()
+        raise
 
 
 def observation(stats: Mapping[str, Any], queues: tuple[str, ...], now: float) -> Observation:

@@ -9,12 +9,11 @@ to 30 s; reset after a minute of running), and the view shows the restarts and t
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from queueworker.local.procs import LineSink, group_members, pump_lines, signal_group, spawn
@@ -43,7 +42,6 @@ class Child:
     restart_at: float | None = None
     stopping_since: float | None = None
     last_exit: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -142,12 +140,11 @@ class Supervisor:
         self,
         kinds: tuple[str, ...],
         interrupted: Callable[[], bool] = lambda: False,
-        signal_for: Callable[[Child], int] = lambda child: signal.SIGTERM,
     ) -> None:
         """Stop every child of these kinds and wait for them, each within its grace period."""
         for child in list(self.children.values()):
             if child.kind in kinds:
-                self.stop(child.name, signal_for(child))
+                self.stop(child.name)
         while any(c.kind in kinds for c in self.children.values()):
             if interrupted():
                 for child in self.children.values():
@@ -180,13 +177,3 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
