@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv run render test lint typecheck unit bench clean help
 
 help:  ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 venv: $(STAMP)  ## create .venv with everything development and tests need
 
