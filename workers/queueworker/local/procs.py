@@ -19,14 +19,14 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_prctl = _libc.prctl
+_prctl = getattr(_libc, "prctl", None)  # Linux only; elsewhere the watchdog alone cleans up
 
 LineSink = Callable[[str, str], None]
 
 
 def _child_setup(parent_pid: int, death_signal: int) -> None:
     """Runs in the child between fork and exec (the session is already new: start_new_session=True)."""
-    if death_signal:
+    if death_signal and _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os.kill(os.getpid(), death_signal)
@@ -73,6 +73,14 @@ def pump_lines(name: str, proc: subprocess.Popen[bytes], sink: LineSink) -> thre
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is pgid, read from /proc."""
+    if not os.path.isdir("/proc"):  # no procfs: ask the kernel whether the group still has a member
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
