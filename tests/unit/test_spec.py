@@ -303,3 +303,7 @@ def test_deep_nesting_is_a_spec_error() -> None:
         parse_spec({"app": "a", "queues": ["q"], **args})
     assert info.value.errors[0].path == "spec"
     assert "nested too deeply" in errors(manifest(**args))["spec"]
+
+
+def test_huge_integers_are_described_not_printed() -> None:
+    assert spec_errors(replicas=10**5000) == {"spec.replicas": "must be an integer >= 0, got a 16610-bit number"}

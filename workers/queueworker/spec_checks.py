@@ -137,6 +137,8 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
         return f"string {text!r}"
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"a {value.bit_length()}-bit number"
     if isinstance(value, int | float):
         return f"number {value!r}"
     if isinstance(value, Mapping):
@@ -234,7 +236,7 @@ class Checker:
             self.error(where, f"must be an integer {bounds}, got {describe(value)}")
             return default
         if not minimum <= value <= maximum:
-            self.error(where, f"must be an integer {bounds}, got {value}")
+            self.error(where, f"must be an integer {bounds}, got {describe(value).removeprefix('number ')}")
             return default
         return value
 
