@@ -306,4 +306,5 @@ def test_deep_nesting_is_a_spec_error() -> None:
 
 
 def test_huge_integers_are_described_not_printed() -> None:
-    assert spec_errors(replicas=10**5000) == {"spec.replicas": "must be an integer >= 0, got a 16610-bit number"}
+    found = spec_errors(replicas=10**5000)
+    assert found == {"spec.replicas": "must be an integer >= 0, got a 16610-bit number"}
