@@ -17,7 +17,7 @@ from bench.autoscale.traces import SERVICE_MEAN, TRACES, Trace, arrivals, servic
 #: the operator derives from it; KEDA and the HPA get the same bounds.
 SPEC = QueueWorkerSpec(app="bench.tasks:app", queues=("bench",))
 CONFIG = PolicyConfig.from_spec(SPEC)
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5)
 POLICIES = ("builtin", "keda", "hpa", "oracle")
 
 
