@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -29,10 +30,15 @@ class Fixed:
         return [r for t, r in self.schedule if t <= now][-1]
 
 
-class FakeView:
-    def __init__(self, backlog: int, base: int | None = None) -> None:
+class _Lists:
+    def __init__(self, backlog: int, base: int | None) -> None:
         self.backlog = backlog
         self.base_list_length = backlog if base is None else base
+
+
+def fake_view(backlog: int, base: int | None = None) -> View:
+    """What KEDA's and the HPA's emulations read: the queue's length, and its base list's."""
+    return cast(View, _Lists(backlog, base))
 
 
 def _sim(controller: object, n: int = 300, duration: float = 600.0, replicas: int = 2) -> Simulation:
@@ -90,20 +96,20 @@ def test_hpa_scale_down_waits_for_the_stabilization_window() -> None:
 
 def test_keda_sees_only_the_base_list() -> None:
     keda = Keda(min_replicas=1, max_replicas=10)
-    assert keda.tick(0, FakeView(backlog=100, base=0), 1) == 1  # priority lists are invisible to it
-    assert Keda(1, 10).tick(0, FakeView(backlog=40), 1) == 5  # ceil(40 / 5), capped by +4 pods
+    assert keda.tick(0, fake_view(backlog=100, base=0), 1) == 1  # priority lists are invisible to it
+    assert Keda(1, 10).tick(0, fake_view(backlog=40), 1) == 5  # ceil(40 / 5), capped by +4 pods
 
 
 def test_keda_activates_from_zero_and_cools_down_to_zero() -> None:
     keda = Keda(min_replicas=0, max_replicas=10)
-    assert keda.tick(0, FakeView(1), 0) == 1
+    assert keda.tick(0, fake_view(1), 0) == 1
     current, t = 1, 15.0
     while t < 300:
-        current = keda.tick(t, FakeView(0), current)
+        current = keda.tick(t, fake_view(0), current)
         assert current >= 1
         t += 15
     while t <= 345 and current:
-        current = keda.tick(t, FakeView(0), current)
+        current = keda.tick(t, fake_view(0), current)
         t += 15
     assert current == 0
 
@@ -112,7 +118,7 @@ def test_oracle_runs_what_the_rate_needs_and_holds_it() -> None:
     config = PolicyConfig(max_replicas=20)
     trace = TRACES["burst"]
     oracle = Clairvoyant(trace.rate, 10.0, config, trace.duration, start_delay=10.0)
-    view = FakeView(0)
+    view = fake_view(0)
     assert oracle.tick(100, view, 1) == 1
     assert oracle.tick(290, view, 1) == math.ceil(1.4 * 10 / 0.9 / 2)  # one pod start ahead of 300 s
     assert oracle.tick(480 + 290, view, 8) == 8  # 300 s after the burst's end still held
