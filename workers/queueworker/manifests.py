@@ -145,6 +145,8 @@ def _documents(file: Path) -> tuple[list[tuple[int, Any]], list[FieldError]]:
         return docs, [_yaml_error(exc)]
     except RecursionError:  # PyYAML composes nested collections recursively
         return docs, [FieldError("", "invalid YAML: collections nested hundreds of levels deep")]
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts (4300)
+        return docs, [FieldError("", f"invalid YAML: {exc}")]
     return docs, []
 
 
