@@ -1,0 +1,255 @@
+"""Hostile QueueWorker specs through `qw render` (the module function on generated input, and the real
+command on the worst texts) and through the real operator on an emulated API server (which, like a
+cluster without the CRD's validation, passes anything on): never a crash, a hang or a traceback;
+invalid input is an error naming a field (or the YAML problem), and valid input renders.
+
+The spec model's own properties are in tests/unit/test_spec_fuzz.py; its strategies are reused here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from queueworker.cli import main as qw_main
+from queueworker.spec import SpecError, parse_manifest
+
+from tests.security.hostile_yaml import HOSTILE_TEXTS, dump, manifest, nested_list
+from tests.support.celery_worker import REPO, WORKERS
+from tests.support.kube_emulator import (
+    DEPLOYMENTS,
+    QW,
+    Emulator,
+    environment,
+    register_crd,
+    running_operator,
+    write_kubeconfig,
+)
+from tests.support.redis_server import RedisServer, free_port
+from tests.unit.test_spec_fuzz import json_values, near_valid, specs
+
+RENDERED_KINDS = {"Deployment", "PodDisruptionBudget", "ConfigMap", "ScaledObject", "HorizontalPodAutoscaler"}
+FIELD = r"[A-Za-z0-9_.\-\[\]/]+"
+manifest_docs = st.one_of(
+    near_valid.map(lambda extra: manifest({"app": "shop.tasks", "queues": ["emails"], **extra})),
+    specs.map(manifest),
+    st.dictionaries(st.sampled_from(["apiVersion", "kind", "metadata", "spec", "x"]), json_values,
+                    max_size=5),
+    json_values,
+)
+
+
+def render_text(path: Path, text: str | bytes) -> tuple[int, str, str]:
+    """`qw render -f path` in this process: (exit status, stdout, stderr)."""
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = qw_main(["render", "-f", str(path)])
+    return status, out.getvalue(), err.getvalue()
+
+
+def check_outcome(path: Path, status: int, out: str, err: str, doc: Any = None) -> None:
+    """Status 0 with rendered objects, or status 2 with nothing on stdout and one `FILE: ...` line per
+    problem; for a parsed document, each field the spec model names has its own `FILE: <field>: ` line."""
+    assert status in (0, 2), (status, err)
+    if status == 0:
+        kinds = {obj["kind"] for obj in yaml.safe_load_all(out) if obj}
+        assert kinds and kinds <= RENDERED_KINDS, kinds
+        return
+    assert out == "", "nothing on stdout when the input is invalid"
+    lines = err.rstrip("\n").split("\n")  # not splitlines(): field names may hold \x1c-\x1e, \x85...
+    assert lines and all(text.startswith(f"{path}") for text in lines), lines
+    assert not any("Traceback" in text for text in lines)
+    if doc is None:
+        return
+    try:
+        parse_manifest(doc)
+        paths: list[str] = []
+    except SpecError as exc:
+        paths = [e.path for e in exc.errors]
+    if isinstance(doc, dict) and "kind" in doc and doc["kind"] != "QueueWorker":
+        paths = ["kind"]  # another kind of object: that is the one error (manifests.py)
+    if paths:
+        for field in paths:  # (an empty key's path is empty: "FILE: unknown field ...")
+            named = f"{re.escape(field)}: " if field else ""
+            assert any(re.match(rf"^{re.escape(str(path))}( \[doc \d+\])?: {named}\S", text)
+                       for text in lines), (field, lines)
+    else:  # the model accepts it, so what failed is `qw render`'s own check, which names a field too
+        assert all(re.match(rf"^{re.escape(str(path))}: {FIELD}: \S", text) for text in lines), lines
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(doc=manifest_docs)
+def test_qw_render_on_generated_manifests(doc: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("render") / "qw.yaml"
+    status, out, err = render_text(path, dump(doc))
+    check_outcome(path, status, out, err, doc)
+    if status == 0:
+        parse_manifest(doc)  # the model accepts what renders
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=st.text(max_size=300) | st.binary(max_size=300))
+@example(text="a: &a [*a]\n")
+@example(text="{" * 2000)
+def test_qw_render_on_arbitrary_text(text: str | bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("text") / "qw.yaml"
+    check_outcome(path, *render_text(path, text))
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_TEXTS))
+def test_hostile_texts_through_the_qw_command(what: str, tmp_path: Path) -> None:
+    """The real `qw render` command: it ends (bounded wait), with status 0 or 2, and no traceback."""
+    path = tmp_path / "qw.yaml"
+    text = HOSTILE_TEXTS[what]
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'operator'}:{WORKERS}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "queueworker.cli", "render", "-f", str(path)], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    print(f"\n[security] qw render {what}: exit {done.returncode}: {done.stderr.splitlines()[:1]}")
+    check_outcome(path, done.returncode, done.stdout, done.stderr)
+    if what in ("alias bomb", "recursive alias", "nested 5000 deep", "python tag", "binary"):
+        assert done.returncode == 2
+
+
+# -- the operator's handler path -------------------------------------------------------------------
+
+class OperatorInThread:
+    """The emulated API server and the real operator, running in a loop of their own, so a synchronous
+    hypothesis test can create QueueWorkers and watch their status."""
+
+    def __init__(self, tmp: Path, redis_url: str) -> None:
+        self.tmp, self.redis_url = tmp, redis_url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.ready: asyncio.Future[Emulator] | None = None
+        self.operator: asyncio.Task[None] | None = None
+        self.done: Any = None
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _serve(self, ready: asyncio.Future[Emulator], stop: asyncio.Event) -> None:
+        env = {"QUEUEWORKER_REDIS_URL": self.redis_url, "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
+               "QUEUEWORKER_DRIFT_INTERVAL": "3600", "QUEUEWORKER_METRICS_PORT": str(free_port())}
+        async with Emulator() as emulator, kmock.Server(emulator):
+            register_crd(emulator)
+            env["KUBECONFIG"] = str(write_kubeconfig(self.tmp / "kubeconfig", str(emulator.url).rstrip("/")))
+            with environment(env):
+                async with running_operator() as task:
+                    self.operator = task
+                    ready.set_result(emulator)
+                    await stop.wait()
+
+    def __enter__(self) -> Emulator:
+        self.thread.start()
+
+        async def start() -> Emulator:
+            ready: asyncio.Future[Emulator] = self.loop.create_future()
+            self.stop = asyncio.Event()
+            self.done = asyncio.ensure_future(self._serve(ready, self.stop))
+            return await asyncio.wait_for(ready, 60)
+
+        return self.call(start(), timeout=90)  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        async def finish() -> None:
+            self.stop.set()
+            await asyncio.wait_for(self.done, 30)
+
+        with contextlib.suppress(Exception):
+            self.call(finish(), timeout=40)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def operator_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OperatorInThread, Emulator]]:
+    server = RedisServer().start()
+    runner = OperatorInThread(tmp_path_factory.mktemp("operator"), server.url)
+    try:
+        with runner as emulator:
+            yield runner, emulator
+    finally:
+        server.stop()
+
+
+COUNTER = itertools.count()
+
+
+def outcome(runner: OperatorInThread, emulator: Emulator, namespace: str, name: str) -> dict[str, Any] | None:
+    """The QueueWorker's Ready condition once the operator has handled it, else None."""
+    async def read() -> dict[str, Any] | None:
+        body = emulator.read(QW, namespace, name) or {}
+        for cond in (body.get("status") or {}).get("conditions") or []:
+            if cond["type"] == "Ready":
+                return dict(cond)
+        return None
+
+    return runner.call(read())  # type: ignore[no-any-return]
+
+
+def submit_and_wait(runner: OperatorInThread, emulator: Emulator, spec: Any) -> tuple[dict[str, Any], Any]:
+    namespace, name = f"fz{next(COUNTER)}", "hostile"
+    obj = manifest(spec, name=name, namespace=namespace)
+
+    async def post() -> None:
+        response = await emulator.post(f"/apis/queueworker.dev/v1alpha1/namespaces/{namespace}/queueworkers",
+                                       json=obj)
+        assert response.status < 300, await response.text()
+
+    runner.call(post())
+    for _ in range(400):
+        cond = outcome(runner, emulator, namespace, name)
+        if cond is not None:
+            break
+        runner.call(asyncio.sleep(0.05))
+    else:
+        raise AssertionError(f"the operator never reported on {spec!r}")
+    deployment = runner.call(_read(emulator, namespace))
+    return cond, deployment
+
+
+async def _read(emulator: Emulator, namespace: str) -> Any:
+    return emulator.read(DEPLOYMENTS, namespace, "hostile-worker")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=near_valid.map(lambda extra: {"app": "shop.tasks", "queues": ["emails"], **extra}) | specs
+       | json_values)
+@example(spec={"app": "t", "queues": ["q"], "schedules": [{"name": "s", "task": "t", "every": "30s",
+                                                          "args": nested_list(900)}]})
+def test_operator_reports_invalid_specs_and_keeps_running(
+        spec: Any, operator_thread: tuple[OperatorInThread, Emulator]) -> None:
+    runner, emulator = operator_thread
+    cond, deployment = submit_and_wait(runner, emulator, spec)
+    assert runner.operator is not None and not runner.operator.done(), "the operator is still running"
+    try:
+        parse_manifest(manifest(spec))
+        errors: list[str] = []
+    except SpecError as exc:
+        errors = [f"{e.path}: {e.message}" for e in exc.errors]
+    if errors:
+        assert cond["status"] == "False" and cond["reason"] == "InvalidSpec", cond
+        # every field named, in the condition's 1024 characters (status.py caps a message there)
+        assert cond["message"] == ("invalid spec: " + "; ".join(errors))[:1024], cond["message"]
+        assert deployment is None, "nothing is created for an invalid spec"
+    else:
+        assert cond["reason"] != "InvalidSpec", cond
+        assert deployment is not None
