@@ -37,7 +37,7 @@ def qw_render(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def example_objects() -> list[dict[str, Any]]:
-    loaded = load_manifests(EXAMPLES)
+    loaded = load_manifests(EXAMPLES, recursive=True)
     assert loaded and all(item.qw is not None and not item.errors for item in loaded), loaded
     return render([item.qw for item in loaded if item.qw is not None], Settings())
 
@@ -87,14 +87,23 @@ def test_every_example_object_validates_strictly(version: str) -> None:
 
 
 def test_qw_render_prints_exactly_the_built_objects_stably() -> None:
-    first = qw_render("-f", "examples/")
+    first = qw_render("-f", "examples/", "-R")
     assert first.returncode == 0, first.stderr
     assert first.stderr == ""
     assert list(yaml.safe_load_all(first.stdout)) == example_objects()
-    again = qw_render("-f", "examples")
+    again = qw_render("-f", "examples", "--recursive")
     assert again.stdout == first.stdout
     assert "redis://" not in first.stdout  # the broker URL only ever comes from the Secret
     assert "&id" not in first.stdout and "*id" not in first.stdout  # no YAML anchors
+
+
+def test_a_directory_is_read_without_its_subdirectories_unless_recursive() -> None:
+    top = [d for d in yaml.safe_load_all(qw_render("-f", "examples/").stdout) if d["kind"] == "Deployment"]
+    names = {d["metadata"]["name"] for d in top}
+    assert "task-a-worker" in names and not any("hpa" in n or "keda" in n for n in names), names
+    tree = yaml.safe_load_all(qw_render("-f", "examples/", "-R").stdout)
+    every = [d for d in tree if d["kind"] == "Deployment"]
+    assert len(every) > len(top)
 
 
 def test_qw_render_uses_the_operator_settings() -> None:
@@ -203,7 +212,7 @@ def test_rendered_stream_passes_yamllint() -> None:
     from yamllint import linter
     from yamllint.config import YamlLintConfig
 
-    result = qw_render("-f", "examples/")
+    result = qw_render("-f", "examples/", "-R")
     assert result.returncode == 0, result.stderr
     config = YamlLintConfig("{extends: default, rules: {line-length: {max: 200}}}")
     problems = [str(p) for p in linter.run(result.stdout, config)]

@@ -18,7 +18,7 @@ def good(name: str, queues: str) -> str:
     return GOOD.format(name=name, queues=queues)
 
 
-def test_directory_is_read_recursively_and_sorted(tmp_path: Path) -> None:
+def test_directory_is_read_sorted_and_recursively_on_request(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(good("b", "qb"))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yml").write_text(good("a", "qa"))
@@ -27,13 +27,15 @@ def test_directory_is_read_recursively_and_sorted(tmp_path: Path) -> None:
     (tmp_path / ".venv" / "x.yaml").write_text("not: [a, manifest")
     (tmp_path / ".hidden.yaml").write_text("not: [a, manifest")
     (tmp_path / "a.yaml").write_text("---\n" + good("c", "qc") + "---\n---\n" + good("d", "qd"))
-    loaded = load_manifests(tmp_path)
+    loaded = load_manifests(tmp_path, recursive=True)
     assert [(Path(x.file).name, x.index, x.qw.name if x.qw else None) for x in loaded] == [
         ("a.yaml", 1, "c"),
         ("a.yaml", 3, "d"),
         ("b.yaml", 1, "b"),
         ("a.yml", 1, "a"),
     ]
+    # like `kubectl apply -f DIR`, subdirectories are read only when asked (-R)
+    assert [Path(x.file).name for x in load_manifests(tmp_path)] == ["a.yaml", "a.yaml", "b.yaml"]
     assert all(not x.errors for x in loaded)
     assert format_errors(loaded) == []
 

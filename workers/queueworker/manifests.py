@@ -1,12 +1,12 @@
-"""Read QueueWorker manifests from a file or a directory tree, the way `qw render`, `qw up` and the tests do.
+"""Read QueueWorker manifests from a file or a directory, the way `qw render`, `qw up` and the tests do.
 
-`load_manifests(path)` reads one file, or every *.yaml / *.yml under a directory (sorted, recursive,
-hidden files and folders skipped), splits multi-document YAML (empty documents are skipped), parses each
-document with the spec model and returns one `Loaded` per document: its QueueWorker, or every error
-found in it. YAML syntax errors name
-the line; a document of another kind is an error at `kind`. Across all documents, two QueueWorkers with
-one name in one namespace, or one queue consumed by two QueueWorkers of one namespace, are errors too.
-`format_errors` renders them as `FILE: <field path>: <message>` lines.
+`load_manifests(path)` reads one file, or every *.yaml / *.yml in a directory (sorted; its
+subdirectories too with recursive=True, as `kubectl apply -f DIR -R`; hidden files and folders
+skipped), splits multi-document YAML (empty documents are skipped), parses each document with the
+spec model and returns one `Loaded` per document: its QueueWorker, or every error found in it. YAML
+syntax errors name the line; a document of another kind is an error at `kind`. Across all documents,
+two QueueWorkers with one name in one namespace, or one queue consumed by two QueueWorkers of one
+namespace, are errors too. `format_errors` renders them as `FILE: <field path>: <message>` lines.
 """
 
 from __future__ import annotations
@@ -113,12 +113,13 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def manifest_files(path: Path) -> list[Path]:
-    """`path` itself, or the *.yaml / *.yml files under it, sorted, skipping hidden files and folders
-    (.git, .venv, ...)."""
+def manifest_files(path: Path, recursive: bool = False) -> list[Path]:
+    """`path` itself, or the *.yaml / *.yml files in it (and in its subdirectories when `recursive`),
+    sorted, skipping hidden files and folders (.git, .venv, ...)."""
     if not path.is_dir():
         return [path]
-    found = (p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    candidates = path.rglob("*") if recursive else path.iterdir()
+    found = (p for p in candidates if p.suffix in SUFFIXES and p.is_file())
     return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
@@ -160,13 +161,15 @@ def _parse(doc: Any, default_namespace: str) -> tuple[QueueWorker | None, list[F
         return None, list(exc.errors)
 
 
-def load_manifests(path: str | Path, default_namespace: str = "default") -> list[Loaded]:
+def load_manifests(
+    path: str | Path, default_namespace: str = "default", recursive: bool = False
+) -> list[Loaded]:
     """Every document under `path`, parsed; see the module docstring."""
     root = Path(path)
     if not root.exists():
         return [Loaded(str(root), 1, None, [FieldError("", "no such file or directory")])]
     loaded: list[Loaded] = []
-    for file in manifest_files(root):
+    for file in manifest_files(root, recursive):
         docs, problems = _documents(file)
         count = len(docs) + (1 if problems else 0)
         for number, doc in docs:

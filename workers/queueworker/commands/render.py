@@ -1,5 +1,5 @@
 """`qw render -f FILE|DIR [-n NAMESPACE]`: print, as a YAML stream, exactly the Kubernetes objects the
-operator creates for the QueueWorkers in FILE or in every *.yaml under DIR.
+operator creates for the QueueWorkers in FILE or in every *.yaml in DIR (-R: and its subdirectories).
 
 Invalid input prints one `FILE: <field path>: <message>` line per problem to stderr, nothing to stdout,
 and exits 2. The operator's QUEUEWORKER_* settings (image, Secret, names) apply here too.
@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "render",
         help="print the Kubernetes objects QueueWorker manifests become",
         description="Print, as a YAML stream, the objects the operator creates for the QueueWorkers in "
-        "FILE or in every *.yaml/*.yml under DIR (multi-document files allowed). Invalid manifests: "
+        "FILE or in every *.yaml/*.yml in DIR (-R: also its subdirectories; multi-document files "
+        "allowed). Invalid manifests: "
         "one `FILE: field.path: message` line each on stderr, exit status 2.",
     )
     p.add_argument(
@@ -31,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         metavar="FILE|DIR",
         help="a manifest file or a directory of them; repeat for more",
+    )
+    p.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also read the subdirectories of DIR (as kubectl apply -R)",
     )
     p.add_argument(
         "-n",
@@ -64,7 +71,7 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     )
 
 
-def load(paths: list[str], namespace: str) -> tuple[list[Any], list[str]]:
+def load(paths: list[str], namespace: str, recursive: bool = False) -> tuple[list[Any], list[str]]:
     """The QueueWorkers under `paths`, or every error as a `FILE: path: message` line."""
     from queueworker_operator.builders import problems
 
@@ -74,7 +81,7 @@ def load(paths: list[str], namespace: str) -> tuple[list[Any], list[str]]:
     errors: list[str] = []
     seen: dict[tuple[str, str], str] = {}
     for path in paths:
-        loaded = load_manifests(path, default_namespace=namespace)
+        loaded = load_manifests(path, default_namespace=namespace, recursive=recursive)
         if not loaded:
             errors.append(f"{path}: no QueueWorker manifests found (looked for *.yaml and *.yml)")
         errors += format_errors(loaded)
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return fail([f"environment: {problem}" for problem in str(exc).split("; ")])
-    qws, errors = load(list(args.paths), namespace)
+    qws, errors = load(list(args.paths), namespace, args.recursive)
     if errors:
         return fail(errors)
     text = to_yaml(render(qws, settings))

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE|DIR",
         help="manifest file or directory (repeatable)",
     )
+    p.add_argument(
+        "-R", "--recursive", action="store_true", help="also read the subdirectories of DIR (as kubectl -R)"
+    )
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     p.add_argument(
         "--state-dir", help="where the embedded Redis keeps its data (default .qw, or $QW_STATE_DIR)"
@@ -72,7 +75,9 @@ def fail(message: str) -> int:
     return 2
 
 
-def load(paths: list[str]) -> tuple[list[tuple[QueueWorker, Path | None]], list[str]]:
+def load(
+    paths: list[str], recursive: bool = False
+) -> tuple[list[tuple[QueueWorker, Path | None]], list[str]]:
     """The QueueWorkers of paths with their file's directory, or the errors as `qw render` prints them."""
     from queueworker.manifests import format_errors, load_manifests
 
@@ -82,7 +87,7 @@ def load(paths: list[str]) -> tuple[list[tuple[QueueWorker, Path | None]], list[
         if not Path(path).exists():
             errors.append(f"{path}: no such file or directory")
             continue
-        loaded = load_manifests(path)
+        loaded = load_manifests(path, recursive=recursive)
         bad = [item for item in loaded if item.errors]
         if bad:
             text = format_errors(bad)
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.demo and not bursts:
         return fail("--demo: give the tasks to publish with --burst COUNT:TASK[:ARGS_JSON]")
-    qws, errors = load(args.paths)
+    qws, errors = load(args.paths, args.recursive)
     if errors:
         for line in errors:
             print(line, file=sys.stderr)
