@@ -143,7 +143,7 @@ class NamespaceSync:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    logger.warning("syncing the shared objects of namespace %s failed, retrying in %.0fs: %s",
+                    logger.warning("syncing the shared objects of namespace %s failed, retrying in %.0fs: %r",
                                    namespace, self.retry_delay, exc)
                     loop.call_later(self.retry_delay, self._retry, namespace)
                     for future in futures:

@@ -42,8 +42,9 @@ def operator_env(redis_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_operator(cluster: Emulator, operator_env: dict[str, str]
-                   ) -> Callable[..., AbstractAsyncContextManager[Any]]:
+def start_operator(
+    cluster: Emulator, operator_env: dict[str, str]
+) -> Callable[..., AbstractAsyncContextManager[Any]]:
     """`async with start_operator(): ...` runs the operator against `cluster` with `operator_env`."""
     import contextlib
 

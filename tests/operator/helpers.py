@@ -12,19 +12,36 @@ from queueworker_operator import builders
 from queueworker_operator.config import Settings
 from queueworker_operator.kube import LAST_APPLIED, contains
 
-from tests.support.kube_emulator import (CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS,
-                                         Emulator)
+from tests.support.kube_emulator import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    HPAS,
+    PDBS,
+    QW,
+    SCALEDOBJECTS,
+    Emulator,
+)
 from tests.support.validate import validate_object
 
 MANAGED = (DEPLOYMENTS, PDBS, CONFIGMAPS, HPAS, SCALEDOBJECTS)
-RESOURCES = {"Deployment": DEPLOYMENTS, "PodDisruptionBudget": PDBS, "ConfigMap": CONFIGMAPS,
-             "HorizontalPodAutoscaler": HPAS, "ScaledObject": SCALEDOBJECTS}
+RESOURCES = {
+    "Deployment": DEPLOYMENTS,
+    "PodDisruptionBudget": PDBS,
+    "ConfigMap": CONFIGMAPS,
+    "HorizontalPodAutoscaler": HPAS,
+    "ScaledObject": SCALEDOBJECTS,
+}
 
 
 def manifest(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
     body = {"app": "tasks:app", "queues": [name.replace("-", "_")], **spec}
-    return {"apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker",
-            "metadata": {"name": name, "namespace": namespace}, "spec": body}
+    return {
+        "apiVersion": "queueworker.dev/v1alpha1",
+        "kind": "QueueWorker",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
 
 
 def qw_path(namespace: str, name: str | None = None) -> str:
@@ -39,8 +56,9 @@ async def create(cluster: Emulator, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def patch(cluster: Emulator, namespace: str, name: str, body: dict[str, Any]) -> None:
-    response = await cluster.patch(qw_path(namespace, name), json=body,
-                                   headers={"Content-Type": "application/merge-patch+json"})
+    response = await cluster.patch(
+        qw_path(namespace, name), json=body, headers={"Content-Type": "application/merge-patch+json"}
+    )
     assert response.status < 300, await response.text()
 
 
@@ -61,22 +79,30 @@ def condition(cluster: Emulator, namespace: str, name: str, type_: str) -> dict[
 
 
 def events(cluster: Emulator, name: str, reason: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in cluster.live(EVENTS) if e["involvedObject"]["name"] == name
-            and (reason is None or e["reason"] == reason)]
+    return [
+        e
+        for e in cluster.live(EVENTS)
+        if e["involvedObject"]["name"] == name and (reason is None or e["reason"] == reason)
+    ]
 
 
-def managed_objects(cluster: Emulator, namespace: str | None = None) -> dict[tuple[str, str, str], dict[str, Any]]:
+def managed_objects(
+    cluster: Emulator, namespace: str | None = None
+) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Every object the operator manages in the cluster, by (kind, namespace, name)."""
     found = {}
     for resource in MANAGED:
         for obj in cluster.live(resource, namespace):
-            if (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "queueworker-operator":
+            if (obj["metadata"].get("labels") or {}).get(
+                "app.kubernetes.io/managed-by"
+            ) == "queueworker-operator":
                 found[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
     return found
 
 
-def expected_objects(cluster: Emulator, settings: Settings | None = None
-                     ) -> dict[tuple[str, str, str], dict[str, Any]]:
+def expected_objects(
+    cluster: Emulator, settings: Settings | None = None
+) -> dict[tuple[str, str, str], dict[str, Any]]:
     """What `qw render` gives for the QueueWorkers now in the cluster (with their uids)."""
     settings = settings or Settings()
     qws = []
@@ -85,11 +111,15 @@ def expected_objects(cluster: Emulator, settings: Settings | None = None
             continue
         meta = {k: body["metadata"][k] for k in ("name", "namespace", "uid", "generation")}
         try:
-            qws.append(parse_manifest({**{k: body[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta}))
+            qws.append(
+                parse_manifest({**{k: body[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta})
+            )
         except SpecError:
             continue  # an invalid QueueWorker gets nothing
-    return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o
-            for o in builders.render(qws, settings)}
+    return {
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o
+        for o in builders.render(qws, settings)
+    }
 
 
 def differences(cluster: Emulator, settings: Settings | None = None) -> list[str]:
@@ -101,7 +131,11 @@ def differences(cluster: Emulator, settings: Settings | None = None) -> list[str
         got = live.get(key)
         if got is None:
             continue
-        if key[0] == "Deployment" and "replicas" in want.get("spec", {}) and "replicas" in got.get("spec", {}):
+        if (
+            key[0] == "Deployment"
+            and "replicas" in want.get("spec", {})
+            and "replicas" in got.get("spec", {})
+        ):
             want = copy.deepcopy(want)
             want["spec"]["replicas"] = got["spec"]["replicas"]  # the autoscaler owns it after creation
         if not contains(got, want):

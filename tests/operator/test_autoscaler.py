@@ -22,17 +22,34 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 def push(client, queue: str, count: int, age: float = 5.0) -> None:
     published = time.time() - age
-    messages = [json.dumps({"body": "", "headers": {keys.PUBLISHED_HEADER: published, "task": "tasks.add"},
-                            "properties": {"delivery_tag": str(i)}}) for i in range(count)]
+    messages = [
+        json.dumps(
+            {
+                "body": "",
+                "headers": {keys.PUBLISHED_HEADER: published, "task": "tasks.add"},
+                "properties": {"delivery_tag": str(i)},
+            }
+        )
+        for i in range(count)
+    ]
     client.lpush(queue, *messages)
 
 
 def worker_pod(name: str, instance: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/name": "queueworker", "app.kubernetes.io/instance": instance,
-                                    "app.kubernetes.io/component": "worker"}},
-            "spec": {"containers": [{"name": "worker", "image": "queueworker/worker:0.1.0"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {
+                "app.kubernetes.io/name": "queueworker",
+                "app.kubernetes.io/instance": instance,
+                "app.kubernetes.io/component": "worker",
+            },
+        },
+        "spec": {"containers": [{"name": "worker", "image": "queueworker/worker:0.1.0"}]},
+    }
 
 
 def replicas(cluster, name: str) -> int | None:
@@ -49,17 +66,34 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
     memo = kopf.Memo()
     delay = 3
     async with start_operator(memo=memo):
-        await create(cluster, manifest("jobs", concurrency=2, autoscaling={
-            "mode": "builtin", "minReplicas": 1, "maxReplicas": 6, "targetWaitSeconds": 10,
-            "scaleDownDelaySeconds": delay}))
+        await create(
+            cluster,
+            manifest(
+                "jobs",
+                concurrency=2,
+                autoscaling={
+                    "mode": "builtin",
+                    "minReplicas": 1,
+                    "maxReplicas": 6,
+                    "targetWaitSeconds": 10,
+                    "scaleDownDelaySeconds": delay,
+                },
+            ),
+        )
         await eventually(lambda: status(cluster, "default", "jobs").get("desiredReplicas") == 1)
         rt = memo["runtime"]
-        await eventually(lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True")
+        await eventually(
+            lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True"
+        )
         target = json.loads(redis_client.hget(keys.TARGETS_HASH, "jobs"))
         assert target == {"targetWaitSeconds": 10.0, "queueworker": "default/jobs"}
-        ups = metrics.REGISTRY.get_sample_value("queueworker_scale_events_total",
-                                                {"namespace": "default", "queueworker": "jobs",
-                                                 "direction": "up"}) or 0
+        ups = (
+            metrics.REGISTRY.get_sample_value(
+                "queueworker_scale_events_total",
+                {"namespace": "default", "queueworker": "jobs", "direction": "up"},
+            )
+            or 0
+        )
 
         push(redis_client, "jobs", 20)
         pushed_at = rt.ticks
@@ -71,14 +105,31 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
         assert st["desiredReplicas"] == 5 and st["oldestWaitSeconds"] >= 5 and st["lastScaleTime"]
         up = await eventually(lambda: events(cluster, "jobs", "ScaledUp"))
         assert "1 -> 5" in up[0]["message"]
-        assert metrics.REGISTRY.get_sample_value("queueworker_scale_events_total", {
-            "namespace": "default", "queueworker": "jobs", "direction": "up"}) == ups + 1
+        assert (
+            metrics.REGISTRY.get_sample_value(
+                "queueworker_scale_events_total",
+                {"namespace": "default", "queueworker": "jobs", "direction": "up"},
+            )
+            == ups + 1
+        )
 
         # five worker pods; the first is running a task (heartbeat with a busy slot)
         for i in range(5):
             cluster.put_object(PODS, worker_pod(f"jobs-worker-p{i}", "jobs"))
-        redis_client.hset(keys.heartbeat_key("jobs"), "jobs@jobs-worker-p0", json.dumps(
-            {"hostname": "jobs@jobs-worker-p0", "pid": 7, "busy": 1, "total": 2, "processed": 3, "ts": time.time()}))
+        redis_client.hset(
+            keys.heartbeat_key("jobs"),
+            "jobs@jobs-worker-p0",
+            json.dumps(
+                {
+                    "hostname": "jobs@jobs-worker-p0",
+                    "pid": 7,
+                    "busy": 1,
+                    "total": 2,
+                    "processed": 3,
+                    "ts": time.time(),
+                }
+            ),
+        )
 
         drained = time.monotonic()
         redis_client.delete("jobs")
@@ -87,8 +138,10 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
         assert replicas(cluster, "jobs") == 1  # one task still runs: never below one worker
         down = await eventually(lambda: events(cluster, "jobs", "ScaledDown"))
         assert "5 -> 1" in down[0]["message"]
-        costs = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
-                 for p in cluster.live(PODS, "default")}
+        costs = {
+            p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
+            for p in cluster.live(PODS, "default")
+        }
         assert costs == {"jobs-worker-p0": "100", **{f"jobs-worker-p{i}": "-100" for i in range(1, 5)}}
 
 
@@ -104,22 +157,34 @@ async def test_broker_down_holds_replicas(cluster, start_operator, operator_env,
     operator_env["QUEUEWORKER_REDIS_URL"] = own_redis.url
     memo = kopf.Memo()
     async with start_operator(memo=memo):
-        await create(cluster, manifest("held", schedules=[{"name": "n", "task": "t.n", "every": "1m"}],
-                                       autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 4}))
+        await create(
+            cluster,
+            manifest(
+                "held",
+                schedules=[{"name": "n", "task": "t.n", "every": "1m"}],
+                autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 4},
+            ),
+        )
         rt = await eventually(lambda: memo.get("runtime"))
         push(own_redis.client(), "held", 10)
         await eventually(lambda: replicas(cluster, "held") == 4)
 
         own_redis.stop()
-        broker = await eventually(lambda: condition(cluster, "default", "held", "BrokerReachable").get(
-            "status") == "False" and condition(cluster, "default", "held", "BrokerReachable"))
+        broker = await eventually(
+            lambda: (
+                condition(cluster, "default", "held", "BrokerReachable").get("status") == "False"
+                and condition(cluster, "default", "held", "BrokerReachable")
+            )
+        )
         assert broker["reason"] == "BrokerUnreachable"
         await ticks_later(rt, 3)
         assert replicas(cluster, "held") == 4
         assert status(cluster, "default", "held")["desiredReplicas"] == 4
 
         own_redis.start()
-        await eventually(lambda: condition(cluster, "default", "held", "BrokerReachable").get("status") == "True")
+        await eventually(
+            lambda: condition(cluster, "default", "held", "BrokerReachable").get("status") == "True"
+        )
 
     secret = own_redis.password
     for record in caplog.records:

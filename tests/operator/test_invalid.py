@@ -5,16 +5,28 @@ from __future__ import annotations
 
 from queueworker_operator.config import Settings
 
-from tests.operator.helpers import (condition, create, differences, events, managed_objects, manifest, patch,
-                                    status)
+from tests.operator.helpers import (
+    condition,
+    create,
+    differences,
+    events,
+    managed_objects,
+    manifest,
+    patch,
+    status,
+)
 from tests.support.kube_emulator import DEPLOYMENTS, PDBS, QW, eventually
 
 
 async def test_invalid_new_object_creates_nothing(cluster, start_operator, operator_env):
     settings = Settings.from_env(operator_env)
     async with start_operator():
-        bad = manifest("broken", concurrency=0, pool="fibers",
-                       autoscaling={"mode": "builtin", "minReplicas": 5, "maxReplicas": 2})
+        bad = manifest(
+            "broken",
+            concurrency=0,
+            pool="fibers",
+            autoscaling={"mode": "builtin", "minReplicas": 5, "maxReplicas": 2},
+        )
         bad["spec"]["replicaz"] = 3
         await create(cluster, bad)
         await create(cluster, manifest("neighbour"))
@@ -31,10 +43,23 @@ async def test_invalid_new_object_creates_nothing(cluster, start_operator, opera
         assert not [k for k in managed_objects(cluster) if "broken" in k[2]]
 
         # fixing the spec makes it reconcile
-        await patch(cluster, "default", "broken", {"spec": {"concurrency": 2, "pool": "threads", "replicaz": None,
-                                                            "autoscaling": {"minReplicas": 1}}})
+        await patch(
+            cluster,
+            "default",
+            "broken",
+            {
+                "spec": {
+                    "concurrency": 2,
+                    "pool": "threads",
+                    "replicaz": None,
+                    "autoscaling": {"minReplicas": 1},
+                }
+            },
+        )
         await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "broken-worker"))
-        await eventually(lambda: condition(cluster, "default", "broken", "Ready").get("reason") != "InvalidSpec")
+        await eventually(
+            lambda: condition(cluster, "default", "broken", "Ready").get("reason") != "InvalidSpec"
+        )
         assert len(events(cluster, "broken", "InvalidSpec")) == 1
 
 
@@ -44,13 +69,20 @@ async def test_invalid_update_touches_nothing_running(cluster, start_operator):
         await eventually(lambda: cluster.read(PDBS, "default", "steady-worker"))
         await eventually(lambda: ("ConfigMap", "default", "queueworker-routes") in managed_objects(cluster))
         await eventually(lambda: status(cluster, "default", "steady").get("observedGeneration") == 1)
-        versions = {k: cluster.versions(DEPLOYMENTS if k[0] == "Deployment" else PDBS, k[1], k[2])
-                    for k in managed_objects(cluster) if k[0] in ("Deployment", "PodDisruptionBudget")}
+        versions = {
+            k: cluster.versions(DEPLOYMENTS if k[0] == "Deployment" else PDBS, k[1], k[2])
+            for k in managed_objects(cluster)
+            if k[0] in ("Deployment", "PodDisruptionBudget")
+        }
         routes_before = managed_objects(cluster)[("ConfigMap", "default", "queueworker-routes")]["data"]
 
         await patch(cluster, "default", "steady", {"spec": {"queues": [], "concurrency": 5}})
-        ready = await eventually(lambda: condition(cluster, "default", "steady", "Ready").get("reason")
-                                 == "InvalidSpec" and condition(cluster, "default", "steady", "Ready"))
+        ready = await eventually(
+            lambda: (
+                condition(cluster, "default", "steady", "Ready").get("reason") == "InvalidSpec"
+                and condition(cluster, "default", "steady", "Ready")
+            )
+        )
         assert "spec.queues" in ready["message"]
         assert status(cluster, "default", "steady")["observedGeneration"] == 2
         await eventually(lambda: events(cluster, "steady", "InvalidSpec"))
@@ -58,13 +90,23 @@ async def test_invalid_update_touches_nothing_running(cluster, start_operator):
         # a valid neighbour created afterwards is served, and re-renders the namespace's shared objects
         await create(cluster, manifest("later", routes=["later.*"]))
         await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "later-worker"))
-        routes = await eventually(lambda: "later.*" in managed_objects(cluster)[
-            ("ConfigMap", "default", "queueworker-routes")]["data"]["routes.json"]
-            and managed_objects(cluster)[("ConfigMap", "default", "queueworker-routes")]["data"])
+        routes = await eventually(
+            lambda: (
+                "later.*"
+                in managed_objects(cluster)[("ConfigMap", "default", "queueworker-routes")]["data"][
+                    "routes.json"
+                ]
+                and managed_objects(cluster)[("ConfigMap", "default", "queueworker-routes")]["data"]
+            )
+        )
         assert "steady.*" in routes["routes.json"], "the invalid QueueWorker's last valid routes are kept"
         assert routes_before != routes
         for (kind, ns, name), count in versions.items():
             assert cluster.versions(DEPLOYMENTS if kind == "Deployment" else PDBS, ns, name) == count, name
-        assert "3" in cluster.read(DEPLOYMENTS, "default", "steady-worker")["spec"]["template"]["spec"][
-            "containers"][0]["args"]
+        assert (
+            "3"
+            in cluster.read(DEPLOYMENTS, "default", "steady-worker")["spec"]["template"]["spec"][
+                "containers"
+            ][0]["args"]
+        )
         assert cluster.read(QW, "default", "steady")["spec"]["concurrency"] == 5

@@ -5,19 +5,34 @@ from __future__ import annotations
 
 from queueworker_operator.config import Settings
 
-from tests.operator.helpers import (condition, create, delete, differences, events, expected_objects,
-                                    managed_objects, manifest, patch, status, validate_all)
+from tests.operator.helpers import (
+    condition,
+    create,
+    delete,
+    differences,
+    events,
+    expected_objects,
+    managed_objects,
+    manifest,
+    patch,
+    status,
+    validate_all,
+)
 from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, HPAS, PDBS, QW, SCALEDOBJECTS, eventually
 
-SCHEDULES = [{"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},
-             {"name": "tick", "task": "tasks.tick", "every": "30s"}]
+SCHEDULES = [
+    {"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},
+    {"name": "tick", "task": "tasks.tick", "every": "30s"},
+]
 
 
 def converged(cluster, names, settings):
     problems = differences(cluster, settings)
     for ns, name in names:
         st = status(cluster, ns, name)
-        if st.get("observedGeneration") != (cluster.read(QW, ns, name) or {}).get("metadata", {}).get("generation"):
+        if st.get("observedGeneration") != (cluster.read(QW, ns, name) or {}).get("metadata", {}).get(
+            "generation"
+        ):
             problems.append(f"{name}: status not observed")
     assert not problems, problems
     return True
@@ -30,8 +45,15 @@ def beat_entries(redis_client, namespace):
 async def test_create_update_delete(cluster, start_operator, operator_env, redis_client):
     settings = Settings.from_env(operator_env)
     async with start_operator():
-        await create(cluster, manifest("emails", routes=["shop.email.*"], schedules=SCHEDULES,
-                                       autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 5}))
+        await create(
+            cluster,
+            manifest(
+                "emails",
+                routes=["shop.email.*"],
+                schedules=SCHEDULES,
+                autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 5},
+            ),
+        )
         await create(cluster, manifest("reports", routes=["shop.reports.*"], autoscaling={"mode": "keda"}))
         await create(cluster, manifest("images", autoscaling={"mode": "hpa", "minReplicas": 2}))
         await create(cluster, manifest("fixed", replicas=3, autoscaling={"mode": "off"}))
@@ -41,9 +63,20 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
 
         live = managed_objects(cluster)
         kinds = sorted(k for k, ns, _ in live if ns == "default")
-        assert kinds == ["ConfigMap", "Deployment", "Deployment", "Deployment", "Deployment", "Deployment",
-                         "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodDisruptionBudget",
-                         "PodDisruptionBudget", "PodDisruptionBudget", "ScaledObject"]
+        assert kinds == [
+            "ConfigMap",
+            "Deployment",
+            "Deployment",
+            "Deployment",
+            "Deployment",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "ScaledObject",
+        ]
         validate_all(live)
         # worker objects: a controller reference; shared objects: one non-controller reference per user
         uid = {n: cluster.read(QW, ns, n)["metadata"]["uid"] for ns, n in names}
@@ -52,22 +85,31 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
         assert worker["metadata"]["ownerReferences"][0]["controller"] is True
         assert worker["spec"]["replicas"] == 1
         routes = cluster.read(CONFIGMAPS, "default", "queueworker-routes")
-        assert {r["name"] for r in routes["metadata"]["ownerReferences"]} == {"emails", "reports", "images",
-                                                                             "fixed"}
+        assert {r["name"] for r in routes["metadata"]["ownerReferences"]} == {
+            "emails",
+            "reports",
+            "images",
+            "fixed",
+        }
         assert "shop.email.*" in routes["data"]["routes.json"]
         assert not any(r["controller"] for r in routes["metadata"]["ownerReferences"])
         beat = cluster.read(DEPLOYMENTS, "default", "queueworker-beat")
         assert [r["name"] for r in beat["metadata"]["ownerReferences"]] == ["emails"]
         assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None
-        await eventually(lambda: beat_entries(redis_client, "default") == [
-            "redbeat:qw/default/emails/digest", "redbeat:qw/default/emails/tick"])
+        await eventually(
+            lambda: (
+                beat_entries(redis_client, "default")
+                == ["redbeat:qw/default/emails/digest", "redbeat:qw/default/emails/tick"]
+            )
+        )
         await eventually(lambda: beat_entries(redis_client, "team-b") == ["redbeat:qw/team-b/other/digest"])
         assert "replicas" not in cluster.read(DEPLOYMENTS, "default", "images-worker")["spec"]  # the HPA's
         assert cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 3
         assert status(cluster, "default", "fixed")["desiredReplicas"] == 3
         assert status(cluster, "default", "emails")["selector"] == (
             "app.kubernetes.io/component=worker,app.kubernetes.io/instance=emails,"
-            "app.kubernetes.io/name=queueworker")
+            "app.kubernetes.io/name=queueworker"
+        )
         assert condition(cluster, "default", "fixed", "Autoscaling")["reason"] == "Disabled"
         assert condition(cluster, "default", "emails", "Ready")["reason"] == "WorkersNotReady"
         await eventually(lambda: events(cluster, "emails", "Created"))
@@ -76,8 +118,14 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
         pdb_versions = cluster.versions(PDBS, "default", "emails-worker")
         dep_versions = cluster.versions(DEPLOYMENTS, "default", "emails-worker")
         await patch(cluster, "default", "emails", {"spec": {"concurrency": 7}})
-        await eventually(lambda: "7" in cluster.read(DEPLOYMENTS, "default", "emails-worker")
-                         ["spec"]["template"]["spec"]["containers"][0]["args"])
+        await eventually(
+            lambda: (
+                "7"
+                in cluster.read(DEPLOYMENTS, "default", "emails-worker")["spec"]["template"]["spec"][
+                    "containers"
+                ][0]["args"]
+            )
+        )
         await eventually(lambda: converged(cluster, names, settings))
         assert cluster.versions(PDBS, "default", "emails-worker") == pdb_versions
         assert cluster.versions(DEPLOYMENTS, "default", "emails-worker") == dep_versions + 1
@@ -86,26 +134,46 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
 
         # a mode change swaps the autoscaler object
         await patch(cluster, "default", "reports", {"spec": {"autoscaling": {"mode": "hpa"}}})
-        await eventually(lambda: cluster.read(SCALEDOBJECTS, "default", "reports-worker") is None
-                         and cluster.read(HPAS, "default", "reports-worker") is not None)
+        await eventually(
+            lambda: (
+                cluster.read(SCALEDOBJECTS, "default", "reports-worker") is None
+                and cluster.read(HPAS, "default", "reports-worker") is not None
+            )
+        )
         await eventually(lambda: converged(cluster, names, settings))
         validate_all(managed_objects(cluster))
 
         # mode off: `kubectl scale qw/fixed --replicas=5` goes through /scale into spec.replicas
-        response = await cluster.patch("/apis/queueworker.dev/v1alpha1/namespaces/default/queueworkers/fixed/scale",
-                                       json={"spec": {"replicas": 5}},
-                                       headers={"Content-Type": "application/merge-patch+json"})
+        response = await cluster.patch(
+            "/apis/queueworker.dev/v1alpha1/namespaces/default/queueworkers/fixed/scale",
+            json={"spec": {"replicas": 5}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         assert response.status == 200 and (await response.json())["kind"] == "Scale"
-        await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 5)
+        await eventually(
+            lambda: cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 5
+        )
         await eventually(lambda: status(cluster, "default", "fixed")["desiredReplicas"] == 5)
 
         # deletion: the finalizer is released, owned objects cascade, shared objects are re-rendered
         await delete(cluster, "default", "emails")
         await eventually(lambda: cluster.read(QW, "default", "emails") is None)
         await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "queueworker-beat") is None)
-        await eventually(lambda: [r["name"] for r in cluster.read(CONFIGMAPS, "default", "queueworker-routes")
-                                  ["metadata"]["ownerReferences"]] == ["fixed", "images", "reports"])
-        assert "shop.email.*" not in cluster.read(CONFIGMAPS, "default", "queueworker-routes")["data"]["routes.json"]
+        await eventually(
+            lambda: (
+                [
+                    r["name"]
+                    for r in cluster.read(CONFIGMAPS, "default", "queueworker-routes")["metadata"][
+                        "ownerReferences"
+                    ]
+                ]
+                == ["fixed", "images", "reports"]
+            )
+        )
+        assert (
+            "shop.email.*"
+            not in cluster.read(CONFIGMAPS, "default", "queueworker-routes")["data"]["routes.json"]
+        )
         assert cluster.read(DEPLOYMENTS, "default", "emails-worker") is None
         assert cluster.read(PDBS, "default", "emails-worker") is None
         assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None

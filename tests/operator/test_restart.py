@@ -42,8 +42,12 @@ async def test_restart_changes_nothing(cluster, start_operator, operator_env, re
         await create(cluster, manifest("alpha", routes=["a.*"], schedules=SCHEDULE))
         await create(cluster, manifest("beta", autoscaling={"mode": "keda"}))
         await create(cluster, manifest("gamma", replicas=2, autoscaling={"mode": "off"}))
-        await eventually(lambda: not differences(cluster, settings)
-                         and all(status(cluster, "default", n).get("observedGeneration") == 1 for n in names))
+        await eventually(
+            lambda: (
+                not differences(cluster, settings)
+                and all(status(cluster, "default", n).get("observedGeneration") == 1 for n in names)
+            )
+        )
         await eventually(lambda: redis_client.keys("redbeat:qw/default/*"))
     objects_before = managed_objects(cluster)
     versions_before = versions(cluster)
@@ -67,17 +71,30 @@ async def test_drift_is_corrected(cluster, start_operator, operator_env):
     memo = kopf.Memo()
     async with start_operator(memo=memo):
         await create(cluster, manifest("drifty", concurrency=3))
-        await eventually(lambda: not differences(cluster, settings)
-                         and status(cluster, "default", "drifty").get("observedGeneration") == 1)
+        await eventually(
+            lambda: (
+                not differences(cluster, settings)
+                and status(cluster, "default", "drifty").get("observedGeneration") == 1
+            )
+        )
         # someone edits the worker Deployment by hand: its args and an extra label
         response = await cluster.patch(
             "/apis/apps/v1/namespaces/default/deployments/drifty-worker",
-            json={"metadata": {"labels": {"team": "ops"}},
-                  "spec": {"template": {"spec": {"terminationGracePeriodSeconds": 1}}}},
-            headers={"Content-Type": "application/merge-patch+json"})
+            json={
+                "metadata": {"labels": {"team": "ops"}},
+                "spec": {"template": {"spec": {"terminationGracePeriodSeconds": 1}}},
+            },
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         assert response.status == 200
-        await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "drifty-worker")["spec"]["template"]["spec"]
-                         ["terminationGracePeriodSeconds"] == 300)
+        await eventually(
+            lambda: (
+                cluster.read(DEPLOYMENTS, "default", "drifty-worker")["spec"]["template"]["spec"][
+                    "terminationGracePeriodSeconds"
+                ]
+                == 300
+            )
+        )
         assert cluster.read(DEPLOYMENTS, "default", "drifty-worker")["metadata"]["labels"]["team"] == "ops"
         assert not differences(cluster, settings)
         await eventually(lambda: events(cluster, "drifty", "Corrected"))

@@ -52,6 +52,8 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._counter = itertools.count(1000)
         self._last_rv = 999
+        #: (method, path, User-Agent) of every request served, oldest first.
+        self.access_log: list[tuple[str, str, str]] = []
 
     def _next_rv(self) -> str:
         self._last_rv = next(self._counter)
@@ -59,7 +61,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     # -- list/watch consistency: a watch from a list's resourceVersion does not replay what the list had --
     async def _serve_list(self, request: kmock.Request) -> Any:
-        payload = await super()._serve_list(request)
+        payload: Any = await super()._serve_list(request)
         payload["metadata"]["resourceVersion"] = str(self._last_rv)
         return payload
 
@@ -74,7 +76,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     # -- stamping -------------------------------------------------------------------------------------
     def _current(self, request: kmock.Request) -> dict[str, Any] | None:
-        key = (request.resource, request.namespace, request.name)
+        key: Any = (request.resource, request.namespace, request.name)
         if key not in self._objects or self._objects[key].deleted:
             return None
         return dict(self._objects[key].raw)
@@ -109,18 +111,28 @@ class Emulator(kmock.KubernetesEmulator):
             meta["resourceVersion"] = self._next_rv()
             meta.pop("uid", None)  # immutable
             if current is not None and request.subresource != "status":
-                changed = any(k not in ("metadata", "status") and current.get(k) != _merged(current.get(k), v)
-                              for k, v in data.items())
+                changed = any(
+                    k not in ("metadata", "status") and current.get(k) != _merged(current.get(k), v)
+                    for k, v in data.items()
+                )
                 if changed:
                     meta["generation"] = int(current.get("metadata", {}).get("generation", 1)) + 1
 
     # -- /scale -------------------------------------------------------------------------------------
     async def _scale(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        key = (request.resource, request.namespace, request.name)
+        key: Any = (request.resource, request.namespace, request.name)
         if key not in self._objects or self._objects[key].deleted:
-            return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                              "reason": "NotFound", "code": 404, "message": "not found"},
-                                             status=404)
+            return aiohttp.web.json_response(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "code": 404,
+                    "message": "not found",
+                },
+                status=404,
+            )
         if request.method.value in ("PATCH", "PUT") and isinstance(request.data, dict):
             replicas = request.data.get("spec", {}).get("replicas")
             if replicas is not None:
@@ -131,47 +143,60 @@ class Emulator(kmock.KubernetesEmulator):
                         generation += 1
                     meta = {"resourceVersion": self._next_rv(), "generation": generation}
                     obj.patch({"spec": {"replicas": replicas}, "metadata": meta})
-                    await self._buses[request.resource].put({"type": "MODIFIED", "object": obj.raw})
+                    await self._buses[key[0]].put({"type": "MODIFIED", "object": obj.raw})
         raw = self._objects[key].raw
         status = raw.get("status", {}) or {}
         selector = status.get("selector")
         if selector is None:
             labels = raw.get("spec", {}).get("selector", {}).get("matchLabels", {})
             selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        return aiohttp.web.json_response({
-            "apiVersion": "autoscaling/v1", "kind": "Scale",
-            "metadata": {"name": request.name, "namespace": request.namespace,
-                         "resourceVersion": raw["metadata"].get("resourceVersion"),
-                         "uid": raw["metadata"].get("uid")},
-            "spec": {"replicas": raw.get("spec", {}).get("replicas", 0)},
-            "status": {"replicas": status.get("replicas", 0), "selector": selector},
-        })
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {
+                    "name": request.name,
+                    "namespace": request.namespace,
+                    "resourceVersion": raw["metadata"].get("resourceVersion"),
+                    "uid": raw["metadata"].get("uid"),
+                },
+                "spec": {"replicas": raw.get("spec", {}).get("replicas", 0)},
+                "status": {"replicas": status.get("replicas", 0), "selector": selector},
+            }
+        )
 
     # -- /api/v1/namespaces (kmock cannot parse this path; kopf lists it when serving namespaces) --------
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if raw_request.path.rstrip("/") != "/api/v1/namespaces":
             return await super().__call__(raw_request)
-        names = {"default", *(ns for (_, ns, _), obj in list(self._objects.items()) if ns and not obj.deleted)}
+        names = {
+            "default",
+            *(ns for (_, ns, _), obj in list(self._objects.items()) if ns and not obj.deleted),
+        }
         if raw_request.query.get("watch") in ("true", "1"):
             response = aiohttp.web.StreamResponse()
             await response.prepare(raw_request)
             await asyncio.sleep(float(raw_request.query.get("timeoutSeconds", "3600")))
             return response
         items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in sorted(names)]
-        return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList",
-                                          "metadata": {"resourceVersion": str(self._last_rv)}, "items": items})
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": "v1",
+                "kind": "NamespaceList",
+                "metadata": {"resourceVersion": str(self._last_rv)},
+                "items": items,
+            }
+        )
 
     # -- garbage collection ---------------------------------------------------------------------------
     async def _collect_garbage(self) -> None:
         async with self._lock:
             while True:
-                alive = {obj.get("metadata", {}).get("uid")
-                         for obj in self._objects.values() if not obj.deleted}
+                live = [(key, obj.raw) for key, obj in self._objects.items() if not obj.deleted]
+                alive = {raw.get("metadata", {}).get("uid") for _, raw in live}
                 doomed = []
-                for key, obj in self._objects.items():
-                    if obj.deleted:
-                        continue
-                    owners = obj.get("metadata", {}).get("ownerReferences") or []
+                for key, raw in live:
+                    owners = raw.get("metadata", {}).get("ownerReferences") or []
                     if owners and not any(ref.get("uid") in alive for ref in owners):
                         doomed.append(key)
                 if not doomed:
@@ -182,6 +207,12 @@ class Emulator(kmock.KubernetesEmulator):
                     await self._buses[key[0]].put({"type": "DELETED", "object": raw})
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # kmock matches each request against every request it has kept (O(n) per request): keep only the
+        # current one, and a light access log for assertions.
+        del self._requests[:-1]
+        self.access_log.append(
+            (request.method.value, str(request.url.path), request.headers.get("User-Agent", ""))
+        )
         if request.resource is not None and request.subresource == "scale" and request.name:
             return await self._scale(request)
         if request.resource is not None:
@@ -190,12 +221,27 @@ class Emulator(kmock.KubernetesEmulator):
                     failure = self._json_patch_fails(request)
                     if failure is not None:
                         return aiohttp.web.json_response(
-                            {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
-                             "reason": "Invalid", "message": failure}, status=422)
+                            {
+                                "kind": "Status",
+                                "apiVersion": "v1",
+                                "status": "Failure",
+                                "code": 422,
+                                "reason": "Invalid",
+                                "message": failure,
+                            },
+                            status=422,
+                        )
                 self._stamp(request)
         response = await super()._handle(request)
-        if request.resource is not None and request.action in (kmock.action.DELETE, kmock.action.UPDATE):
-            await self._collect_garbage()
+        if (
+            request.resource is not None
+            and request.name
+            and (
+                request.action == kmock.action.DELETE
+                or (request.action == kmock.action.UPDATE and self._current(request) is None)
+            )
+        ):
+            await self._collect_garbage()  # something was deleted: collect what it owned
         return response
 
     # -- helpers for tests ----------------------------------------------------------------------------
@@ -220,13 +266,13 @@ class Emulator(kmock.KubernetesEmulator):
 
     def put_object(self, resource: kmock.resource, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Store an object directly (as another controller would), stamped."""
-        obj = copy.deepcopy(dict(obj))
-        meta = obj.setdefault("metadata", {})
+        stored: dict[str, Any] = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
         meta["resourceVersion"] = self._next_rv()
         meta.setdefault("creationTimestamp", _now())
-        self._objects[resource, meta.get("namespace"), meta["name"]] = obj
-        return obj
+        self._objects[resource, meta.get("namespace"), meta["name"]] = stored
+        return stored
 
 
 def _merged(current: Any, patch: Any) -> Any:
@@ -255,23 +301,31 @@ def register_crd(emulator: kmock.KubernetesEmulator, crd: Mapping[str, Any] | No
     for version in spec["versions"]:
         subresources = set((version.get("subresources") or {}).keys())
         info = kmock.ResourceInfo(
-            kind=names["kind"], singular=names.get("singular", names["kind"].lower()),
-            shortnames=names.get("shortNames", []), categories=names.get("categories", []),
-            namespaced=spec.get("scope", "Namespaced") == "Namespaced", verbs=VERBS,
-            subresources=subresources)
+            kind=names["kind"],
+            singular=names.get("singular", names["kind"].lower()),
+            shortnames=names.get("shortNames", []),
+            categories=names.get("categories", []),
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            verbs=VERBS,
+            subresources=subresources,
+        )
         emulator.resources[kmock.resource(spec["group"], version["name"], names["plural"])] = info
     for group, version, plural, kind in (("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject"),):
         emulator.resources[kmock.resource(group, version, plural)] = kmock.ResourceInfo(
-            kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS, subresources={"status"})
+            kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS, subresources={"status"}
+        )
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "emulator",
         "clusters": [{"name": "emulator", "cluster": {"server": server}}],
         "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester",
-                                                      "namespace": "default"}}],
+        "contexts": [
+            {"name": "emulator", "context": {"cluster": "emulator", "user": "tester", "namespace": "default"}}
+        ],
     }
     path.write_text(json.dumps(config))
     return path
@@ -292,8 +346,9 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(namespaces: list[str] | None = None,
-                           memo: Any = None) -> AsyncIterator[asyncio.Task[None]]:
+async def running_operator(
+    namespaces: list[str] | None = None, memo: Any = None
+) -> AsyncIterator[asyncio.Task[None]]:
     """Run the real operator (`kopf run -m queueworker_operator --standalone`) in this loop.
 
     The caller sets $KUBECONFIG and QUEUEWORKER_* first; leaving the block cancels the operator at once.
@@ -303,16 +358,21 @@ async def running_operator(namespaces: list[str] | None = None,
 
     ready = asyncio.Event()
     stop = asyncio.Event()
-    kwargs: dict[str, Any] = {"clusterwide": namespaces is None, "standalone": True,
-                              "ready_flag": ready, "stop_flag": stop}
+    kwargs: dict[str, Any] = {
+        "clusterwide": namespaces is None,
+        "standalone": True,
+        "ready_flag": ready,
+        "stop_flag": stop,
+    }
     if namespaces is not None:
         kwargs["namespaces"] = namespaces
     memo = kopf.Memo() if memo is None else memo
     kwargs["memo"] = memo
     task = asyncio.create_task(kopf.operator(**kwargs))
     try:
-        done, _ = await asyncio.wait({task, asyncio.create_task(ready.wait())}, timeout=30,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task, asyncio.create_task(ready.wait())}, timeout=30, return_when=asyncio.FIRST_COMPLETED
+        )
         if task in done:
             task.result()
             raise RuntimeError("the operator exited before it was ready")
