@@ -38,7 +38,8 @@ async def settle(cluster, memo, namespaces) -> None:
 async def test_restart_changes_nothing(cluster, start_operator, operator_env, redis_client):
     settings = Settings.from_env(operator_env)
     names = ["alpha", "beta", "gamma"]
-    async with start_operator(memo=kopf.Memo()) as _:
+    first = kopf.Memo()
+    async with start_operator(memo=first):
         await create(cluster, manifest("alpha", routes=["a.*"], schedules=SCHEDULE))
         await create(cluster, manifest("beta", autoscaling={"mode": "keda"}))
         await create(cluster, manifest("gamma", replicas=2, autoscaling={"mode": "off"}))
@@ -49,6 +50,7 @@ async def test_restart_changes_nothing(cluster, start_operator, operator_env, re
             )
         )
         await eventually(lambda: redis_client.keys("redbeat:qw/default/*"))
+        await settle(cluster, first, ["default"])
     objects_before = managed_objects(cluster)
     versions_before = versions(cluster)
     events_before = len(cluster.live(EVENTS))
