@@ -72,6 +72,8 @@ class Autoscaler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.states: dict[Key, PolicyState] = {}
+        #: Namespaces that had QueueWorkers during this run: their stale targets are removed.
+        self.namespaces: set[str] = set()
 
     async def run(self) -> None:
         while True:
@@ -113,7 +115,8 @@ class Autoscaler:
         qws = rt.catalog.all()
         now = time.monotonic()
         try:
-            stats = await asyncio.to_thread(self._read, qws, set(rt.catalog.namespaces()))
+            self.namespaces.update(rt.catalog.namespaces())
+            stats = await asyncio.to_thread(self._read, qws, set(self.namespaces))
             reading = Reading(stats)
         except redis.RedisError as exc:
             reading = Reading(None, redact(f"{type(exc).__name__}: {exc}", rt.settings.redis_url))

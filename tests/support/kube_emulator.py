@@ -63,6 +63,20 @@ class Emulator(kmock.KubernetesEmulator):
     async def _serve_list(self, request: kmock.Request) -> Any:
         payload: Any = await super()._serve_list(request)
         payload["metadata"]["resourceVersion"] = str(self._last_rv)
+        resource = request.resource
+        info = self._resources[resource] if resource is not None else None
+        if resource is not None and info is not None and info.kind:
+            payload["kind"] = f"{info.kind}List"
+            payload["apiVersion"] = f"{resource.group}/{resource.version}" if resource.group else resource.version
+        return payload
+
+    async def _serve_version(self, request: kmock.Request) -> Any:
+        payload: Any = await super()._serve_version(request)
+        if str(payload.get("groupVersion", "")).startswith("/"):  # the core group is just "v1"
+            payload["groupVersion"] = payload["groupVersion"][1:]
+        for entry in payload.get("resources", []):
+            if "/" in entry["name"]:  # subresources carry no short names or categories (as in a real server)
+                entry["shortNames"], entry["categories"] = [], []
         return payload
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
@@ -402,3 +416,21 @@ async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) 
                 raise last
             raise AssertionError(f"condition not met within {timeout}s: {check}")
         await asyncio.sleep(interval)
+
+
+async def serve(port: int, kubeconfig: Path | None) -> None:
+    """Serve the emulator (CRD registered) until interrupted; for trying the operator with kubectl."""
+    async with Emulator() as emulator, kmock.Server(emulator, port=port):
+        register_crd(emulator)
+        url = str(emulator.url).rstrip("/")
+        if kubeconfig is not None:
+            write_kubeconfig(kubeconfig, url)
+        print(f"Kubernetes API emulator on {url}", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # python -m tests.support.kube_emulator [PORT] [KUBECONFIG]
+    import sys
+
+    asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+                      Path(sys.argv[2]) if len(sys.argv) > 2 else None))
