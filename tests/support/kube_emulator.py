@@ -67,7 +67,9 @@ class Emulator(kmock.KubernetesEmulator):
         info = self._resources[resource] if resource is not None else None
         if resource is not None and info is not None and info.kind:
             payload["kind"] = f"{info.kind}List"
-            payload["apiVersion"] = f"{resource.group}/{resource.version}" if resource.group else resource.version
+            payload["apiVersion"] = (
+                f"{resource.group}/{resource.version}" if resource.group else resource.version
+            )
         return payload
 
     async def _serve_version(self, request: kmock.Request) -> Any:
@@ -432,5 +434,6 @@ async def serve(port: int, kubeconfig: Path | None) -> None:
 if __name__ == "__main__":  # python -m tests.support.kube_emulator [PORT] [KUBECONFIG]
     import sys
 
-    asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
-                      Path(sys.argv[2]) if len(sys.argv) > 2 else None))
+    asyncio.run(
+        serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0, Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+    )
