@@ -18,7 +18,16 @@ from tests.operator.helpers import (
     status,
     validate_all,
 )
-from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, HPAS, PDBS, QW, SCALEDOBJECTS, eventually
+from tests.support.kube_emulator import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    HPAS,
+    PDBS,
+    QW,
+    SCALEDOBJECTS,
+    eventually,
+)
 
 SCHEDULES = [
     {"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},
@@ -113,6 +122,9 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
         assert condition(cluster, "default", "fixed", "Autoscaling")["reason"] == "Disabled"
         assert condition(cluster, "default", "emails", "Ready")["reason"] == "WorkersNotReady"
         await eventually(lambda: events(cluster, "emails", "Created"))
+        validate_all(
+            {("Event", e["metadata"]["namespace"], e["metadata"]["name"]): e for e in cluster.live(EVENTS)}
+        )
 
         # an update changes only what changed: the PDB is not written, the Deployment gets the new args
         pdb_versions = cluster.versions(PDBS, "default", "emails-worker")
@@ -187,3 +199,39 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
         await eventually(lambda: not cluster.live(QW, "default"))
         await eventually(lambda: cluster.read(CONFIGMAPS, "default", "queueworker-routes") is None)
         assert set(expected_objects(cluster, settings)) == set(managed_objects(cluster))
+
+
+async def test_removed_fields_are_removed_and_others_kept(cluster, start_operator, operator_env):
+    settings = Settings.from_env(operator_env)
+    async with start_operator():
+        await create(
+            cluster,
+            manifest(
+                "sel",
+                nodeSelector={"pool": "batch"},
+                tolerations=[{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+            ),
+        )
+        await eventually(
+            lambda: not differences(cluster, settings) and cluster.read(DEPLOYMENTS, "default", "sel-worker")
+        )
+        pod = cluster.read(DEPLOYMENTS, "default", "sel-worker")["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"pool": "batch"} and pod["tolerations"]
+        # another controller's annotation on the Deployment must survive our updates
+        response = await cluster.patch(
+            "/apis/apps/v1/namespaces/default/deployments/sel-worker",
+            json={"metadata": {"annotations": {"example.com/owner": "ops"}}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status == 200
+        await patch(cluster, "default", "sel", {"spec": {"nodeSelector": None, "tolerations": None}})
+        await eventually(
+            lambda: (
+                "nodeSelector"
+                not in cluster.read(DEPLOYMENTS, "default", "sel-worker")["spec"]["template"]["spec"]
+            )
+        )
+        deployment = cluster.read(DEPLOYMENTS, "default", "sel-worker")
+        assert "tolerations" not in deployment["spec"]["template"]["spec"]
+        assert deployment["metadata"]["annotations"]["example.com/owner"] == "ops"
+        await eventually(lambda: not differences(cluster, settings))
