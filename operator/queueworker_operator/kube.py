@@ -46,6 +46,21 @@ PLURALS = {
 Outcome = Literal["created", "patched", "unchanged"]
 
 
+class NotOurs(Exception):
+    """A live object with the desired name is controlled by something else: it is never taken over."""
+
+    def __init__(self, kind: str, namespace: str | None, name: str, owner: str) -> None:
+        super().__init__(f"{kind} {namespace}/{name} already exists and is controlled by {owner}: "
+                         "rename or remove it, it is not taken over")
+
+
+def controller_of(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
+
+
 class KubeError(Exception):
     """The API answered with an error status (the message is the server's, never a credential)."""
 
@@ -143,6 +158,15 @@ def _last_applied(live: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _labelled_like(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """An uncontrolled live object may be adopted only if it carries the desired managed-by and instance
+    labels (e.g. applied from `qw render` output)."""
+    want = desired.get("metadata", {}).get("labels") or {}
+    have = live.get("metadata", {}).get("labels") or {}
+    keys = ("app.kubernetes.io/managed-by", "app.kubernetes.io/instance")
+    return all(k in want and have.get(k) == want[k] for k in keys)
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -262,6 +286,11 @@ class Kube:
                 live = await self.get(api_version, plural, namespace, name)
                 if live is None:
                     raise
+        ours, theirs = controller_of(desired), controller_of(live)
+        if ours is not None and theirs is not None and theirs.get("uid") != ours.get("uid"):
+            raise NotOurs(desired["kind"], namespace, name, f"{theirs.get('kind')} {theirs.get('name')}")
+        if ours is not None and theirs is None and not _labelled_like(live, desired):
+            raise NotOurs(desired["kind"], namespace, name, "nothing the operator manages")
         wanted = _without_replicas(full) if keep_replicas else full
         patch = merge_patch(_last_applied(live), wanted, live)
         if not patch:

@@ -21,7 +21,7 @@ from queueworker.spec import API_VERSION, SpecError
 
 from queueworker_operator import builders, metrics
 from queueworker_operator.builders.worker import desired_replicas
-from queueworker_operator.kube import ApplyResult, KubeError
+from queueworker_operator.kube import ApplyResult, KubeError, NotOurs
 from queueworker_operator.labels import MANAGED_BY, MANAGED_BY_KEY
 from queueworker_operator.runtime import Observed, Runtime, redact
 from queueworker_operator.status import Cond
@@ -34,6 +34,7 @@ SCALERS = {
     "hpa": ("autoscaling/v2", "horizontalpodautoscalers"),
 }
 RETRY_DELAY = 10.0
+CONFLICT_DELAY = 30.0
 
 
 def involved(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,6 +110,13 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
         for other, (api_version, plural) in SCALERS.items():
             if other != mode:
                 await rt.kube.delete(api_version, plural, namespace, builders.worker_name(qw))
+    except NotOurs as exc:  # e.g. children of a deleted namesake not yet collected: retry later
+        metrics.reconciled("error")
+        await rt.status.update(namespace, name, conditions={"Ready": Cond(False, "NameConflict", str(exc))})
+        await rt.kube.event(involved(body), "Warning", "NameConflict", str(exc))
+        if quiet:
+            return
+        raise kopf.TemporaryError(str(exc), delay=CONFLICT_DELAY) from None
     except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
         metrics.reconciled("error")
         message = redact(f"applying the worker objects failed: {exc}", rt.settings.redis_url)

@@ -3,6 +3,7 @@ nothing created for a new object, nothing touched for an update, and every other
 
 from __future__ import annotations
 
+import kmock
 from queueworker_operator.config import Settings
 
 from tests.operator.helpers import (
@@ -110,3 +111,47 @@ async def test_invalid_update_touches_nothing_running(cluster, start_operator):
             ][0]["args"]
         )
         assert cluster.read(QW, "default", "steady")["spec"]["concurrency"] == 5
+
+
+async def test_foreign_object_is_not_taken_over(cluster, start_operator):
+    foreign = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "taken-worker",
+            "namespace": "default",
+            "labels": {"app": "legacy"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "legacy",
+                    "uid": "0000-legacy",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "legacy"}}},
+    }
+    cluster.put_object(
+        kmock.resource("", "v1", "pods"),
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "legacy", "namespace": "default", "uid": "0000-legacy"},
+        },
+    )
+    cluster.put_object(DEPLOYMENTS, foreign)
+    before = cluster.read(DEPLOYMENTS, "default", "taken-worker")
+    async with start_operator():
+        await create(cluster, manifest("taken"))
+        ready = await eventually(
+            lambda: (
+                condition(cluster, "default", "taken", "Ready").get("reason") == "NameConflict"
+                and condition(cluster, "default", "taken", "Ready")
+            )
+        )
+        assert "taken-worker" in ready["message"] and "not taken over" in ready["message"]
+        warning = await eventually(lambda: events(cluster, "taken", "NameConflict"))
+        assert warning[0]["type"] == "Warning"
+    assert cluster.read(DEPLOYMENTS, "default", "taken-worker") == before
