@@ -16,7 +16,7 @@ from queueworker.spec import GROUP, PLURAL, VERSION
 
 from queueworker_operator import kube, metrics, reconcile
 from queueworker_operator.autoscaler import Autoscaler
-from queueworker_operator.config import Settings
+from queueworker_operator.config import ConfigError, Settings
 from queueworker_operator.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KEY
 from queueworker_operator.runtime import NamespaceSync, Runtime, summary
 from queueworker_operator.status import StatusKeeper
@@ -30,7 +30,10 @@ WORKERS = {MANAGED_BY_KEY: MANAGED_BY, COMPONENT_KEY: "worker"}
 @kopf.on.startup()
 async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Every kopf setting, the operator's own config, and the background loops."""
-    config = Settings.from_env()
+    try:
+        config = Settings.from_env()
+    except ConfigError as exc:  # the operator cannot run: exit with the message (never a URL: see config.py)
+        raise kopf.PermanentError(f"invalid operator configuration: {exc}") from None
     settings.watching.server_timeout = 270  # stalled watch streams are a known kopf failure: bound them
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30

@@ -103,6 +103,7 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
         await eventually(lambda: status(cluster, "default", "jobs").get("backlog") == 20)
         st = status(cluster, "default", "jobs")
         assert st["desiredReplicas"] == 5 and st["oldestWaitSeconds"] >= 5 and st["lastScaleTime"]
+        assert st["lastScaleReason"].startswith("scale up")
         up = await eventually(lambda: events(cluster, "jobs", "ScaledUp"))
         assert "1 -> 5" in up[0]["message"]
         assert (

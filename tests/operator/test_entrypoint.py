@@ -89,3 +89,25 @@ async def test_kopf_run_one_namespace(cluster, operator_env):
     assert cluster.read(DEPLOYMENTS, "team-b", "outside-worker") is None
     paths = [path for _, path, agent in cluster.access_log if "queueworkers" in path and "kopf" in agent]
     assert paths and all("/namespaces/team-a/" in p for p in paths), paths
+
+
+@pytest.mark.slow
+async def test_bad_configuration_exits_with_the_reason(cluster, operator_env):
+    operator_env["QUEUEWORKER_AUTOSCALE_INTERVAL"] = "soon"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kopf",
+        "run",
+        "-m",
+        "queueworker_operator",
+        "--standalone",
+        "-A",
+        env={**os.environ, **operator_env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0
+    assert "QUEUEWORKER_AUTOSCALE_INTERVAL" in stderr.decode()
+    assert operator_env["QUEUEWORKER_REDIS_URL"] not in stderr.decode()
