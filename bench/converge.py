@@ -24,15 +24,14 @@ from typing import Any
 
 import kmock
 
+from tests.operator.harness import environment, running_operator
 from tests.support.kube_emulator import (
     CONFIGMAPS,
     DEPLOYMENTS,
     PDBS,
     QW,
     Emulator,
-    environment,
     register_crd,
-    running_operator,
     write_kubeconfig,
 )
 from tests.support.redis_server import RedisServer, free_port

@@ -52,7 +52,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     client = kube.Kube(info)
     rt = Runtime(settings=config, kube=client, status=StatusKeeper(client))
     rt.catalog.index = kwargs["qw_index"]
-    rt.namespaces = NamespaceSync(lambda ns: reconcile.sync_namespace(rt, ns))
+    rt.namespaces = NamespaceSync(lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url)
     rt.tasks.append(asyncio.create_task(rt.namespaces.run(), name="queueworker-namespaces"))
     rt.tasks.append(asyncio.create_task(Autoscaler(rt).run(), name="queueworker-autoscaler"))
     rt.tasks.append(asyncio.create_task(reconcile.correct_drift(rt), name="queueworker-drift"))

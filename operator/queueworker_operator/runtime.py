@@ -114,8 +114,10 @@ class NamespaceSync:
     """Coalesces requests to re-render a namespace's shared objects: a burst of QueueWorker events makes
     one sync per namespace. A failed sync is retried after `retry_delay`."""
 
-    def __init__(self, sync: Callable[[str], Awaitable[None]], retry_delay: float = 5.0) -> None:
+    def __init__(self, sync: Callable[[str], Awaitable[None]], retry_delay: float = 5.0,
+                 secret_url: str = "") -> None:
         self._sync = sync
+        self._secret_url = secret_url
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
         self.retry_delay = retry_delay
@@ -143,8 +145,8 @@ class NamespaceSync:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    logger.warning("syncing the shared objects of namespace %s failed, retrying in %.0fs: %r",
-                                   namespace, self.retry_delay, exc)
+                    logger.warning("syncing the shared objects of namespace %s failed, retrying in %.0fs: %s",
+                                   namespace, self.retry_delay, redact(repr(exc), self._secret_url))
                     loop.call_later(self.retry_delay, self._retry, namespace)
                     for future in futures:
                         if not future.done():

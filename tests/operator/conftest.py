@@ -10,13 +10,8 @@ from typing import Any
 import kmock
 import pytest
 
-from tests.support.kube_emulator import (
-    Emulator,
-    environment,
-    register_crd,
-    running_operator,
-    write_kubeconfig,
-)
+from tests.operator.harness import environment, running_operator
+from tests.support.kube_emulator import Emulator, register_crd, write_kubeconfig
 from tests.support.redis_server import free_port
 
 

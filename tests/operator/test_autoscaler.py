@@ -13,8 +13,9 @@ import pytest
 from queueworker import keys
 from queueworker_operator import metrics
 
+from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, events, manifest, status
-from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, PODS, QW, eventually
+from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, PODS, QW
 from tests.support.redis_server import RedisServer
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"

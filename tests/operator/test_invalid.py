@@ -6,6 +6,7 @@ from __future__ import annotations
 import kmock
 from queueworker_operator.config import Settings
 
+from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
     create,
@@ -16,7 +17,7 @@ from tests.operator.helpers import (
     patch,
     status,
 )
-from tests.support.kube_emulator import DEPLOYMENTS, PDBS, QW, eventually
+from tests.support.kube_emulator import DEPLOYMENTS, PDBS, QW
 
 
 async def test_invalid_new_object_creates_nothing(cluster, start_operator, operator_env):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from queueworker_operator.config import Settings
 
+from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
     create,
@@ -18,16 +19,7 @@ from tests.operator.helpers import (
     status,
     validate_all,
 )
-from tests.support.kube_emulator import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    EVENTS,
-    HPAS,
-    PDBS,
-    QW,
-    SCALEDOBJECTS,
-    eventually,
-)
+from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS
 
 SCHEDULES = [
     {"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},

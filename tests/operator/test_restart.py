@@ -7,8 +7,9 @@ import kopf
 from queueworker_operator import metrics
 from queueworker_operator.config import Settings
 
+from tests.operator.harness import eventually
 from tests.operator.helpers import create, differences, events, managed_objects, manifest, status
-from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, QW, eventually
+from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, QW
 
 SCHEDULE = [{"name": "nightly", "task": "tasks.nightly", "cron": "0 3 * * *"}]
 

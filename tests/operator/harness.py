@@ -1,0 +1,82 @@
+"""Running the real operator in a test's event loop, and waiting on the emulator's state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    namespaces: list[str] | None = None, memo: Any = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the real operator (`kopf run -m queueworker_operator --standalone`) in this loop.
+
+    The caller sets $KUBECONFIG and QUEUEWORKER_* first; leaving the block cancels the operator at once.
+    """
+    import kopf
+    import queueworker_operator.handlers  # noqa: F401  # registers the handlers
+
+    ready = asyncio.Event()
+    stop = asyncio.Event()
+    kwargs: dict[str, Any] = {
+        "clusterwide": namespaces is None,
+        "standalone": True,
+        "ready_flag": ready,
+        "stop_flag": stop,
+    }
+    if namespaces is not None:
+        kwargs["namespaces"] = namespaces
+    memo = kopf.Memo() if memo is None else memo
+    kwargs["memo"] = memo
+    task = asyncio.create_task(kopf.operator(**kwargs))
+    try:
+        done, _ = await asyncio.wait(
+            {task, asyncio.create_task(ready.wait())}, timeout=30, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            task.result()
+            raise RuntimeError("the operator exited before it was ready")
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        runtime = memo.get("runtime")
+        if runtime is not None:  # cancelled at once, kopf's cleanup activity may not have run
+            await runtime.close()
+
+
+async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check()` until it returns a truthy value (or stops raising AssertionError); return it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        if asyncio.get_running_loop().time() > deadline:
+            if last is not None:
+                raise last
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        await asyncio.sleep(interval)
