@@ -157,7 +157,7 @@ class Autoscaler:
             if decision.replicas != observed.replicas:
                 await self.scale(qw, observed.replicas, decision)
                 fields["lastScaleTime"] = now_iso()
-                fields["lastScaleReason"] = decision.reason
+                fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
         await rt.status.update(qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker})
 
