@@ -129,9 +129,11 @@ def test_routed_tasks_run_from_their_queue_and_unconsumed_queue_stays_pending(
         pending = producer.send_task("tasks.add", args=[1, 2])
         assert [r.get(timeout=20) for r in a] == ["A done"] * 3
         assert [r.get(timeout=20) for r in b] == ["B done"] * 2
+        expected = {'celery_task_succeeded_total{name="tasks.taskA",queue_name="for_task_A"}': 3,
+                    'celery_task_succeeded_total{name="tasks.taskB",queue_name="for_task_B"}': 2}
+        wait_for(lambda: all(scrape(port).get(k) == v for k, v in expected.items()), 10,
+                 message=f"metrics {expected}")
         samples = scrape(port)
-        assert samples['celery_task_succeeded_total{name="tasks.taskA",queue_name="for_task_A"}'] == 3
-        assert samples['celery_task_succeeded_total{name="tasks.taskB",queue_name="for_task_B"}'] == 2
         assert not any("tasks.add" in key for key in samples)
         # the task routed to a queue nobody consumes stays queued, visibly: PENDING and in its list
         time.sleep(1.0)

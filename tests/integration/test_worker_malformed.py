@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -54,11 +55,14 @@ def test_malformed_messages_are_rejected_counted_and_the_worker_keeps_going(
         assert worker.running()
         assert redis_client.llen("junk") == 0
         wait_for(lambda: redis_client.hlen("unacked") == 0, 10, message="nothing left unacked")
+        expected = ['celery_task_rejected_total{name="(malformed)",queue_name="junk"} 3.0',
+                    'celery_task_rejected_total{name="qwtasks.nope",queue_name="junk"} 1.0',
+                    'celery_task_rejected_total{name="qwtasks.record",queue_name="junk"} 1.0',
+                    'celery_task_succeeded_total{name="qwtasks.record",queue_name="junk"} 1.0']
+        wait_for(lambda: all(line in metrics_text(port) for line in expected), 10, message=f"{expected}")
+        time.sleep(0.5)  # a later flush must not add to them
         text = metrics_text(port)
-        assert 'celery_task_rejected_total{name="(malformed)",queue_name="junk"} 3.0' in text
-        assert 'celery_task_rejected_total{name="qwtasks.nope",queue_name="junk"} 1.0' in text
-        assert 'celery_task_rejected_total{name="qwtasks.record",queue_name="junk"} 1.0' in text
-        assert 'celery_task_succeeded_total{name="qwtasks.record",queue_name="junk"} 1.0' in text
+        assert all(line in text for line in expected), text
         # the raw JSON-less items are kept for inspection, not lost silently
         kept = redis_client.lrange("queueworker:malformed:junk", 0, -1)
         assert b"this is not json {" in kept

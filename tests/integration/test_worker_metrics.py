@@ -48,8 +48,11 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.Monkey
         pids = {raw.decode().rsplit(":", 1)[1] for raw in redis_client.lrange("test:executions", 0, -1)}
         assert len(pids) == 2, "both prefork children ran tasks"
         labels = '{name="qwtasks.record",queue_name="mq"}'
-        wait_for(lambda: scrape(port).get(f"celery_task_runtime_count{labels}") == 20, 10,
-                 message="runtime histogram to count 20")
+        settled = {f"celery_task_runtime_count{labels}": 20, f"celery_task_received_total{labels}": 20,
+                   'celery_task_failed_total{name="qwtasks.fail",queue_name="mq"}': 2,
+                   'celery_task_succeeded_total{name="qwtasks.flaky",queue_name="mq"}': 1}
+        wait_for(lambda: all(scrape(port).get(k) == v for k, v in settled.items()), 10,
+                 message=f"metrics {settled}")
         samples = scrape(port)
         assert samples[f"celery_task_received_total{labels}"] == 20
         assert samples[f"celery_task_started_total{labels}"] == 20
@@ -65,3 +68,26 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.Monkey
         assert samples[le_1] == 0
         assert samples[f"queueworker_task_wait_seconds_sum{waited}"] >= 3 * 2.2
         assert samples[f"queueworker_task_wait_seconds_sum{waited}"] <= 3 * (real_wait + 5)
+
+
+def test_batched_histogram_matches_observe() -> None:
+    """The batch writer's per-bucket adds give exactly what observe() one by one gives."""
+    from prometheus_client import CollectorRegistry, Histogram
+    from queueworker.runtime.metricbatch import observe_many
+    from queueworker.runtime.metrics import BUCKETS
+
+    values = [0.0, 0.004, 0.005, 0.0051, 0.3, 1.0, 7.5, 59.0, 3600.0, 99999.0]
+    samples = []
+    for batched in (False, True):
+        registry = CollectorRegistry()
+        histogram = Histogram("h", "h", buckets=BUCKETS, registry=registry)
+        if batched:
+            observe_many(histogram, values)
+        else:
+            for value in values:
+                histogram.observe(value)
+        samples.append({(s.name, tuple(sorted(s.labels.items()))): s.value
+                        for metric in registry.collect() for s in metric.samples
+                        if not s.name.endswith("_created")})
+    assert samples[0] == samples[1]
+    assert samples[1][("h_count", ())] == len(values)

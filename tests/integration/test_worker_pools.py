@@ -30,8 +30,12 @@ def test_runtime_under_pool(pool: str, concurrency: int, monkeypatch: pytest.Mon
         app.send_task("qwtasks.fail", queue="pool")
         wait_for(lambda: len(executions(redis_client)) == 5, 20, message="five tasks")
         wait_for(lambda: worker.heartbeats()["pool"]["processed"] == 6, 10, message="heartbeat processed 6")
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert 'celery_task_succeeded_total{name="qwtasks.record",queue_name="pool"} 5.0' in text
-        assert 'celery_task_failed_total{name="qwtasks.fail",queue_name="pool"} 1.0' in text
-        assert 'queueworker_task_wait_seconds_count{name="qwtasks.record",queue_name="pool"} 5.0' in text
+        expected = ['celery_task_succeeded_total{name="qwtasks.record",queue_name="pool"} 5.0',
+                    'celery_task_failed_total{name="qwtasks.fail",queue_name="pool"} 1.0',
+                    'queueworker_task_wait_seconds_count{name="qwtasks.record",queue_name="pool"} 5.0']
+
+        def scraped() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+        wait_for(lambda: all(line in scraped() for line in expected), 10, message=f"{expected}")
         assert int(redis_client.get("queueworker:completed:pool") or 0) == 6

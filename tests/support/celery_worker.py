@@ -79,6 +79,7 @@ class CeleryWorker:
             "QUEUEWORKER_HEARTBEAT_INTERVAL": str(heartbeat_interval),
             "QUEUEWORKER_STATE_DIR": str(self.state_dir),
             "QUEUEWORKER_METRICS_PORT": str(metrics_port) if metrics_port else "off",
+            "QUEUEWORKER_METRICS_FLUSH_INTERVAL": "0.2",
             **(env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)

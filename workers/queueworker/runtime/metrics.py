@@ -4,8 +4,12 @@ Names and labels follow celery-exporter where the meaning is the same (`celery_t
 `celery_task_runtime`, label `name` = task name, `queue_name` = the queue it came from; no hostname:
 Prometheus adds the pod). Prefork children count in their own processes; prometheus-client's
 multiprocess mode (PROMETHEUS_MULTIPROC_DIR) adds them up and the main process serves the sum. A worker
-started without PROMETHEUS_MULTIPROC_DIR gets a private temporary directory, removed at exit; at start,
-files left by processes that are gone are removed. QUEUEWORKER_METRICS_PORT=0 or "off" disables serving.
+started without PROMETHEUS_MULTIPROC_DIR gets a private temporary directory (in /dev/shm when there is
+one), removed at exit; at start, files left by processes that are gone are removed. Every update writes
+to an mmapped file: put PROMETHEUS_MULTIPROC_DIR on a memory-backed volume (an emptyDir with
+`medium: Memory`), not on disk, or dirty-page writeback costs throughput. Updates are batched per
+process (runtime/metricbatch.py): a scrape lags by up to a second. QUEUEWORKER_METRICS_PORT=0 or "off"
+disables serving.
 
 Which process counts what: received and rejected-malformed in the main process (consumer), started,
 succeeded, failed, retried, runtime and wait time where the task runs (a pool child under prefork).
@@ -28,6 +32,7 @@ from celery import Celery, bootsteps, signals
 from celery.exceptions import Reject
 
 from queueworker.runtime.limits import queue_of
+from queueworker.runtime.metricbatch import Batcher
 from queueworker.runtime.stamps import published_at
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,9 @@ def metrics_port() -> int | None:
 def prepare_multiproc_dir() -> str:
     """Point prometheus-client at a multiprocess directory (before any metric exists); clean it."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not path:
-        path = tempfile.mkdtemp(prefix="qw-metrics-")
+    if not path:  # in memory when possible: every metric update writes to these mmapped files
+        shm = "/dev/shm"  # noqa: S108
+        path = tempfile.mkdtemp(prefix="qw-metrics-", dir=shm if os.access(shm, os.W_OK) else None)
         _private_dir.append(path)
     Path(path).mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
@@ -106,11 +112,11 @@ def child(metric: str, name: str, queue: str) -> Any:
     return found
 
 
+BATCH = Batcher(child)
+
+
 def count(event: str, name: str, queue: str) -> None:
-    try:
-        child(event, name, queue).inc()
-    except Exception:  # metrics never break a task
-        log.debug("metric %s not counted", event, exc_info=True)
+    BATCH.inc((event, name, queue))
 
 
 def count_rejected(name: str, queue: str) -> None:
@@ -135,13 +141,13 @@ def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     count("started", task.name, queue)
     stamp = published_at(task.request)
     if stamp is not None:
-        child("wait", task.name, queue).observe(max(0.0, now - stamp))
+        BATCH.observe(("wait", task.name, queue), max(0.0, now - stamp))
 
 
 def on_postrun(task_id: str = "", task: Any = None, **_: Any) -> None:
     started = _starts.pop(task_id, None)
     if started is not None:
-        child("runtime", task.name, queue_of(task.request)).observe(time.monotonic() - started)
+        BATCH.observe(("runtime", task.name, queue_of(task.request)), time.monotonic() - started)
 
 
 def on_success(sender: Any = None, **_: Any) -> None:
@@ -207,11 +213,13 @@ def on_worker_init(**_: Any) -> None:
 
 
 def on_worker_shutdown(**_: Any) -> None:
+    BATCH.flush()
     for path in _private_dir:
         shutil.rmtree(path, ignore_errors=True)
 
 
 def on_child_exit(pid: int | None = None, **_: Any) -> None:
+    BATCH.flush()  # billiard sends this in the exiting pool child: write what it counted last
     from prometheus_client import multiprocess
 
     with contextlib.suppress(Exception):

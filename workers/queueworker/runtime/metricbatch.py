@@ -1,0 +1,103 @@
+"""Per-process batching of metric updates: tasks add to plain dicts, a thread writes the sums every second.
+
+In prometheus-client's multiprocess mode every `inc()`/`observe()` takes a lock and writes an mmapped
+file, several times per task; on a busy worker that is measurable throughput. Here a task's updates cost
+a dict update; a daemon thread per process (started on first use, again in each forked pool child) adds
+the sums to the real metrics every QUEUEWORKER_METRICS_FLUSH_INTERVAL seconds (default 1), a histogram's
+observations as one update per touched bucket. A scrape lags by at most that interval. `flush()` runs at
+process exit too (pool child exit, worker shutdown), so nothing counted is lost.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (metric, task name, queue)
+
+
+def flush_interval() -> float:
+    try:
+        return max(0.05, float(os.environ.get("QUEUEWORKER_METRICS_FLUSH_INTERVAL") or 1.0))
+    except ValueError:
+        return 1.0
+
+
+def observe_many(histogram: Any, values: list[float]) -> None:
+    """Add many observations with one write per touched bucket (falls back to observe() each)."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    per_bucket: dict[int, int] = {}
+    for value in values:
+        index = min(bisect.bisect_left(bounds, value), len(bounds) - 1)
+        per_bucket[index] = per_bucket.get(index, 0) + 1
+    total.inc(sum(values))
+    for index, n in per_bucket.items():
+        buckets[index].inc(n)
+
+
+class Batcher:
+    def __init__(self, resolve: Callable[[str, str, str], Any]) -> None:
+        self.resolve = resolve
+        self.pid = 0
+        self.lock = threading.Lock()
+        self.counts: dict[Key, float] = {}
+        self.observations: dict[Key, list[float]] = {}
+
+    def _this_process(self) -> None:
+        pid = os.getpid()
+        if self.pid == pid:
+            return
+        # First use in this process. After a fork the parent's pending updates are the parent's to write,
+        # and a lock the parent's flusher held at fork time would stay held here: start afresh.
+        self.pid = pid
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.observations = {}
+        threading.Thread(target=self._run, name="queueworker-metrics-flush", daemon=True).start()
+
+    def inc(self, key: Key) -> None:
+        self._this_process()
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0.0) + 1.0
+
+    def observe(self, key: Key, value: float) -> None:
+        self._this_process()
+        with self.lock:
+            self.observations.setdefault(key, []).append(value)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        interval = flush_interval()
+        while self.pid == pid:
+            time.sleep(interval)
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pid != os.getpid():
+            return
+        with self.lock:
+            counts, self.counts = self.counts, {}
+            observations, self.observations = self.observations, {}
+        for key, n in counts.items():
+            try:
+                self.resolve(*key).inc(n)
+            except Exception:  # metrics never break the worker
+                log.debug("metric %s not written", key, exc_info=True)
+        for key, values in observations.items():
+            try:
+                observe_many(self.resolve(*key), values)
+            except Exception:
+                log.debug("metric %s not written", key, exc_info=True)
