@@ -110,6 +110,8 @@ def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, windo
     client.flushall()
     preload(redis.url, "template", 1)
     template = client.rpop("template")
+    if not isinstance(template, bytes):
+        raise RuntimeError("could not publish the template message")
     kinds = [first, "qw" if first == "plain" else "plain"]
     for kind in kinds:
         preload_fast(client, template, f"bench_{kind}", n)
