@@ -15,6 +15,7 @@ import copy
 import datetime
 import itertools
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -39,6 +40,9 @@ SCALEDOBJECTS = kmock.resource("keda.sh", "v1alpha1", "scaledobjects")
 VERBS = ("list", "watch", "get", "create", "patch", "update", "delete")
 
 
+_TABLE_PATH = re.compile(r"^/apis/([^/]+)/([^/]+)/(?:namespaces/([^/]+)/)?([^/]+)(?:/([^/]+))?/?$")
+
+
 def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -50,6 +54,8 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._counter = itertools.count(1000)
         self._last_rv = 999
+        #: (group, version, plural) -> the CRD's additionalPrinterColumns, for `kubectl get` tables.
+        self.printer_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         #: (method, path, User-Agent) of every request served, oldest first.
         self.access_log: list[tuple[str, str, str]] = []
 
@@ -181,26 +187,45 @@ class Emulator(kmock.KubernetesEmulator):
 
     # -- /api/v1/namespaces (kmock cannot parse this path; kopf lists it when serving namespaces) --------
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        table = _TABLE_PATH.match(raw_request.path)
+        if table and raw_request.method == "GET" and "as=Table" in raw_request.headers.get("Accept", ""):
+            group, version, namespace, plural, name = table.groups()
+            columns = self.printer_columns.get((group, version, plural))
+            if columns is not None and raw_request.query.get("watch") not in ("true", "1"):
+                return self._table(kmock.resource(group, version, plural), namespace, name, columns)
         if raw_request.path.rstrip("/") != "/api/v1/namespaces":
             return await super().__call__(raw_request)
-        names = {
-            "default",
-            *(ns for (_, ns, _), obj in list(self._objects.items()) if ns and not obj.deleted),
-        }
+        objects = list(self._objects.items())
+        names = {"default", *(ns for (_, ns, _), obj in objects if ns and not obj.deleted)}
         if raw_request.query.get("watch") in ("true", "1"):
             response = aiohttp.web.StreamResponse()
             await response.prepare(raw_request)
             await asyncio.sleep(float(raw_request.query.get("timeoutSeconds", "3600")))
             return response
         items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in sorted(names)]
-        return aiohttp.web.json_response(
-            {
-                "apiVersion": "v1",
-                "kind": "NamespaceList",
-                "metadata": {"resourceVersion": str(self._last_rv)},
-                "items": items,
-            }
-        )
+        return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList", "items": items,
+                                          "metadata": {"resourceVersion": str(self._last_rv)}})
+
+    def _table(self, resource: kmock.resource, namespace: str | None, name: str | None,
+               columns: list[dict[str, Any]]) -> aiohttp.web.StreamResponse:
+        """A meta.k8s.io/v1 Table with the CRD's printer columns (what `kubectl get` shows)."""
+        rows = []
+        for (res, ns, nm), obj in list(self._objects.items()):
+            if res == resource and not obj.deleted and ns == (namespace or ns) and nm == (name or nm):
+                meta = {k: obj.raw["metadata"].get(k) for k in ("name", "namespace", "uid")}
+                rows.append({"cells": [nm, *(_cell(obj.raw, c) for c in columns)],
+                             "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                        "metadata": meta}})
+        if name and not rows:
+            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                      "reason": "NotFound", "message": "not found"}
+            return aiohttp.web.json_response(status, status=404)
+        definitions = [{"name": c["name"], "type": "string" if c.get("type", "date") == "date" else c["type"],
+                        "format": "", "description": c.get("description", ""), "priority": 0}
+                       for c in [{"name": "Name"}, *columns]]
+        return aiohttp.web.json_response({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": rows,
+                                          "metadata": {"resourceVersion": str(self._last_rv)},
+                                          "columnDefinitions": definitions})
 
     # -- garbage collection ---------------------------------------------------------------------------
     async def _collect_garbage(self) -> None:
@@ -289,6 +314,18 @@ class Emulator(kmock.KubernetesEmulator):
         return stored
 
 
+def _cell(raw: Mapping[str, Any], column: Mapping[str, Any]) -> Any:
+    """One printer-column value: simple dotted JSONPaths, dates as ages, lists as compact JSON."""
+    value: Any = raw
+    for part in column["jsonPath"].strip(".").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if column.get("type") == "date" and isinstance(value, str):
+        now = datetime.datetime.now(tz=datetime.UTC)
+        age = (now - datetime.datetime.fromisoformat(value)).total_seconds()
+        return f"{int(age // 60)}m" if age >= 120 else f"{int(age)}s"
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else value
+
+
 def _merged(current: Any, patch: Any) -> Any:
     if isinstance(current, dict) and isinstance(patch, dict):
         out = dict(current)
@@ -324,6 +361,9 @@ def register_crd(emulator: kmock.KubernetesEmulator, crd: Mapping[str, Any] | No
             subresources=subresources,
         )
         emulator.resources[kmock.resource(spec["group"], version["name"], names["plural"])] = info
+        if isinstance(emulator, Emulator):
+            columns = list(version.get("additionalPrinterColumns", []))
+            emulator.printer_columns[(spec["group"], version["name"], names["plural"])] = columns
     for group, version, plural, kind in (("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject"),):
         emulator.resources[kmock.resource(group, version, plural)] = kmock.ResourceInfo(
             kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS, subresources={"status"}
