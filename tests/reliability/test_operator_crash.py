@@ -15,6 +15,7 @@ import kmock
 import pytest
 import redis
 
+from tests.operator.harness import eventually
 from tests.operator.helpers import create, differences, events, managed_objects, manifest, status
 from tests.reliability.operator_process import OperatorProcess
 from tests.support.kube_emulator import (
@@ -23,7 +24,6 @@ from tests.support.kube_emulator import (
     PDBS,
     QW,
     Emulator,
-    eventually,
     register_crd,
     write_kubeconfig,
 )

@@ -16,10 +16,11 @@ import pytest
 import redis
 
 from tests.operator.conftest import cluster, operator_env, start_operator  # noqa: F401  # fixtures
+from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
 from tests.reliability.support import producer, publish, report, runs, wait_all_ran
 from tests.support.celery_worker import CeleryWorker
-from tests.support.kube_emulator import DEPLOYMENTS, eventually
+from tests.support.kube_emulator import DEPLOYMENTS
 from tests.support.redis_server import RedisServer
 
 OUTAGE = 60.0

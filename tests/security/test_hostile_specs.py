@@ -27,15 +27,14 @@ from hypothesis import strategies as st
 from queueworker.cli import main as qw_main
 from queueworker.spec import SpecError, parse_manifest
 
+from tests.operator.harness import environment, running_operator
 from tests.security.hostile_yaml import HOSTILE_TEXTS, dump, manifest, nested_list
 from tests.support.celery_worker import REPO, WORKERS
 from tests.support.kube_emulator import (
     DEPLOYMENTS,
     QW,
     Emulator,
-    environment,
     register_crd,
-    running_operator,
     write_kubeconfig,
 )
 from tests.support.redis_server import RedisServer, free_port
