@@ -157,3 +157,15 @@ def test_two_beats_side_by_side_fire_each_entry_once_per_interval(
     wait_for(lambda: "beat: Acquired lock" in standby_log.read_text(), 30, message="standby to take the lock")
     wait_for(lambda: json.loads(redis_client.lindex("beat_a", 0) or b"{}")["headers"][PUBLISHED_HEADER]
              > killed_at, 20, message="fires to resume from the standby")
+
+
+def test_example_schedule_syncs(redis_url: str, redis_client: redis.Redis) -> None:
+    """examples/: the default QueueWorker's `tasks.add` every 30 s becomes exactly one owned entry."""
+    from queueworker.manifests import load_manifests
+
+    loaded = [item.qw for item in load_manifests(REPO / "examples") if item.qw is not None]
+    entries = [entry for qw in loaded for entry in desired_entries(qw)]
+    assert entries == [BeatEntry(name="qw/default/default/add-every-30s", task="tasks.add", schedule=30.0,
+                                 args=(2, 3), queue="celery")]
+    assert sync_schedules(redis_url, owner_prefix("default"), entries).created == (entries[0].name,)
+    assert not sync_schedules(redis_url, owner_prefix("default"), entries).changed
