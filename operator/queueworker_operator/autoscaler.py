@@ -129,6 +129,8 @@ class Autoscaler:
             except (KubeError, OSError, redis.RedisError) as exc:
                 logger.warning("autoscaling %s/%s failed: %s", qw.namespace, qw.name,
                                redact(str(exc), rt.settings.redis_url))
+            except Exception:  # one QueueWorker's failure never stops the others
+                logger.exception("autoscaling %s/%s failed", qw.namespace, qw.name)
         live = {(qw.namespace, qw.name) for qw in qws}
         for key in list(self.states):
             if key not in live:
