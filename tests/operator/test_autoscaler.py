@@ -206,3 +206,32 @@ async def test_broker_down_holds_replicas(cluster, start_operator, operator_env,
     for event in cluster.live(EVENTS):
         assert secret not in json.dumps(event)
     assert secret not in json.dumps(cluster.read(QW, "default", "held"))
+
+
+async def test_scale_from_zero_and_never_scale_keda_or_hpa(cluster, start_operator, redis_client):
+    memo = kopf.Memo()
+    async with start_operator(memo=memo):
+        await create(
+            cluster, manifest("idle", autoscaling={"mode": "builtin", "minReplicas": 0, "maxReplicas": 3})
+        )
+        await create(
+            cluster, manifest("kq", autoscaling={"mode": "keda", "minReplicas": 0, "maxReplicas": 3})
+        )
+        await create(cluster, manifest("hq", autoscaling={"mode": "hpa", "minReplicas": 1, "maxReplicas": 3}))
+        await eventually(
+            lambda: replicas(cluster, "idle") == 0 and status(cluster, "default", "idle").get("backlog") == 0
+        )
+        push(redis_client, "idle", 1)
+        push(redis_client, "kq", 50)
+        push(redis_client, "hq", 50)
+        await eventually(lambda: replicas(cluster, "idle") == 1)  # one waiting task is enough to start
+        await eventually(
+            lambda: (
+                status(cluster, "default", "kq").get("backlog") == 50
+                and status(cluster, "default", "hq").get("backlog") == 50
+            )
+        )
+        await ticks_later(memo["runtime"], 2)
+        for name in ("kq", "hq"):
+            assert replicas(cluster, name) is None, f"{name}: its autoscaler owns replicas"
+            assert not events(cluster, name, "ScaledUp")
