@@ -18,7 +18,7 @@ from queueworker_operator import kube, metrics, reconcile
 from queueworker_operator.autoscaler import Autoscaler
 from queueworker_operator.config import ConfigError, Settings
 from queueworker_operator.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import NamespaceSync, Runtime, summary
+from queueworker_operator.runtime import NamespaceSync, Runtime, redact, summary
 from queueworker_operator.status import StatusKeeper
 
 logger = logging.getLogger(__name__)
@@ -102,9 +102,10 @@ async def queueworker_deleted(*, namespace: str | None, name: str, memo: kopf.Me
     rt.deployments.pop((namespace, name), None)
     metrics.forget(namespace, name)
     try:
-        await rt.request_namespace(namespace)
+        await asyncio.wait_for(rt.request_namespace(namespace), timeout=60)
     except Exception as exc:  # retried by the namespace sync; deletion is not blocked by a broker outage
-        logger.warning(f"shared objects of {namespace} not re-synced yet: {exc}")
+        reason = redact(repr(exc), rt.settings.redis_url)
+        logger.warning(f"shared objects of {namespace} not re-synced yet: {reason}")
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=WORKERS)
