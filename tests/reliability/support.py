@@ -72,7 +72,11 @@ def publish(app: Celery, tags: Iterable[str], queue: str, seconds: float = 0.0) 
 
 
 def runs(recorder: redis.Redis) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in recorder.hgetall(RUNS).items()}
+    return {text(k): int(v) for k, v in recorder.hgetall(RUNS).items()}
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import redis
 from tests.operator.harness import eventually
 from tests.operator.helpers import create, differences, events, managed_objects, manifest, status
 from tests.reliability.operator_process import OperatorProcess
+from tests.reliability.support import text
 from tests.support.kube_emulator import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -94,9 +95,9 @@ async def test_operator_killed_mid_reconcile_converges_without_duplicates(
             return True
 
         await eventually(converged, timeout=90)
-        await eventually(lambda: sorted(k.decode() for k in redis_client.keys("redbeat:qw/default/*"))
+        await eventually(lambda: sorted(text(k) for k in redis_client.keys("redbeat:qw/default/*"))
                          == [f"redbeat:qw/default/{n}/tick" for n in NAMES], timeout=30)
-        entries = sorted(k.decode() for k in redis_client.keys("redbeat:qw/default/*"))
+        entries = sorted(text(k) for k in redis_client.keys("redbeat:qw/default/*"))
         assert second.running()
     finally:
         first.stop()

@@ -8,8 +8,9 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import kopf
 import pytest
@@ -20,7 +21,7 @@ from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
 from tests.reliability.support import producer, publish, report, runs, wait_all_ran
 from tests.support.celery_worker import CeleryWorker
-from tests.support.kube_emulator import DEPLOYMENTS
+from tests.support.kube_emulator import DEPLOYMENTS, Emulator
 from tests.support.redis_server import RedisServer
 
 OUTAGE = 60.0
@@ -44,7 +45,8 @@ def replicas(emulator, name: str) -> int | None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_a_minute_without_redis(cluster, start_operator, operator_env,  # noqa: F811
+async def test_a_minute_without_redis(cluster: Emulator, start_operator: Callable[..., Any],  # noqa: F811
+                                      operator_env: dict[str, str],  # noqa: F811
                                       broker: RedisServer, recorder_server: RedisServer,
                                       recorder: redis.Redis, counting_tasks: Path, tmp_path: Path) -> None:
     operator_env["QUEUEWORKER_REDIS_URL"] = broker.url

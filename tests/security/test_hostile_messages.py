@@ -82,14 +82,16 @@ def test_hostile_messages_are_dropped_and_the_worker_keeps_consuming(
     with CeleryWorker("qwtasks", [QUEUE], broker_url=redis_url, pythonpath=[tmp_path / "mod"],
                       concurrency=1, workdir=tmp_path / "worker") as worker:
         worker.wait_ready(timeout=60)
-        survived = []
+        survived: list[str] = []
         for what, raw in HOSTILE:
             target = f"{QUEUE}\x06\x169" if len(survived) % 5 == 4 else QUEUE  # some in a priority list
             redis_client.lpush(target, raw)
             tag = f"after-{len(survived)}"
             app.send_task("qwtasks.record", args=[tag], queue=QUEUE)
-            wait_for(lambda tag=tag: tag in executions(redis_client) or not worker.running(), 60,
-                     message=f"the normal task after {what!r}")
+            def ran_or_stopped(tag: str = tag) -> bool:
+                return tag in executions(redis_client) or not worker.running()
+
+            wait_for(ran_or_stopped, 60, message=f"the normal task after {what!r}")
             assert worker.running(), f"the worker stopped on {what}:\n{worker.log()[-3000:]}"
             survived.append(what)
         print(f"\n[security] {len(survived)} hostile messages, worker still consuming: {survived}")

@@ -165,7 +165,7 @@ class OperatorInThread:
             self.done = asyncio.ensure_future(self._serve(ready, self.stop))
             return await asyncio.wait_for(ready, 60)
 
-        return self.call(start(), timeout=90)  # type: ignore[no-any-return]
+        return self.call(start(), timeout=90)
 
     def __exit__(self, *exc: object) -> None:
         async def finish() -> None:
@@ -201,7 +201,7 @@ def outcome(runner: OperatorInThread, emulator: Emulator, namespace: str, name: 
                 return dict(cond)
         return None
 
-    return runner.call(read())  # type: ignore[no-any-return]
+    return runner.call(read())
 
 
 def submit_and_wait(runner: OperatorInThread, emulator: Emulator, spec: Any) -> tuple[dict[str, Any], Any]:

@@ -5,6 +5,7 @@ and of the chart (every CI scenario, a generated password and a user's external 
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -28,7 +29,8 @@ SENTINEL = "Sntl-77c0ffee-pw"
 SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def broker_refs_only(objects: list[Obj], secret: str, key: str, user_env: set[str] = frozenset()) -> int:
+def broker_refs_only(objects: list[Obj], secret: str, key: str,
+                     user_env: Collection[str] = frozenset()) -> int:
     """Assert the broker reaches every container only as secretKeyRef(secret, key); return how many
     containers were checked."""
     checked = 0
