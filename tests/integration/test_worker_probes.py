@@ -117,19 +117,25 @@ def write_state(path: Path, **fields: object) -> Path:
     return path
 
 
+AGO = "ago:"  # a field value "ago:N" means N seconds before the test runs
+
+
 @pytest.mark.parametrize(("fields", "kind", "ok", "reason"), [
     ({}, "liveness", True, "broker contact"),
     ({}, "readiness", True, "ready"),
-    ({"loop_tick": time.time() - 120}, "liveness", False, "consumer loop stalled"),
-    ({"broker_ok": time.time() - 120}, "liveness", False, "no broker contact for"),
-    ({"broker_ok": time.time() - 30}, "liveness", True, "broker contact"),
-    ({"broker_ok": time.time() - 30}, "readiness", False, "no broker contact for"),
+    ({"loop_tick": "ago:120"}, "liveness", False, "consumer loop stalled"),
+    ({"broker_ok": "ago:120"}, "liveness", False, "no broker contact for"),
+    ({"broker_ok": "ago:30"}, "liveness", True, "broker contact"),
+    ({"broker_ok": "ago:30"}, "readiness", False, "no broker contact for"),
     ({"ready": False}, "readiness", False, "not ready"),
-    ({"broker_ok": None, "started": time.time() - 5}, "liveness", True, "starting"),
-    ({"broker_ok": None, "started": time.time() - 500}, "liveness", False, "since start"),
+    ({"broker_ok": None, "started": "ago:5"}, "liveness", True, "starting"),
+    ({"broker_ok": None, "started": "ago:500"}, "liveness", False, "since start"),
     ({"pid": 2**22 + 7}, "liveness", False, "not running"),
 ])
 def test_probe_decisions(tmp_path: Path, fields: dict[str, object], kind: str, ok: bool, reason: str) -> None:
+    now = time.time()
+    fields = {k: now - float(v[len(AGO):]) if isinstance(v, str) and v.startswith(AGO) else v
+              for k, v in fields.items()}
     path = write_state(tmp_path / "worker.json", **fields)
     result = PROBES[kind](path)
     assert result.ok is ok and reason in result.reason, result
