@@ -17,13 +17,13 @@ from typing import Any
 import aiohttp
 import kopf
 from queueworker import beat
-from queueworker.spec import API_VERSION, SpecError
+from queueworker.spec import API_VERSION, PLURAL, SpecError
 
 from queueworker_operator import builders, metrics
 from queueworker_operator.builders.worker import desired_replicas
 from queueworker_operator.kube import ApplyResult, KubeError, NotOurs
 from queueworker_operator.labels import MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import Observed, Runtime, redact
+from queueworker_operator.runtime import LAST_VALID, Observed, Runtime, redact, spec_text
 from queueworker_operator.status import Cond
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
             raise kopf.PermanentError(message) from None
         raise kopf.TemporaryError(message, delay=RETRY_DELAY) from None
     metrics.reconciled("ok")
+    recorded = spec_text(body.get("spec"))
+    if (meta.get("annotations") or {}).get(LAST_VALID) != recorded:
+        await rt.kube.annotate(API_VERSION, PLURAL, namespace, name, {LAST_VALID: recorded})
     rt.request_namespace(namespace)
 
     deployment = next(r.object for r in results if r.object.get("kind") == "Deployment")

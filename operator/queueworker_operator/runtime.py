@@ -27,6 +27,9 @@ from queueworker_operator.status import StatusKeeper
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+#: Annotation on a QueueWorker: its last valid spec (compact JSON), so that after a restart an update
+#: to an invalid spec still leaves the shared objects (routes, beat entries) as they were.
+LAST_VALID = "queueworker.dev/last-valid-spec"
 
 
 def summary(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,14 +37,22 @@ def summary(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata", {})
     kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "labels", "deletionTimestamp")
             if meta.get(k) is not None}
+    last_valid = (meta.get("annotations") or {}).get(LAST_VALID)
+    if last_valid is not None:
+        kept["annotations"] = {LAST_VALID: last_valid}
     return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": kept,
             "spec": body.get("spec")}
+
+
+def spec_text(spec: Any) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
 def parse(body: Mapping[str, Any]) -> QueueWorker:
     """The spec model's view of a body, plus what builders cannot build; raises SpecError."""
     manifest = summary(body)
-    manifest["metadata"] = {k: v for k, v in manifest["metadata"].items() if k != "deletionTimestamp"}
+    manifest["metadata"] = {k: v for k, v in manifest["metadata"].items()
+                            if k not in ("deletionTimestamp", "annotations")}
     qw = parse_manifest(manifest, manifest["metadata"].get("namespace") or "default")
     problems = [p if isinstance(p, FieldError) else FieldError(*p) for p in builders.problems(qw)]
     if problems:
@@ -80,6 +91,19 @@ class Catalog:
         qw = self._good.get((namespace, name))
         return qw if qw is not None and qw.uid == uid else None
 
+    def _recorded(self, body: Mapping[str, Any]) -> QueueWorker | None:
+        """The last valid spec recorded on the object (after a restart, memory has none)."""
+        meta = body.get("metadata", {})
+        text = (meta.get("annotations") or {}).get(LAST_VALID)
+        if not text:
+            return None
+        try:
+            qw = parse({**body, "spec": json.loads(text)})
+        except (ValueError, SpecError):
+            return None
+        self._good[(meta.get("namespace") or "default", meta.get("name", ""))] = qw
+        return qw
+
     def is_invalid(self, namespace: str, name: str) -> bool:
         cached = self._parsed.get((namespace, name))
         return cached is not None and isinstance(cached[1], SpecError)
@@ -95,6 +119,7 @@ class Catalog:
                 result.append(self.parse(body))
             except SpecError:
                 good = self.last_good(namespace, meta.get("name", ""), meta.get("uid"))
+                good = good or self._recorded(body)
                 if good is not None:
                     result.append(good)
         return sorted(result, key=lambda q: q.name)

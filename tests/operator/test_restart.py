@@ -8,8 +8,17 @@ from queueworker_operator import metrics
 from queueworker_operator.config import Settings
 
 from tests.operator.harness import eventually
-from tests.operator.helpers import create, differences, events, managed_objects, manifest, status
-from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, QW
+from tests.operator.helpers import (
+    condition,
+    create,
+    differences,
+    events,
+    managed_objects,
+    manifest,
+    patch,
+    status,
+)
+from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, QW
 
 SCHEDULE = [{"name": "nightly", "task": "tasks.nightly", "cron": "0 3 * * *"}]
 
@@ -107,3 +116,26 @@ async def test_drift_is_corrected(cluster, start_operator, operator_env):
         target = rt.ticks + 4
         await eventually(lambda: rt.ticks >= target)
         assert cluster.versions(DEPLOYMENTS, "default", "drifty-worker") == count
+
+
+async def test_invalid_update_survives_a_restart(cluster, start_operator, redis_client):
+    first = kopf.Memo()
+    async with start_operator(memo=first):
+        await create(cluster, manifest("keeper", routes=["keep.*"], schedules=SCHEDULE))
+        await eventually(lambda: redis_client.keys("redbeat:qw/default/keeper/*"))
+        await patch(cluster, "default", "keeper", {"spec": {"queues": []}})
+        await eventually(
+            lambda: condition(cluster, "default", "keeper", "Ready").get("reason") == "InvalidSpec"
+        )
+        await settle(cluster, first, ["default"])
+    routes = cluster.read(CONFIGMAPS, "default", "queueworker-routes")["data"]["routes.json"]
+    assert "keep.*" in routes
+    second = kopf.Memo()
+    async with start_operator(memo=second):
+        await eventually(
+            lambda: condition(cluster, "default", "keeper", "Ready").get("reason") == "InvalidSpec"
+        )
+        await settle(cluster, second, ["default"])
+        assert cluster.read(CONFIGMAPS, "default", "queueworker-routes")["data"]["routes.json"] == routes
+        assert redis_client.keys("redbeat:qw/default/keeper/*"), "the last valid schedules keep firing"
+        assert cluster.read(DEPLOYMENTS, "default", "keeper-worker") is not None
