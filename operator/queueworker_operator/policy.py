@@ -8,17 +8,23 @@ The recommendation follows Little's law. Tasks in the system are `backlog + max(
 tasks that arrived over a tick are those completed plus the change in that number; the mean service time
 is busy slot-seconds per completion (over `service_window_seconds`). The arrival rate is a moving average
 over `rate_window_seconds`, restarted when a faster average leaves it by more than `change_sigmas` of
-Poisson noise (a burst starting or ending), and taken `confidence` noise deviations low so that noise
-alone neither adds replicas nor holds them through the scale-down window. The slots needed are
+Poisson noise (a burst starting or ending). The slots needed are the larger of two terms:
 
-    arrival rate x service time / target_utilization     (what keeps up with new work)
-    + what the backlog needs beyond those slots to start every waiting task within the wait target
+- keep-up: arrival rate x service time / target_utilization, the rate taken `confidence` deviations of
+  its Poisson noise low, so that noise alone neither adds replicas nor holds them through the
+  scale-down window;
+- backlog (policy_wait): only while tasks wait. It projects, at the measured rate, the queue left when
+  a replica asked for now could be ready (`start_delay_seconds`): the backlog plus what arrives until
+  then, less what the current slots start meanwhile. A task that a finishing one will start needs no
+  new replica. When, with the current replicas, the task queued at that moment would wait longer than
+  `target_wait_seconds`, or the tasks arriving over the next `scale_down_delay_seconds` (the least a new
+  replica will run) would wait longer than `planned_wait_fraction` of the target on average, it asks for
+  the fewest replicas that bring both back within bounds (never more than one slot per task); else it
+  asks for nothing more than the current replicas, which a scale-down keeps for the delay anyway.
 
-that is, the larger of the first term and `backlog x service time / horizon` (never more than one slot
-per waiting task), the horizon being what is left of `target_wait_seconds` for the oldest waiting task.
-Slots that free up start the waiting tasks first, so the arrival slots also drain the backlog: adding
-the two terms would hold a surge of replicas through the scale-down window for a backlog already gone.
-Until a service time has been measured, every waiting task asks for a slot.
+The waits are planned near, not far below, the target: a burst's backlog is drained over the time the
+new replicas are kept, not at once. Until a service time has been measured, every waiting task asks for
+a slot. Nothing queued or running asks for no replica (a decaying arrival average alone does not).
 
 Rules: up at once when tasks wait and more slots are needed, at most
 `max(max_step_up, current x max_step_up_percent %)` replicas per decision;
@@ -34,6 +40,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from queueworker_operator.policy_wait import Capacity, Plan, projected_wait, waiting_when_ready
+
 if TYPE_CHECKING:
     from queueworker.spec import QueueWorkerSpec
 
@@ -41,8 +49,6 @@ Direction = Literal["up", "down", "hold"]
 
 #: Decayed completions needed before the service time counts as known.
 _MIN_SERVED = 1.0
-#: The drain horizon never drops below this fraction of the wait target.
-_MIN_HORIZON_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,21 @@ class PolicyConfig:
     #: more than change_sigmas standard deviations of Poisson noise.
     fast_rate_window_seconds: float = 10.0
     change_sigmas: float = 3.0
-    #: Time constant (seconds) of the mean service time's moving average (a property of the tasks).
-    service_window_seconds: float = 300.0
-    #: Fraction of the slots the steady arrival term may keep busy (headroom for bursts within a tick).
-    target_utilization: float = 0.9
-    #: Standard deviations of Poisson noise taken off the measured arrival rate, so that noise alone
-    #: neither adds replicas nor holds them through the scale-down window.
-    confidence: float = 1.0
+    #: Time constant (seconds) of the mean service time's moving average (a property of the tasks, so
+    #: long: a short window's noise moves the keep-up term by whole replicas).
+    service_window_seconds: float = 1800.0
+    #: Fraction of the slots the keep-up term may keep busy. The backlog term adds the headroom a
+    #: queue shows it needs, so none is reserved up front.
+    target_utilization: float = 1.0
+    #: Standard deviations of Poisson noise taken off the arrival rate in the keep-up term, so that
+    #: noise alone neither adds replicas nor holds them through the scale-down window (the backlog term
+    #: uses the measured rate: a queue is the evidence).
+    confidence: float = 4.0
+    #: Seconds from asking for a replica to its first task (pod scheduling, image, worker boot).
+    start_delay_seconds: float = 10.0
+    #: The mean wait the backlog term plans for, as a fraction of target_wait_seconds: near, not far
+    #: below, the target.
+    planned_wait_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +113,10 @@ class PolicyConfig:
             problems.append(f"service_window_seconds must be > 0 (got {self.service_window_seconds})")
         if not 0 < self.target_utilization <= 1:
             problems.append(f"target_utilization must be in (0, 1] (got {self.target_utilization})")
+        if self.start_delay_seconds < 0:
+            problems.append(f"start_delay_seconds must be >= 0 (got {self.start_delay_seconds})")
+        if self.planned_wait_fraction <= 0:
+            problems.append(f"planned_wait_fraction must be > 0 (got {self.planned_wait_fraction})")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -156,6 +174,7 @@ class PolicyState:
     #: Time of the first observation of the current unbroken run (None: no run yet, e.g. after an outage).
     since: float | None = None
     last_scale_time: float | None = None
+    last_up_time: float | None = None  # of the last scale-up: its replicas may still be starting
 
     @property
     def arrival_rate(self) -> float | None:
@@ -247,13 +266,49 @@ def _arrival_rate(config: PolicyConfig, state: PolicyState) -> float:
     return max(rate - config.confidence * sd, 0.0)
 
 
-def _needed_slots(config: PolicyConfig, state: PolicyState, obs: Observation) -> tuple[float, str]:
+def _capacity(config: PolicyConfig, state: PolicyState, obs: Observation, current: int) -> Capacity:
+    """The slots that start waiting tasks before a replica asked for now could: live and starting ones."""
+    asked = current * config.slots_per_replica
+    live = min(max(obs.total_slots, obs.busy_slots), asked)
+    busy = min(max(obs.busy_slots, obs.reserved), live)
+    delay = config.start_delay_seconds
+    starting_at = delay
+    if state.last_up_time is not None:
+        starting_at = min(max(delay - (obs.time - state.last_up_time), 0.0), delay)
+    return Capacity(free=live - busy, live=live, starting=asked - live, starting_at=starting_at,
+                    start_delay=delay)
+
+
+def _backlog_slots(
+    config: PolicyConfig, state: PolicyState, obs: Observation, current: int, service: float
+) -> tuple[float, str]:
+    """Slots the queued tasks ask for beyond the current replicas' (0 when those are enough)."""
+    if obs.backlog <= 0 or service <= 0:  # a service time of 0: tasks too short for any heartbeat to see
+        return 0.0, ""
+    target, per = config.target_wait_seconds, config.slots_per_replica
+    arrival = state.arrival_rate or 0.0  # the queue is evidence enough: no noise margin here
+    cap = _capacity(config, state, obs, current)
+    plan = Plan(
+        waiting=waiting_when_ready(obs.backlog, arrival, cap, service), arrival=arrival, service=service,
+        slots_per_replica=per, target=target, planned=config.planned_wait_fraction * target,
+        horizon=max(config.scale_down_delay_seconds, target),  # a replica added now runs at least this long
+    )
+    projected = projected_wait(plan.waiting, service, current * per)
+    why = f", {plan.waiting:.0f} queued in {cap.start_delay:.0f}s: projected wait {projected:.0f}s"
+    if not plan.late(current):
+        # The current replicas start the backlog soon enough, and a scale-down waits for the delay.
+        return 0.0, why
+    replicas = plan.fewest(current, config.max_replicas)
+    slots = min(float(replicas * per), float(obs.backlog + max(obs.busy_slots, obs.reserved)))  # 1 per task
+    return slots, f"{why} -> {slots:.0f} slots"
+
+
+def _needed_slots(
+    config: PolicyConfig, state: PolicyState, obs: Observation, current: int
+) -> tuple[float, str]:
     """Slots the queue needs now, and the human explanation."""
     backlog = obs.backlog
     target = config.target_wait_seconds
-    horizon = target
-    if obs.oldest_wait is not None and backlog > 0:
-        horizon = max(target - obs.oldest_wait, target * _MIN_HORIZON_FRACTION)
     service = service_seconds(config, state)
     arrival = _arrival_rate(config, state)
     if service is None:
@@ -261,12 +316,10 @@ def _needed_slots(config: PolicyConfig, state: PolicyState, obs: Observation) ->
         why = f"{backlog} waiting, {obs.busy_slots} busy, service time not known yet"
     else:
         steady = arrival * service / config.target_utilization
-        drain = min(float(backlog), backlog * service / horizon)
+        drain, more = _backlog_slots(config, state, obs, current, service)
         slots = max(steady, drain)
-        why = (
-            f"{backlog} waiting, arrival {arrival:.2f}/s x service {service:.1f}s"
-            f" -> {slots:.1f} slots"
-        )
+        why = f"{backlog} waiting, arrival {arrival:.2f}/s x service {service:.1f}s -> {steady:.1f} slots"
+        why += more
     if obs.oldest_wait is not None and backlog > 0:
         rel = ">" if obs.oldest_wait > target else "<="
         why += f", oldest {obs.oldest_wait:.0f}s {rel} target {target:.0f}s"
@@ -305,10 +358,13 @@ def decide(
         return _clamped(config, held, current, current, f"broker unreachable: holding {current} replicas")
     obs = observation
     state, note = _update_rates(config, state, obs)
-    slots, why = _needed_slots(config, state, obs)
+    slots, why = _needed_slots(config, state, obs, current)
     if note:
         why += f" ({note})"
     work = obs.backlog > 0 or obs.reserved > 0 or obs.busy_slots > 0
+    if not work:
+        # Nothing queued or running: a decaying arrival average alone must not hold a replica.
+        slots = 0.0
     recommended = math.ceil(slots / config.slots_per_replica - 1e-9)
     wanted = max(recommended, 1) if work else recommended
     target = min(max(wanted, config.min_replicas), config.max_replicas)
@@ -324,7 +380,7 @@ def decide(
         step = max(config.max_step_up, math.ceil(current * config.max_step_up_percent / 100.0))
         replicas = min(target, current + step)
         bounded = " (bounded step)" if replicas < target else ""
-        state = replace(state, last_scale_time=obs.time)
+        state = replace(state, last_scale_time=obs.time, last_up_time=obs.time)
         return Decision(replicas, recommended, f"scale up: {why}{bounded}", state, "up")
     if target < current:
         window_max = window[0][1]

@@ -14,6 +14,7 @@ from queueworker_operator.policy import (
     decide,
     service_seconds,
 )
+from queueworker_operator.policy_wait import Capacity, Plan, mean_wait, projected_wait, waiting_when_ready
 
 TICK = 5.0
 
@@ -130,6 +131,26 @@ def test_to_zero_after_the_delay_when_nothing_is_queued_or_running() -> None:
     assert (d.replicas, d.direction) == (0, "down")
 
 
+@pytest.mark.parametrize("knobs", [{}, {"confidence": 0.0}])
+def test_to_zero_after_the_delay_once_the_work_ends(knobs: dict[str, float]) -> None:
+    # A trickle (a 4 s task every 10 s) leaves an arrival average that decays but never reaches zero;
+    # once nothing is queued, reserved or running, the delay alone decides when the last replica goes.
+    delay = 60.0
+    config = PolicyConfig(min_replicas=0, scale_down_delay_seconds=delay, **knobs)  # type: ignore[arg-type]
+    d = decide(config, PolicyState(), obs(0, busy=1), 1)
+    t, done = 0.0, 0
+    while t < 600:
+        t += TICK
+        done += int(t) % 10 == 5
+        d = decide(config, d.state, obs(t, busy=int(int(t) % 10 < 5), completed=done), d.replicas)
+    idle_since = t
+    while t < idle_since + delay + TICK:
+        t += TICK
+        d = decide(config, d.state, obs(t, completed=done), d.replicas)
+    assert d.replicas == 0
+    assert d.recommended == 0
+
+
 def test_scales_up_at_once_in_bounded_steps() -> None:
     config = PolicyConfig(max_replicas=50)
     d = decide(config, PolicyState(), obs(0, backlog=500, busy=2, completed=None, oldest=1), 1)
@@ -158,7 +179,7 @@ def test_clamps_to_max_and_min() -> None:
 
 def test_littles_law_keeps_up_with_arrivals() -> None:
     # 1 task/s of 4 s tasks keep 4 slots busy: with 90 % target utilization that is 5 slots = 3 replicas.
-    config = PolicyConfig(max_replicas=20, confidence=0)
+    config = PolicyConfig(max_replicas=20, confidence=0, target_utilization=0.9)
     d, _, _ = steady(config, rate=1.0, service=4.0, seconds=900, current=3)
     assert d.recommended == 3
     assert service_seconds(config, d.state) == pytest.approx(4.0, rel=0.05)
@@ -168,23 +189,78 @@ def test_littles_law_keeps_up_with_arrivals() -> None:
     assert d.recommended == 5
 
 
-def test_the_noise_margin_lowers_the_recommendation_only_a_little() -> None:
-    d, _, _ = steady(PolicyConfig(max_replicas=20), rate=2.0, service=4.0, seconds=900, current=5)
-    assert 4 <= d.recommended <= 5
+def test_the_noise_margin_only_lowers_the_keep_up_term() -> None:
+    # 2 tasks/s of 4 s: 8 busy slots = 4 replicas at the measured rate. The default margin (4 deviations
+    # of a 60 s average's Poisson noise) asks for less, never more; a queue then asks for the rest.
+    exact, _, _ = steady(PolicyConfig(max_replicas=20, confidence=0), rate=2.0, service=4.0, seconds=900,
+                         current=4)
+    d, _, _ = steady(PolicyConfig(max_replicas=20), rate=2.0, service=4.0, seconds=900, current=4)
+    assert exact.recommended == 4
+    assert 2 <= d.recommended <= exact.recommended
+
+
+def test_a_queue_under_steady_load_adds_the_replicas_the_margin_left_out() -> None:
+    config = PolicyConfig(max_replicas=20)
+    d, t, done = steady(config, rate=2.0, service=4.0, seconds=900, current=3)  # 6 slots for 8 busy
+    queued = obs(t + TICK, backlog=40, busy=6, total=6, completed=int(done) + 8, oldest=15)
+    d = decide(config, d.state, queued, d.replicas)
+    assert d.direction == "up" and d.replicas >= 4
+    assert "projected wait" in d.reason
 
 
 def test_backlog_is_drained_within_the_wait_target() -> None:
-    # Known 10 s service time, no new arrivals: 30 waiting must start within 30 s -> 10 slots = 5 replicas.
+    # Known 10 s service time, no new arrivals, 1 replica (2 slots) busy: of 30 waiting, 2 start before a new
+    # replica is ready (10 s); the last of the other 28 must start within 30 s: 28 x 10 / 30 -> 10 slots.
     config = PolicyConfig(max_replicas=20, confidence=0)
     d, t, done = steady(config, rate=0.2, service=10.0, seconds=1800, current=1)
     quiet = dataclasses.replace(d.state, arrived=0.0, last=None)
-    d = decide(config, quiet, obs(t + 1, backlog=30, busy=2, completed=int(done), oldest=0), 1)
+    d = decide(config, quiet, obs(t + 1, backlog=30, busy=2, total=2, completed=int(done), oldest=0), 1)
     assert d.recommended == 5
-    # The same backlog with its oldest task 25 s old has 5 s left: one slot per waiting task.
-    d2 = decide(config, quiet, obs(t + 1, backlog=30, busy=2, completed=int(done), oldest=25), 1)
-    assert d2.recommended == 15
+    assert "28 queued in 10s: projected wait 140s" in d.reason
+    # Those already waiting start in order whatever the replicas: their age changes what they wait in all,
+    # not how many replicas can still shorten it.
+    d2 = decide(config, quiet, obs(t + 1, backlog=30, busy=2, total=2, completed=int(done), oldest=25), 1)
+    assert d2.recommended == 5
     assert "oldest 25s <= target 30s" in d2.reason
     assert (d2.replicas, d2.direction) == (5, "up")
+
+
+def test_tasks_a_finishing_task_will_start_need_no_new_replica() -> None:
+    # One replica, both slots on 10 s tasks, 3 waiting: two start as those finish, before a new replica
+    # could be ready; the third waits about 15 s, within the 30 s target, so no replica is added for it.
+    config = PolicyConfig()
+    d, t, done = steady(config, rate=0.1, service=10.0, seconds=1800, current=1)
+    d = decide(config, d.state, obs(t + TICK, backlog=3, busy=2, total=2, completed=int(done), oldest=6),
+               d.replicas)
+    assert (d.replicas, d.direction) == (1, "hold")
+    assert "projected wait" in d.reason
+    # Ten waiting behind the same two slots would wait far longer: now a replica is worth its start.
+    queued = obs(t + 2 * TICK, backlog=10, busy=2, total=2, completed=int(done), oldest=11)
+    d = decide(config, d.state, queued, d.replicas)
+    assert d.direction == "up" and d.replicas >= 2
+
+
+def test_a_burst_backlog_is_planned_near_the_target_not_drained_at_once() -> None:
+    # 1.4 task/s of 10 s tasks (14 slots) with 25 still queued when a new replica is ready, behind 7 busy
+    # replicas: the queue does not drain, so 7 are late; one more drains it within the scale-down delay
+    # with a mean wait under half the target, where starting all 25 within 15 s would take 9 replicas.
+    plan = Plan(waiting=25, arrival=1.4, service=10.0, slots_per_replica=2, target=30.0, planned=15.0,
+                horizon=300.0)
+    assert plan.late(7)
+    assert plan.fewest(7, 20) == 8
+    assert projected_wait(25, 10.0, 16) <= 30.0
+    assert projected_wait(25, 10.0, 16) > 15.0
+    assert plan.fewest(7, 7) == 8  # the bounds and the step are applied after
+
+
+def test_the_queue_left_when_a_replica_is_ready_counts_arrivals_and_finishing_slots() -> None:
+    # 2 busy slots of 10 s tasks free 2 tasks' worth in 10 s; 4 replicas starting in 5 s add 8 slots x 5 s.
+    cap = Capacity(free=0, live=2, starting=8, starting_at=5.0, start_delay=10.0)
+    assert cap.started_by_delay(10.0) == pytest.approx(2 * 10 / 10 + 8 * 5 / 10)
+    assert waiting_when_ready(10, 0.5, cap, 10.0) == pytest.approx(10 + 5 - 6)
+    assert waiting_when_ready(3, 0.0, cap, 10.0) == 0.0
+    assert mean_wait(0.0, 1.0, 10.0, 20, 300.0) == 0.0
+    assert mean_wait(10.0, 2.0, 10.0, 10, 300.0) > mean_wait(10.0, 1.0, 10.0, 10, 300.0)  # a growing queue
 
 
 def test_unknown_service_time_gives_each_waiting_task_a_slot() -> None:
@@ -194,7 +270,7 @@ def test_unknown_service_time_gives_each_waiting_task_a_slot() -> None:
 
 
 def test_no_scale_up_while_nothing_waits() -> None:
-    config = PolicyConfig(max_replicas=20, confidence=0)
+    config = PolicyConfig(max_replicas=20, confidence=0, target_utilization=0.9)
     d, _, _ = steady(config, rate=2.0, service=4.0, seconds=300, current=4)  # 8 slots busy of 8
     assert d.replicas == 4 and d.recommended == 5
     assert "no task waiting" in d.reason
@@ -207,7 +283,8 @@ def _time(d: Decision) -> float:
 
 def test_down_only_after_the_delay_and_to_the_windows_highest() -> None:
     delay = 100.0
-    config = PolicyConfig(max_replicas=20, scale_down_delay_seconds=delay, confidence=0)
+    config = PolicyConfig(max_replicas=20, scale_down_delay_seconds=delay, confidence=0,
+                          target_utilization=0.9)
     d, t, done = steady(config, rate=1.0, service=10.0, seconds=600, current=6)  # 11.1 slots: 6 replicas
     assert (d.replicas, d.recommended) == (6, 6)
     log: list[Decision] = []
@@ -228,7 +305,7 @@ def test_down_only_after_the_delay_and_to_the_windows_highest() -> None:
 
 
 def test_counter_reset_is_not_a_negative_rate() -> None:
-    config = PolicyConfig(max_replicas=20)
+    config = PolicyConfig(max_replicas=20, confidence=0, target_utilization=0.9)
     d, t, _ = steady(config, rate=1.0, service=4.0, seconds=300, current=3)
     before = d.state.arrival_rate
     d = decide(config, d.state, obs(t + TICK, busy=4, completed=3), d.replicas)

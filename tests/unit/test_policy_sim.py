@@ -120,9 +120,10 @@ def test_oracle_runs_what_the_rate_needs_and_holds_it() -> None:
     oracle = Clairvoyant(trace.rate, 10.0, config, trace.duration, start_delay=10.0)
     view = fake_view(0)
     assert oracle.tick(100, view, 1) == 1
-    assert oracle.tick(290, view, 1) == math.ceil(1.4 * 10 / 0.9 / 2)  # one pod start ahead of 300 s
-    assert oracle.tick(480 + 290, view, 8) == 8  # 300 s after the burst's end still held
-    assert oracle.tick(480 + 320, view, 8) == 1
+    needed = math.ceil(1.4 * 10 / config.target_utilization / 2)
+    assert oracle.tick(290, view, 1) == needed  # one pod start ahead of 300 s
+    assert oracle.tick(480 + 290, view, needed) == needed  # 300 s after the burst's end still held
+    assert oracle.tick(480 + 320, view, needed) == 1
 
 
 def test_builtin_scales_up_within_a_tick_of_a_spike() -> None:
