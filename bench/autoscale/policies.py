@@ -37,6 +37,9 @@ KEDA_LIST_LENGTH = 5.0
 KEDA_ACTIVATION_LIST_LENGTH = 0
 #: Prometheus scrape interval for the exporter (the ServiceMonitor's usual 30 s).
 SCRAPE_INTERVAL = 30.0
+#: Utilization the clairvoyant reference plans for: its own, not the builtin policy's knob (at 100 % a
+#: queue that knows no backlog never catches up).
+ORACLE_UTILIZATION = 0.9
 
 
 class Builtin:
@@ -139,7 +142,7 @@ class HpaQueueLength:
 
 class Clairvoyant:
     """A reference, not an autoscaler: it knows the trace's arrival rate ahead of time and runs the replicas
-    that rate needs at the builtin policy's utilization, from one pod start ahead, held for the scale-down
+    that rate needs at ORACLE_UTILIZATION, from one pod start ahead, held for the scale-down
     delay. It shows what the same rules allow at best; it sees neither queue nor noise."""
 
     prefers_idle = True
@@ -151,7 +154,7 @@ class Clairvoyant:
         self.lead = start_delay + self.interval
         self.hold = config.scale_down_delay_seconds
         grid = np.arange(-self.hold, duration + self.lead + self.interval, self.interval)
-        slots = np.array([rate(max(float(t), 0.0)) for t in grid]) * service_mean / config.target_utilization
+        slots = np.array([rate(max(float(t), 0.0)) for t in grid]) * service_mean / ORACLE_UTILIZATION
         needs = np.ceil(slots / config.slots_per_replica - 1e-9)
         self.needs = np.clip(needs, max(config.min_replicas, 1), config.max_replicas).astype(int)
         self.origin = float(grid[0])

@@ -11,7 +11,14 @@ import pytest
 from queueworker_operator.policy import PolicyConfig
 
 import bench.__main__ as driver
-from bench.autoscale.policies import HPA_DOWN_WINDOW, Builtin, Clairvoyant, HpaAlgorithm, Keda
+from bench.autoscale.policies import (
+    HPA_DOWN_WINDOW,
+    ORACLE_UTILIZATION,
+    Builtin,
+    Clairvoyant,
+    HpaAlgorithm,
+    Keda,
+)
 from bench.autoscale.sim import Simulation, View
 from bench.autoscale.traces import TRACES, Trace, arrivals, service_times
 
@@ -120,7 +127,7 @@ def test_oracle_runs_what_the_rate_needs_and_holds_it() -> None:
     oracle = Clairvoyant(trace.rate, 10.0, config, trace.duration, start_delay=10.0)
     view = fake_view(0)
     assert oracle.tick(100, view, 1) == 1
-    needed = math.ceil(1.4 * 10 / config.target_utilization / 2)
+    needed = math.ceil(1.4 * 10 / ORACLE_UTILIZATION / 2)
     assert oracle.tick(290, view, 1) == needed  # one pod start ahead of 300 s
     assert oracle.tick(480 + 290, view, needed) == needed  # 300 s after the burst's end still held
     assert oracle.tick(480 + 320, view, needed) == 1
