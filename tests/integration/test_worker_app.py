@@ -40,6 +40,9 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert conf.broker_transport_options["socket_timeout"] > 0
     assert conf.broker_transport_options["socket_keepalive"] is True
     assert conf.broker_transport_options["health_check_interval"] > 0
+    # expired messages are swept every vt/5 s (at most 10 s), not kombu's 100 s
+    assert conf.broker_transport_options["unacked_restore_interval"] == 10
+    assert conf.broker_transport_options["unacked_restore_throttle"] == 1
     assert conf.task_serializer == conf.result_serializer == "json"
     assert list(conf.accept_content) == ["json"]
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True

@@ -98,8 +98,10 @@ def broker_transport_options(vt: float) -> dict[str, Any]:
         "socket_keepalive": True,
         "health_check_interval": max(1.0, min(socket_timeout, 10.0)),
         "retry_on_timeout": True,
-        # Sweep `unacked` for expired messages often enough for short visibility timeouts.
+        # Sweep `unacked` for messages past the visibility timeout every min(10, vt/5) s (kombu's default
+        # is a scan every 10 s x throttle 10 = 100 s, longer than a short visibility timeout itself).
         "unacked_restore_interval": max(1, min(10, int(vt / 5))),
+        "unacked_restore_throttle": 1,
     }
 
 
