@@ -79,13 +79,14 @@ class PolicyConfig:
     target_utilization: float = 1.0
     #: Standard deviations of Poisson noise taken off the arrival rate in the keep-up term, so that
     #: noise alone neither adds replicas nor holds them through the scale-down window (the backlog term
-    #: uses the measured rate: a queue is the evidence).
-    confidence: float = 4.0
+    #: uses the measured rate: a queue is the evidence). Wide, as a short average just after a change
+    #: of rate is noisy: the keep-up term is a floor, the backlog term sizes.
+    confidence: float = 5.0
     #: Seconds from asking for a replica to its first task (pod scheduling, image, worker boot).
     start_delay_seconds: float = 10.0
     #: The mean wait the backlog term plans for, as a fraction of target_wait_seconds: near, not far
     #: below, the target.
-    planned_wait_fraction: float = 0.5
+    planned_wait_fraction: float = 0.4
 
     def __post_init__(self) -> None:
         problems = []
