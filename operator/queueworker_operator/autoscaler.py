@@ -76,6 +76,7 @@ class Autoscaler:
         self.namespaces: set[str] = set()
 
     async def run(self) -> None:
+        await self.rt.ready.wait()
         while True:
             try:
                 await self.tick()

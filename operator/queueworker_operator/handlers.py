@@ -52,7 +52,8 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     client = kube.Kube(info)
     rt = Runtime(settings=config, kube=client, status=StatusKeeper(client))
     rt.catalog.index = kwargs["qw_index"]
-    rt.namespaces = NamespaceSync(lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url)
+    rt.namespaces = NamespaceSync(lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url,
+                                  ready=rt.ready)
     rt.tasks.append(asyncio.create_task(rt.namespaces.run(), name="queueworker-namespaces"))
     rt.tasks.append(asyncio.create_task(Autoscaler(rt).run(), name="queueworker-autoscaler"))
     rt.tasks.append(asyncio.create_task(reconcile.correct_drift(rt), name="queueworker-drift"))
@@ -89,6 +90,7 @@ def qw_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, d
 @kopf.on.create(*QW)
 @kopf.on.update(*QW, field="spec")
 async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["runtime"].ready.set()
     await reconcile.reconcile(memo["runtime"], body)
 
 
@@ -96,6 +98,7 @@ async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
 async def queueworker_deleted(*, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger,
                               **_: Any) -> None:
     rt: Runtime = memo["runtime"]
+    rt.ready.set()
     namespace = namespace or "default"
     rt.catalog.forget(namespace, name)
     rt.status.forget(namespace, name)
@@ -112,4 +115,5 @@ async def queueworker_deleted(*, namespace: str | None, name: str, memo: kopf.Me
 async def worker_deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rt: Runtime | None = memo.get("runtime")
     if rt is not None:
+        rt.ready.set()
         await reconcile.deployment_changed(rt, body, deleted=type == "DELETED")

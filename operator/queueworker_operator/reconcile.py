@@ -217,6 +217,7 @@ async def correct_drift(rt: Runtime) -> None:
                 logger.warning("drift correction of %s/%s failed: %s", body["metadata"].get("namespace"),
                                body["metadata"].get("name"), exc)
 
+    await rt.ready.wait()
     while True:
         await asyncio.sleep(rt.settings.drift_interval)
         for namespace in rt.catalog.namespaces():

@@ -140,8 +140,9 @@ class NamespaceSync:
     one sync per namespace. A failed sync is retried after `retry_delay`."""
 
     def __init__(self, sync: Callable[[str], Awaitable[None]], retry_delay: float = 5.0,
-                 secret_url: str = "") -> None:
+                 secret_url: str = "", ready: asyncio.Event | None = None) -> None:
         self._sync = sync
+        self._ready = ready
         self._secret_url = secret_url
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
@@ -159,6 +160,8 @@ class NamespaceSync:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._ready is not None:
+            await self._ready.wait()  # never render a namespace from a half-filled index
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -206,6 +209,9 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_server: Any = None
     last_tick: float | None = None
+    #: Set by the first resource handler: kopf runs handlers only once its index of QueueWorkers is full,
+    #: so from then on the catalog sees every QueueWorker. Background loops wait for it.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     ticks: int = 0
     broker_ok: bool | None = None
 
