@@ -98,8 +98,11 @@ def test_sigkill_mid_burst_every_task_runs_after_restart(monkeypatch: pytest.Mon
         second.stop(timeout=10)
     runs = Counter(executions(redis_client))
     twice = sorted(tag for tag, n in runs.items() if n > 1)
+    starts = Counter(raw.decode() for raw in redis_client.lrange("test:started", 0, -1))
+    restarted = sorted(tag for tag, n in starts.items() if n > 1)
     print(f"\nSIGKILL mid-burst: {len(burst)} tasks, {in_flight} unacked at kill, all ran within "
-          f"{recovered_in:.1f}s of the kill; ran twice: {len(twice)} {twice}")
+          f"{recovered_in:.1f}s of the kill; completed twice: {len(twice)} {twice}; "
+          f"started again after being killed mid-run: {len(restarted)} {restarted}")
     assert set(runs) == set(burst)
     assert len(twice) <= in_flight  # only what the killed worker held can run again
     assert redis_client.llen("burst") == 0 and redis_client.hlen("unacked") == 0
