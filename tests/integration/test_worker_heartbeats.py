@@ -9,22 +9,23 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 from queueworker import make_app
 from queueworker.keys import completed_key, heartbeat_key
 
-from tests.support.celery_worker import CeleryWorker, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, wait_for, write_task_module
 
 SHORT_TTL = {"QUEUEWORKER_HEARTBEAT_TTL": "3"}
 
 
 @pytest.fixture
-def producer(monkeypatch: pytest.MonkeyPatch, redis_url: str):  # type: ignore[no-untyped-def]
+def producer(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Celery:
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     return make_app("hb-producer")
 
 
 def test_heartbeat_reports_busy_and_total_slots(tmp_path: Path, redis_url: str, redis_client: redis.Redis,
-                                                producer) -> None:  # type: ignore[no-untyped-def]
+                                                producer: Celery) -> None:
     write_task_module(tmp_path)
     with CeleryWorker("qwtasks", ["hb"], broker_url=redis_url, concurrency=3, pythonpath=[tmp_path]) as w:
         w.wait_ready()
@@ -53,7 +54,7 @@ def test_heartbeat_removed_on_shutdown_and_expires_after_sigkill(tmp_path: Path,
             worker.start()
         for worker in (clean, killed, survivor):
             worker.wait_ready()
-        assert {f.decode() for f in redis_client.hkeys(key)} == {clean.hostname, killed.hostname,
+        assert {as_text(f) for f in redis_client.hkeys(key)} == {clean.hostname, killed.hostname,
                                                                  survivor.hostname}
         assert clean.stop() == 0
         assert not redis_client.hexists(key, clean.hostname)  # HDEL on shutdown, no wait

@@ -11,7 +11,7 @@ import pytest
 import redis
 from queueworker import make_app
 
-from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, executions, wait_for, write_task_module
 from tests.support.redis_server import free_port
 
 
@@ -45,7 +45,7 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.Monkey
             app.send_task("qwtasks.fail", queue="mq")
         app.send_task("qwtasks.flaky", args=["flaky"], queue="mq")
         wait_for(lambda: len(executions(redis_client)) == 24, 30, message="all tasks to run")
-        pids = {raw.decode().rsplit(":", 1)[1] for raw in redis_client.lrange("test:executions", 0, -1)}
+        pids = {as_text(raw).rsplit(":", 1)[1] for raw in redis_client.lrange("test:executions", 0, -1)}
         assert len(pids) == 2, "both prefork children ran tasks"
         labels = '{name="qwtasks.record",queue_name="mq"}'
         settled = {f"celery_task_runtime_count{labels}": 20, f"celery_task_received_total{labels}": 20,

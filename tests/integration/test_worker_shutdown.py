@@ -15,7 +15,7 @@ import pytest
 import redis
 from queueworker import make_app
 
-from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, executions, wait_for, write_task_module
 from tests.support.redis_server import free_port
 
 SOFT: dict[str, str] = {}  # SIGTERM as Kubernetes sends it; runtime/shutdown.py bounds it
@@ -98,7 +98,7 @@ def test_sigkill_mid_burst_every_task_runs_after_restart(monkeypatch: pytest.Mon
         second.stop(timeout=10)
     runs = Counter(executions(redis_client))
     twice = sorted(tag for tag, n in runs.items() if n > 1)
-    starts = Counter(raw.decode() for raw in redis_client.lrange("test:started", 0, -1))
+    starts = Counter(as_text(raw) for raw in redis_client.lrange("test:started", 0, -1))
     restarted = sorted(tag for tag, n in starts.items() if n > 1)
     print(f"\nSIGKILL mid-burst: {len(burst)} tasks, {in_flight} unacked at kill, all ran within "
           f"{recovered_in:.1f}s of the kill; completed twice: {len(twice)} {twice}; "

@@ -256,6 +256,10 @@ def write_task_module(directory: Path, name: str = "qwtasks", source: str = RECO
     return path
 
 
+def as_text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def executions(client: redis.Redis, key: str = "test:executions") -> list[str]:
     """Tags recorded by RECORDING_TASKS' `record`, one per run (pid stripped)."""
     raws = client.lrange(key, 0, -1)
