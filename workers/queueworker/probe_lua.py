@@ -16,13 +16,14 @@ from __future__ import annotations
 #
 # Per queue: one EXISTS over its four lists and its heartbeat hash; HVALS and LLEN only while keys that
 # EXISTS counted are unaccounted for; LINDEX -1 of non-empty lists, where the stamp is found with a
-# plain string search for the header's key (no JSON decoding of the message, its body can be large).
-# Heartbeats written by the worker runtime (json.dumps of a fixed record) are read with one anchored
-# pattern; anything else is decoded with cjson, as before. Counters come from one MGET per chunk.
+# plain string search for the header's key (no JSON decoding of the message, whose body can be large);
+# counters from one MGET per chunk; numbers formatted once per distinct value.
 QUEUES = r"""#!lua flags=no-writes
 local hb_prefix, done_prefix = ARGV[1], ARGV[2]
-local needle = '"' .. ARGV[3] .. '"'
-local after = #needle
+-- the stamp header's key is searched as `name"` (a name's first letter is rare in a message, quotes are
+-- not), then checked to follow a quote: the first `"name"` in the message, as before
+local name_q = ARGV[3] .. '"'
+local after = #name_q
 local oldest_alive = tonumber(ARGV[4]) - tonumber(ARGV[5])
 local sfx = cjson.decode(ARGV[6])
 local s3, s6, s9 = sfx[1], sfx[2], sfx[3]
@@ -50,8 +51,10 @@ end
 
 -- the stamp of the oldest message of a non-empty list: the number after the header's key
 local function tail_stamp(key, stamp, oldest)
-  local tail = call('LINDEX', key, -1)
-  local at = tail and find(tail, needle, 1, true)
+  local tail = call('LINDEX', key, '-1')  -- a string: no number formatting per call
+  if not tail then return stamp, oldest end
+  local at = find(tail, name_q, 2, true)
+  while at and byte(tail, at - 1) ~= 34 do at = find(tail, name_q, at + 1, true) end
   if at then
     local raw = match(tail, '^%s*:%s*(%-?[%d%.eE%+%-]+)', at + after)
     local value = raw and tonumber(raw)
@@ -59,11 +62,6 @@ local function tail_stamp(key, stamp, oldest)
   end
   return stamp, oldest
 end
-
--- exactly what json.dumps writes for the worker runtime's record (hostname without escapes or
--- non-ASCII, integer counts, a plain decimal ts); other values go through cjson
-local BEAT = '^{"hostname": "[^"\\%c\128-\255]*", "pid": %-?%d+, "busy": (%-?%d+), "total": (%-?%d+), '
-  .. '"processed": %-?%d+, "ts": (%-?%d+%.?%d*)}$'
 
 local out = {}
 for i = 1, n do
@@ -81,21 +79,14 @@ for i = 1, n do
     if beats[1] then
       left = left - 1
       for b = 1, #beats do
-        local raw = beats[b]
-        local ts, nb, nt
-        local fb, ft, fts = match(raw, BEAT)
-        if fb then
-          ts, nb, nt = tonumber(fts), tonumber(fb), tonumber(ft)
-        else
-          local ok, hbv = pcall(decode, raw)
-          if ok and type(hbv) == 'table' then
-            ts, nb, nt = tonumber(hbv.ts), tonumber(hbv.busy) or 0, tonumber(hbv.total) or 0
+        local ok, beat = pcall(decode, beats[b])
+        if ok and type(beat) == 'table' then
+          local ts = tonumber(beat.ts)
+          if ts and ts >= oldest_alive then
+            workers = workers + 1
+            busy = busy + (tonumber(beat.busy) or 0)
+            total = total + (tonumber(beat.total) or 0)
           end
-        end
-        if ts and ts >= oldest_alive then
-          workers = workers + 1
-          busy = busy + nb
-          total = total + nt
         end
       end
     end
@@ -133,8 +124,9 @@ for i = 1, n do
       end
     end
     if n0 + n3 + n6 + n9 > 0 or workers > 0 or d then
-      out[i] = '[' .. num(n0) .. ',' .. num(n3) .. ',' .. num(n6) .. ',' .. num(n9) .. ',"' .. stamp .. '",'
-        .. num(workers) .. ',' .. num(busy) .. ',' .. num(total) .. ',' .. (d or '0') .. ']'
+      out[i] = '[' .. (text[n0] or num(n0)) .. ',' .. (text[n3] or num(n3)) .. ',' .. (text[n6] or num(n6))
+        .. ',' .. (text[n9] or num(n9)) .. ',"' .. stamp .. '",' .. (text[workers] or num(workers)) .. ','
+        .. (text[busy] or num(busy)) .. ',' .. (text[total] or num(total)) .. ',' .. (d or '0') .. ']'
     else
       out[i] = '0'
     end
