@@ -123,7 +123,8 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
         "containers": [container],
         "volumes": [
             {"name": "tmp", "emptyDir": {}},
-            {"name": "prometheus-multiproc", "emptyDir": {}},
+            # prometheus-client's per-process files are mmapped and written on every task: keep them in memory
+            {"name": "prometheus-multiproc", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
             {
                 "name": "routes",
                 "configMap": {
