@@ -138,7 +138,8 @@ return '[' .. concat(out, ',') .. ']'
 # [cursor, JSON list of queue names]: SCAN for kombu's binding sets from ARGV[1] (pattern ARGV[2], COUNT
 # ARGV[3], at most ARGV[4] SCAN calls), leaving out the keys listed in ARGV[5]. A binding member is
 # "routing_key SEP pattern SEP queue" (SEP = ARGV[6]); members with another shape or an empty queue are
-# left out, and each queue is listed once per call.
+# left out, and each queue is listed once per call. The members of the sets come from SUNION, a thousand
+# sets at a time (one SMEMBERS per set only when a key of those is not a set).
 DISCOVER = r"""#!lua flags=no-writes
 local cursor, pattern, count, rounds = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local sep = ARGV[6]
@@ -147,26 +148,40 @@ local find, sub = string.find, string.sub
 local skip = {}
 for _, key in ipairs(cjson.decode(ARGV[5])) do skip[key] = true end
 local seen, names, n = {}, {}, 0
+local function add(members)
+  for _, m in ipairs(members) do
+    local a = find(m, sep, 1, true)
+    local b = a and find(m, sep, a + step, true)
+    if b and b + step <= #m and not find(m, sep, b + step, true) then
+      local q = sub(m, b + step)
+      if not seen[q] then
+        seen[q] = true
+        n = n + 1
+        names[n] = q
+      end
+    end
+  end
+end
 repeat
   local reply = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', count)
   cursor = reply[1]
+  local bindings, k = {}, 0
   for _, key in ipairs(reply[2]) do
     if not skip[key] then
-      local set = redis.pcall('SMEMBERS', key)
-      if not set.err then
-        for _, m in ipairs(set) do
-          local a = find(m, sep, 1, true)
-          local b = a and find(m, sep, a + step, true)
-          if b and b + step <= #m and not find(m, sep, b + step, true) then
-            local q = sub(m, b + step)
-            if not seen[q] then
-              seen[q] = true
-              n = n + 1
-              names[n] = q
-            end
-          end
-        end
+      k = k + 1
+      bindings[k] = key
+    end
+  end
+  for first = 1, k, 1000 do  -- SUNION of at most 1000 keys (unpack's limit is a few thousand)
+    local last = math.min(first + 999, k)
+    local members = redis.pcall('SUNION', unpack(bindings, first, last))
+    if members.err then  -- a key that is not a set: read the others one by one
+      for j = first, last do
+        local set = redis.pcall('SMEMBERS', bindings[j])
+        if not set.err then add(set) end
       end
+    else
+      add(members)
     end
   end
   rounds = rounds - 1
