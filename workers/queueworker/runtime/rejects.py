@@ -6,6 +6,7 @@
   make_app's apps use `Transport` below (broker_transport), whose channel catches exactly those errors
   for the item just popped, logs it (truncated), pushes it to `queueworker:malformed:{queue}` (last
   100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
+- `QoS` below: restoring unacked messages after a lost connection is best effort (see its docstring).
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
   task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
@@ -43,7 +44,28 @@ def record_malformed(queue: str, raw: str | None, error: BaseException) -> None:
     log.error("dropped a malformed message from queue %r (%s): %.200r", queue, type(error).__name__, raw)
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's Redis QoS, except that restoring unacked messages when the channel closes after a lost
+    broker connection cannot stop the worker: kombu may try it after the connection was released
+    (`connection.client` is None, an AttributeError Celery calls unrecoverable) or while Redis is still
+    down. Those messages stay in the `unacked` hash and come back after the visibility timeout."""
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        try:
+            return super().restore_unacked(client)
+        except (AttributeError, *self.channel.connection_errors) as exc:
+            released = getattr(self.channel.connection, "client", None) is None
+            if isinstance(exc, AttributeError) and not released:
+                raise
+            log.warning("could not restore %d unacked message(s) now (%s); they return to their queue after "
+                        "the visibility timeout", len(self._delivered), type(exc).__name__)
+            self._delivered.clear()
+            return None
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+
     def _last_queue(self) -> str:
         items = getattr(self._queue_cycle, "items", None) or []
         return str(items[-1]) if items else "unknown"  # the reader rotates the popped queue last
