@@ -38,9 +38,10 @@ class SlowEmulator(Emulator):
     """Creates take a while, as on a busy API server, so a kill lands in the middle of a reconcile."""
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        response = await super()._handle(request)
         if request.action == kmock.action.CREATE and request.resource in (DEPLOYMENTS, PDBS):
-            await asyncio.sleep(0.4)
-        return await super()._handle(request)
+            await asyncio.sleep(0.4)  # the answer is slow (the request itself is handled at once)
+        return response
 
 
 @pytest.fixture
