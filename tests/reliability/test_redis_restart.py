@@ -69,8 +69,10 @@ def test_redis_restarts_with_aof_lose_no_task(tmp_path: Path, counting_tasks: Pa
             before = len(runs(recorder))
             published = publish(producer(broker.url), (f"{name}-{i:03d}" for i in range(150)), QUEUE,
                                 seconds=0.02)
-            wait_for(lambda before=before: len(runs(recorder)) >= before + 30, 60,
-                     message="part of the queue to run")
+            def some_ran(before: int = before) -> bool:
+                return len(runs(recorder)) >= before + 30
+
+            wait_for(some_ran, 60, message="part of the queue to run")
             queued, in_flight = broker.client().llen(QUEUE), broker.client().hlen("unacked")
             fault(broker, how)
             time.sleep(1.0)
