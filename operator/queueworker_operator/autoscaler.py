@@ -21,7 +21,7 @@ from queueworker import keys
 from queueworker.probe import QueueStats, probe
 from queueworker.spec import QueueWorker
 
-from queueworker_operator import builders, labels, metrics
+from queueworker_operator import builders, labels, metrics, observe
 from queueworker_operator.kube import KubeError
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker_operator.reconcile import involved
@@ -43,14 +43,8 @@ class Reading:
 
 
 def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
-    """The QueueWorker's queues summed into one policy observation."""
-    rows = [stats[q] for q in qw.spec.queues if q in stats]
-    waits = [r.oldest_wait for r in rows if r.oldest_wait is not None]
-    return Observation(
-        time=now, backlog=sum(r.depth for r in rows), reserved=sum(r.reserved for r in rows),
-        busy_slots=sum(r.busy_slots for r in rows), total_slots=sum(r.total_slots for r in rows),
-        workers=max((r.workers for r in rows), default=0), oldest_wait=max(waits) if waits else None,
-        completed_total=sum(r.completed_total for r in rows))
+    """The QueueWorker's queues as one policy observation (see observe.py)."""
+    return observe.observation(stats, qw.spec.queues, now)
 
 
 def targets(qws: list[QueueWorker]) -> dict[str, str]:

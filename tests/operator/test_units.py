@@ -114,3 +114,18 @@ def test_observation_sums_queues_and_targets_name_the_owner():
 def test_redact_removes_url_and_password():
     url = "redis://:s3cr3t@redis.platform:6379/0"
     assert redact(f"cannot reach {url}; auth s3cr3t failed", url) == "cannot reach ***; auth *** failed"
+
+
+def test_a_worker_consuming_two_queues_is_counted_once():
+    """Each worker writes one heartbeat per queue it consumes: slots must not double with the queue count."""
+    qw = parse_manifest(
+        {
+            "apiVersion": "queueworker.dev/v1alpha1",
+            "kind": "QueueWorker",
+            "metadata": {"name": "mail"},
+            "spec": {"app": "a:app", "queues": ["q1", "q2"]},
+        }
+    )
+    stats = {"q1": _stats("q1", 3, 1.0, busy=2, total=4), "q2": _stats("q2", 5, 4.0, busy=2, total=4)}
+    obs = observation(qw, stats, now=5.0)
+    assert (obs.backlog, obs.busy_slots, obs.total_slots, obs.workers, obs.oldest_wait) == (8, 2, 4, 1, 4.0)

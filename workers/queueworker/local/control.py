@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from queueworker_operator.observe import observation
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 
 from queueworker import keys
@@ -55,24 +56,6 @@ def policy_config(qw: QueueWorker, scale_down_delay: float | None) -> PolicyConf
         if qw.spec.autoscaling.mode == "off":  # the policy is not used: bounds do not matter
             return PolicyConfig()
         raise
-
-
-def observation(stats: Mapping[str, Any], queues: tuple[str, ...], now: float) -> Observation:
-    """One QueueWorker's view of its queues: counts add up; worker figures come from the same workers
-    (each writes a heartbeat per queue it consumes), so they take the largest queue's figure."""
-    rows = [stats[q] for q in queues if q in stats]
-    waits = [r.oldest_wait for r in rows if r.oldest_wait is not None]
-    completed = [r.completed_total for r in rows]
-    return Observation(
-        time=now,
-        backlog=sum(r.depth for r in rows),
-        reserved=sum(r.reserved for r in rows),
-        busy_slots=max((r.busy_slots for r in rows), default=0),
-        total_slots=max((r.total_slots for r in rows), default=0),
-        workers=max((r.workers for r in rows), default=0),
-        oldest_wait=max(waits) if waits else None,
-        completed_total=None if any(c is None for c in completed) else sum(completed),
-    )
 
 
 def throughput(samples: deque[tuple[float, int]]) -> float | None:
