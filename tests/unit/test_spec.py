@@ -308,3 +308,17 @@ def test_deep_nesting_is_a_spec_error() -> None:
 def test_huge_integers_are_described_not_printed() -> None:
     found = spec_errors(replicas=10**5000)
     assert found == {"spec.replicas": "must be an integer >= 0, got a 16610-bit number"}
+
+
+def test_unknown_field_names_with_control_characters_are_shown_escaped() -> None:
+    from queueworker.spec import SpecError, parse_manifest
+
+    doc = {"apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker", "metadata": {"name": "a"},
+           "spec": {"app": "a:app", "queues": ["q"], "x\x1b[31m\n": 1}}
+    try:
+        parse_manifest(doc)
+    except SpecError as exc:
+        (error,) = exc.errors
+        assert error.path == 'spec."x\\u001b[31m\\n"' and "\x1b" not in str(exc)
+    else:
+        raise AssertionError("an unknown field was accepted")

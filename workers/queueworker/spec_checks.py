@@ -10,6 +10,7 @@ as `2.0` is an integer, `2.5` and `true` are not.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -159,6 +160,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 def join(path: str, key: str) -> str:
+    if not key.isprintable():  # control characters would garble a terminal: show them escaped
+        key = json.dumps(key)
     return f"{path}.{key}" if path else key
 
 
