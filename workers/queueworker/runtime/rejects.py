@@ -6,7 +6,8 @@
   make_app's apps use `Transport` below (broker_transport), whose channel catches exactly those errors
   for the item just popped, logs it (truncated), pushes it to `queueworker:malformed:{queue}` (last
   100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
-- `QoS` below: restoring unacked messages after a lost connection is best effort (see its docstring).
+- `QoS` below: restoring unacked messages after a lost connection is best effort, and a message popped
+  just as Redis goes away is run rather than dropped (see their docstrings).
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
   task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
@@ -23,6 +24,7 @@ from typing import Any
 from celery import Celery
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 
 from queueworker.keys import PREFIX
 
@@ -61,6 +63,18 @@ class QoS(kombu_redis.QoS):
                         "the visibility timeout", len(self._delivered), type(exc).__name__)
             self._delivered.clear()
             return None
+
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """Record a delivered message in `unacked`. When Redis goes away between handing the message to
+        this worker's BRPOP and that record, the message now exists only here: kombu would drop it. Run
+        it instead (it is then not protected against a crash of this worker before its ack)."""
+        try:
+            super().append(message, delivery_tag)
+        except self.channel.connection_errors as exc:
+            log.warning("the broker went away before message %s was recorded as unacked (%s); running it "
+                        "without redelivery protection", delivery_tag, type(exc).__name__)
+            virtual.QoS.append(self, message, delivery_tag)
 
 
 class Channel(kombu_redis.Channel):
