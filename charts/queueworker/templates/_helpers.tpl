@@ -22,8 +22,8 @@ name + instance + component (queueworker.selectorLabels), which never change acr
 {{ include "queueworker.selectorLabels" . }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: queueworker
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 {{- with .ctx.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
@@ -31,20 +31,22 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 
 {{/* The immutable subset used in selectors. Call with (dict "ctx" $ "component" "operator"). */}}
 {{- define "queueworker.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "queueworker.name" .ctx }}
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/name: {{ include "queueworker.name" .ctx | quote }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name | quote }}
 {{- if .component }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/component: {{ .component | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* repository:tag[@digest]; call with (dict "image" .Values.x.image "ctx" $). */}}
+{{/* repository:tag[@digest], unquoted (quote it where it is inserted); call with
+(dict "image" .Values.x.image "ctx" $ "path" "x.image"). */}}
 {{- define "queueworker.image" -}}
+{{- $repository := required (printf "%s.repository is required" .path) .image.repository -}}
 {{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
 {{- if .image.digest -}}
-{{- printf "%s:%s@%s" .image.repository $tag .image.digest -}}
+{{- printf "%s:%s@%s" $repository $tag .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
 {{- end -}}
 
@@ -135,7 +137,7 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with .pod.priorityClassName }}
-priorityClassName: {{ . }}
+priorityClassName: {{ . | quote }}
 {{- end }}
 {{- with .pod.nodeSelector }}
 nodeSelector:
