@@ -13,7 +13,7 @@ from bench.autoscale.traces import SERVICE_MEAN, SERVICE_SIGMA, TRACES
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "out"
 HEADLINE = "burst"
-#: Targets for the headline trace (issue 8): builtin p95 wait at most half KEDA's, at most 10 % more cost.
+#: Targets for the headline trace: builtin p95 wait at most half KEDA's, at most 10 % more cost.
 P95_TARGET = 0.5
 COST_TARGET = 1.1
 #: Service-time means (seconds) for the sensitivity table on the headline trace.
