@@ -167,6 +167,8 @@ class Autoscaler:
         observed = rt.deployments.get((qw.namespace, qw.name))
         if observed is not None:
             observed.replicas = decision.replicas
+            if observed.generation:
+                observed.generation += 1  # a replicas change is a spec change: the server bumps it too
         direction = "up" if decision.replicas > current else "down"
         metrics.SCALE_EVENTS.labels(qw.namespace, qw.name, direction).inc()
         body = {"metadata": {"namespace": qw.namespace, "name": qw.name, "uid": qw.uid}}

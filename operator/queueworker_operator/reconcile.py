@@ -64,7 +64,8 @@ def observe(deployment: Mapping[str, Any]) -> Observed:
     return Observed(name=deployment["metadata"]["name"], replicas=spec.get("replicas"),
                     ready=int(status.get("readyReplicas") or 0),
                     available=int(status.get("availableReplicas") or 0),
-                    selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+                    selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+                    generation=int((deployment.get("metadata") or {}).get("generation") or 0))
 
 
 def readiness(observed: Observed) -> Cond:
@@ -168,6 +169,9 @@ async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted
         rt.deployments.pop((namespace, name), None)
         return
     observed = observe(deployment)
+    previous = rt.deployments.get((namespace, name))
+    if previous is not None and 0 < observed.generation < previous.generation:
+        return  # a late event, older than a scale the operator already made: keep what it knows
     rt.deployments[(namespace, name)] = observed
     metrics.REPLICAS_READY.labels(namespace, name).set(observed.ready)
     fields: dict[str, Any] = {"replicas": int((deployment.get("status") or {}).get("replicas") or 0),

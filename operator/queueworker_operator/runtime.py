@@ -195,6 +195,7 @@ class Observed:
     ready: int
     available: int
     selector: str
+    generation: int = 0  # metadata.generation; 0 when the server did not say
 
 
 @dataclass
