@@ -12,6 +12,8 @@ import re
 import sys
 from typing import Any
 
+from queueworker.commands import add_manifest_arguments
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -24,21 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "allowed). Invalid manifests: "
         "one `FILE: field.path: message` line each on stderr, exit status 2.",
     )
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="append",
-        required=True,
-        metavar="FILE|DIR",
-        help="a manifest file or a directory of them; repeat for more",
-    )
-    p.add_argument(
-        "-R",
-        "--recursive",
-        action="store_true",
-        help="also read the subdirectories of DIR (as kubectl apply -R)",
-    )
+    add_manifest_arguments(p)
     p.add_argument(
         "-n",
         "--namespace",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from queueworker.commands import add_manifest_arguments
 from queueworker.spec import QueueWorker
 
 
@@ -17,18 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(unless --redis-url), worker processes scaled by the operator's policy, a beat when "
         "schedules exist, and the exporter. Ctrl-C stops everything gracefully.",
     )
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="append",
-        required=True,
-        metavar="FILE|DIR",
-        help="manifest file or directory (repeatable)",
-    )
-    p.add_argument(
-        "-R", "--recursive", action="store_true", help="also read the subdirectories of DIR (as kubectl -R)"
-    )
+    add_manifest_arguments(p)
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     p.add_argument(
         "--state-dir", help="where the embedded Redis keeps its data (default .qw, or $QW_STATE_DIR)"
