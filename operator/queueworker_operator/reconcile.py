@@ -135,8 +135,7 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
     rt.request_namespace(namespace)
 
     deployment = next(r.object for r in results if r.object.get("kind") == "Deployment")
-    observed = observe(deployment)
-    rt.deployments[(namespace, name)] = observed
+    observed = rt.saw_deployment((namespace, name), observe(deployment))
     fields: dict[str, Any] = {"observedGeneration": meta.get("generation"), "selector": observed.selector,
                               "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
                               "readyReplicas": observed.ready}
@@ -169,10 +168,8 @@ async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted
         rt.deployments.pop((namespace, name), None)
         return
     observed = observe(deployment)
-    previous = rt.deployments.get((namespace, name))
-    if previous is not None and 0 < observed.generation < previous.generation:
+    if rt.saw_deployment((namespace, name), observed) is not observed:
         return  # a late event, older than a scale the operator already made: keep what it knows
-    rt.deployments[(namespace, name)] = observed
     metrics.REPLICAS_READY.labels(namespace, name).set(observed.ready)
     fields: dict[str, Any] = {"replicas": int((deployment.get("status") or {}).get("replicas") or 0),
                               "readyReplicas": observed.ready, "selector": observed.selector}

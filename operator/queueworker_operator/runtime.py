@@ -216,6 +216,15 @@ class Runtime:
     ticks: int = 0
     broker_ok: bool | None = None
 
+    def saw_deployment(self, key: Key, observed: Observed) -> Observed:
+        """Record a worker Deployment as read from the API; a copy older (lower metadata.generation) than
+        one already known, e.g. after the autoscaler scaled it, is ignored. Returns what is now known."""
+        previous = self.deployments.get(key)
+        if previous is not None and 0 < observed.generation < previous.generation:
+            return previous
+        self.deployments[key] = observed
+        return observed
+
     def broker(self) -> redis.Redis:
         if self.broker_client is None:
             self.broker_client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0,
