@@ -24,7 +24,7 @@ run: venv  ## the main job: run the example QueueWorkers on this machine with a 
 	$(BIN)/qw up -f examples/ $(RUN_ARGS)
 
 render: venv  ## print the Kubernetes objects the examples become
-	$(BIN)/qw render -f examples/
+	$(BIN)/qw render -f examples/ -R
 
 lint: venv  ## ruff
 	$(BIN)/ruff check .
