@@ -11,7 +11,8 @@ import time
 import kopf
 import pytest
 from queueworker import keys
-from queueworker_operator import metrics
+from queueworker_operator import autoscaler, metrics
+from queueworker_operator.policy import Decision, decide
 
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, events, manifest, status
@@ -63,9 +64,18 @@ async def ticks_later(rt, count: int) -> None:
     await eventually(lambda: rt.ticks >= target)
 
 
-async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_client):
+async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_client, monkeypatch):
     memo = kopf.Memo()
     delay = 3
+    decisions: list[tuple[float, Decision]] = []  # (observation time, decision) of every builtin tick
+
+    def recording_decide(config, state, observation, current):
+        decision = decide(config, state, observation, current)
+        if observation is not None:
+            decisions.append((observation.time, decision))
+        return decision
+
+    monkeypatch.setattr(autoscaler, "decide", recording_decide)
     async with start_operator(memo=memo):
         await create(
             cluster,
@@ -142,10 +152,13 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
             ),
         )
 
-        drained = time.monotonic()
         redis_client.delete("jobs")
         await eventually(lambda: (replicas(cluster, "jobs") or high) < high, timeout=60)
-        assert time.monotonic() - drained >= delay, "scaled down before scaleDownDelaySeconds"
+        # Down only after scaleDownDelaySeconds of recommendations below the replicas: recommendations fall
+        # as the arrival rate decays, so the delay may start before the drain, never after the last high one.
+        down_at = next(t for t, d in decisions if d.direction == "down")
+        last_high = max(t for t, d in decisions if t < down_at and d.recommended >= high)
+        assert down_at - last_high >= delay, "scaled down before scaleDownDelaySeconds"
         low = replicas(cluster, "jobs")
         assert low >= 1  # one task still runs: never below one worker
         down = await eventually(lambda: events(cluster, "jobs", "ScaledDown"))
