@@ -35,12 +35,21 @@ SCHEDULES = [{"name": "tick", "task": "tasks.tick", "every": "30s"}]
 
 
 class SlowEmulator(Emulator):
-    """Creates take a while, as on a busy API server, so a kill lands in the middle of a reconcile."""
+    """Creates take a while, one at a time, as on a busy API server, so a kill lands in the middle of a
+    reconcile however fast the operator issues them (it reconciles the QueueWorkers concurrently)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.creating = asyncio.Lock()
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        response = await super()._handle(request)
-        if request.action == kmock.action.CREATE and request.resource in (DEPLOYMENTS, PDBS):
-            await asyncio.sleep(0.4)  # the answer is slow (the request itself is handled at once)
+        if request.action != kmock.action.CREATE or request.resource not in (DEPLOYMENTS, PDBS):
+            return await super()._handle(request)
+        async with self.creating:
+            if request not in self._requests:  # the emulator keeps only the newest request: match this one
+                self._requests.append(request)
+            response = await super()._handle(request)
+            await asyncio.sleep(0.4)  # the answer is slow (the object itself exists at once)
         return response
 
 
