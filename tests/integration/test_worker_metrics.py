@@ -91,3 +91,65 @@ def test_batched_histogram_matches_observe() -> None:
                         if not s.name.endswith("_created")})
     assert samples[0] == samples[1]
     assert samples[1][("h_count", ())] == len(values)
+
+
+FOREIGN_BASES = '''
+from celery import Task
+
+from queueworker import make_app
+from queueworker.runtime.task import QueueWorkerTask
+
+app = make_app("qwbases")
+
+
+class Plain(Task):
+    pass
+
+
+class Overriding(QueueWorkerTask):
+    def after_return(self, *args, **kwargs):
+        super().after_return(*args, **kwargs)
+
+
+@app.task(name="bases.own")
+def own():
+    return 1
+
+
+@app.task(name="bases.plain", base=Plain)
+def plain():
+    return 2
+
+
+@app.task(name="bases.overriding", base=Overriding)
+def overriding():
+    return 3
+'''
+
+
+def test_tasks_of_any_base_are_counted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            redis_url: str, redis_client: redis.Redis) -> None:
+    """The base class counts its own tasks; a foreign base or an overridden hook falls back to signal
+    receivers; no task is counted twice or missed (solo pool: one process, every count in it)."""
+    write_task_module(tmp_path, "qwbases", FOREIGN_BASES)
+    monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
+    producer = make_app("bases-producer")
+    port = free_port()
+    names = ("bases.own", "bases.plain", "bases.overriding")
+    with CeleryWorker("qwbases", ["bq"], broker_url=redis_url, pythonpath=[tmp_path], pool="solo",
+                      concurrency=1, metrics_port=port) as worker:
+        worker.wait_ready()
+        for name in names:
+            for _ in range(5):
+                producer.send_task(name, queue="bq")
+        wanted = {f'celery_task_succeeded_total{{name="{name}",queue_name="bq"}}': 5 for name in names}
+        wait_for(lambda: all(scrape(port).get(k) == v for k, v in wanted.items()), 15,
+                 message=f"metrics {wanted}")
+        time.sleep(0.5)  # two more flushes: a double count would show now
+        samples = scrape(port)
+        for name in names:
+            labels = f'{{name="{name}",queue_name="bq"}}'
+            for sample in ("celery_task_started_total", "celery_task_succeeded_total",
+                           "celery_task_runtime_count", "queueworker_task_wait_seconds_count"):
+                assert samples[f"{sample}{labels}"] == 5, f"{sample}{labels}"
+        assert "bases.overriding, bases.plain" in worker.log()

@@ -163,12 +163,13 @@ def make_app(main: str, **overrides: Any) -> Celery:
     """A Celery app configured from QUEUEWORKER_* variables with the platform's safe defaults.
 
     `overrides` are Celery settings (lowercase names) applied last. Tasks declared on the app get the
-    QueueWorker task base (redelivery cap); every publish carries the `qw_published_at` header; a worker
-    of this app writes heartbeats, serves metrics and keeps the probes' state file (runtime/).
+    QueueWorker task base (redelivery cap, task metrics); every publish carries the `qw_published_at`
+    header; a worker of this app writes heartbeats, serves metrics and keeps the probes' state file
+    (runtime/).
     """
     from queueworker.runtime import install
 
-    app = QueueWorkerCelery(main, task_cls="queueworker.runtime.limits:QueueWorkerTask")
+    app = QueueWorkerCelery(main, task_cls="queueworker.runtime.task:QueueWorkerTask")
     config = base_config(main)
     config.update(overrides)
     if "broker_url" in overrides and "redbeat_redis_url" not in overrides:

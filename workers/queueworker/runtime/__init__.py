@@ -1,7 +1,8 @@
 """The worker runtime: hooks make_app() installs on every app, one concern per module.
 
 - stamps:     `qw_published_at` header on every publish (before_task_publish signal)
-- limits:     the task base class: redelivery cap (a message redelivered too often is rejected)
+- task:       the task base class: redelivery cap (limits) and per-task metrics without signal dispatch
+- limits:     the redelivery cap (a message redelivered too often is rejected)
 - rejects:    malformed messages (not JSON, not a task, unknown task) are dropped, logged and counted
 - metrics:    task counters and histograms, prometheus-client multiprocess mode, /metrics server
 - heartbeats: per-queue heartbeat records and completion counters in Redis (worker bootstep)
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from queueworker.runtime import heartbeats, metrics, probestate, rejects, shutdown, stamps
+from queueworker.runtime import heartbeats, metrics, probestate, rejects, shutdown, stamps, task
 
 
 def install(app: Celery) -> None:
@@ -21,6 +22,7 @@ def install(app: Celery) -> None:
     stamps.connect()
     rejects.install(app)
     metrics.install(app)
+    task.install(app)
     probestate.install(app)
     heartbeats.install(app)
     shutdown.install(app)

@@ -2,7 +2,8 @@
 
 In prometheus-client's multiprocess mode every `inc()`/`observe()` takes a lock and writes an mmapped
 file, several times per task; on a busy worker that is measurable throughput. Here a task's updates cost
-a dict update; a daemon thread per process (started on first use, again in each forked pool child) adds
+a dict update under one lock (`add` counts and observes at once); a daemon thread per process (started on
+first use, again in each forked pool child: an at-fork hook resets the child, no per-call pid check) adds
 the sums to the real metrics every QUEUEWORKER_METRICS_FLUSH_INTERVAL seconds (default 1), a histogram's
 observations as one update per touched bucket. A scrape lags by at most that interval. `flush()` runs at
 process exit too (pool child exit, worker shutdown), so nothing counted is lost.
@@ -51,43 +52,52 @@ def observe_many(histogram: Any, values: list[float]) -> None:
 class Batcher:
     def __init__(self, resolve: Callable[[str, str, str], Any]) -> None:
         self.resolve = resolve
-        self.pid = 0
+        self.running = False  # this process's flush thread runs
         self.lock = threading.Lock()
         self.counts: dict[Key, float] = {}
         self.observations: dict[Key, list[float]] = {}
+        os.register_at_fork(after_in_child=self._forked)
 
-    def _this_process(self) -> None:
-        pid = os.getpid()
-        if self.pid == pid:
-            return
-        # First use in this process. After a fork the parent's pending updates are the parent's to write,
-        # and a lock the parent's flusher held at fork time would stay held here: start afresh.
-        self.pid = pid
+    def _forked(self) -> None:
+        # In a forked child (a prefork pool process) the parent's pending updates are the parent's to
+        # write, its flush thread is gone, and a lock that thread held at fork time would stay held.
+        self.running = False
         self.lock = threading.Lock()
         self.counts = {}
         self.observations = {}
+
+    def _start(self) -> None:
+        self.running = True
         threading.Thread(target=self._run, name="queueworker-metrics-flush", daemon=True).start()
 
     def inc(self, key: Key) -> None:
-        self._this_process()
-        with self.lock:
-            self.counts[key] = self.counts.get(key, 0.0) + 1.0
+        self.add(key, None, 0.0)
 
     def observe(self, key: Key, value: float) -> None:
-        self._this_process()
+        self.add(None, key, value)
+
+    def add(self, counter: Key | None, histogram: Key | None, value: float) -> None:
+        """Count one event on `counter` and observe `value` on `histogram` (either may be None)."""
+        if not self.running:
+            self._start()
         with self.lock:
-            self.observations.setdefault(key, []).append(value)
+            if counter is not None:
+                self.counts[counter] = self.counts.get(counter, 0.0) + 1.0
+            if histogram is not None:
+                found = self.observations.get(histogram)
+                if found is None:
+                    self.observations[histogram] = [value]
+                else:
+                    found.append(value)
 
     def _run(self) -> None:
-        pid = os.getpid()
         interval = flush_interval()
-        while self.pid == pid:
+        lock = self.lock
+        while self.lock is lock:  # a fork replaces the lock: this thread belongs to the parent
             time.sleep(interval)
             self.flush()
 
     def flush(self) -> None:
-        if self.pid != os.getpid():
-            return
         with self.lock:
             counts, self.counts = self.counts, {}
             observations, self.observations = self.observations, {}

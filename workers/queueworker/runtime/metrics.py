@@ -13,6 +13,9 @@ disables serving.
 
 Which process counts what: received and rejected-malformed in the main process (consumer), started,
 succeeded, failed, retried, runtime and wait time where the task runs (a pool child under prefork).
+Started, succeeded, runtime and wait are counted by the task base class (runtime/task.py), without a
+signal dispatch per task; runtime is observed for tasks that returned (succeeded or failed), not for an
+attempt that ended in a retry or a reject.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, bootsteps, signals
+from celery import Celery, bootsteps, signals, states
 from celery.exceptions import Reject
 
 from queueworker.runtime.limits import queue_of
@@ -46,7 +49,8 @@ MALFORMED = "(malformed)"
 _lock = threading.Lock()
 _metrics: dict[str, Any] = {}
 _private_dir: list[str] = []
-_starts: dict[str, float] = {}
+_starts: dict[str, tuple[float, str]] = {}  # task id -> (monotonic start, queue), per process
+RETURNED = frozenset({states.SUCCESS, states.FAILURE})
 _children: dict[tuple[str, str, str], Any] = {}  # (metric, name, queue) -> labelled child, per process
 
 
@@ -132,26 +136,45 @@ def on_received(request: Any = None, **_: Any) -> None:
         count("received", request.name, queue_of(request))
 
 
-def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+def task_started(task_id: str, name: str, request: Any) -> None:
+    """A task starts in this process: count it, observe its wait, remember when and from which queue."""
     now = time.time()
-    if len(_starts) > 10000:  # tasks whose postrun never came (a crashed child's are gone with it)
+    if len(_starts) > 10000:  # tasks that never returned (retried, rejected, or a crashed child's)
         _starts.clear()
-    _starts[task_id] = time.monotonic()
-    queue = queue_of(task.request)
-    count("started", task.name, queue)
-    stamp = published_at(task.request)
-    if stamp is not None:
-        BATCH.observe(("wait", task.name, queue), max(0.0, now - stamp))
+    queue = queue_of(request)
+    _starts[task_id] = (time.monotonic(), queue)
+    stamp = published_at(request)
+    if stamp is None:
+        BATCH.add(("started", name, queue), None, 0.0)
+    else:
+        BATCH.add(("started", name, queue), ("wait", name, queue), max(0.0, now - stamp))
 
 
-def on_postrun(task_id: str = "", task: Any = None, **_: Any) -> None:
-    started = _starts.pop(task_id, None)
-    if started is not None:
-        BATCH.observe(("runtime", task.name, queue_of(task.request)), time.monotonic() - started)
+def task_finished(task_id: str, name: str, state: str) -> None:
+    """A task returned (succeeded or failed; a retry or reject is not a return): observe its runtime,
+    count a success. Failures are counted by on_failure, which also sees those of the main process."""
+    found = _starts.pop(task_id, None)
+    if found is None or state not in RETURNED:
+        return
+    started, queue = found
+    succeeded = ("succeeded", name, queue) if state == states.SUCCESS else None
+    BATCH.add(succeeded, ("runtime", name, queue), time.monotonic() - started)
 
 
-def on_success(sender: Any = None, **_: Any) -> None:
-    count("succeeded", sender.name, queue_of(sender.request))
+def on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+    """Signal fallback for tasks the base class does not count (runtime/task.py)."""
+    if task is not None and not getattr(task, "_qw_metrics_in_base", False):
+        task_started(task_id, task.name, task.request)
+
+
+def on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) -> None:
+    if task is not None and not getattr(task, "_qw_metrics_in_base", False):
+        task_finished(task_id, task.name, state)
+
+
+def connect_task_signals() -> None:
+    signals.task_prerun.connect(on_prerun, weak=False, dispatch_uid="queueworker.metrics.on_prerun")
+    signals.task_postrun.connect(on_postrun, weak=False, dispatch_uid="queueworker.metrics.on_postrun")
 
 
 def on_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
@@ -161,6 +184,7 @@ def on_failure(sender: Any = None, exception: BaseException | None = None, **_: 
 
 
 def on_retry(sender: Any = None, request: Any = None, **_: Any) -> None:
+    _starts.pop(getattr(request, "id", None) or "", None)
     count("retried", _task_name(sender), queue_of(request))
 
 
@@ -231,10 +255,8 @@ def install(app: Celery) -> None:
     hooks = (
         (signals.worker_init, on_worker_init), (signals.worker_shutdown, on_worker_shutdown),
         (signals.worker_process_shutdown, on_child_exit), (signals.task_received, on_received),
-        (signals.task_prerun, on_prerun), (signals.task_postrun, on_postrun),
-        (signals.task_success, on_success), (signals.task_failure, on_failure),
-        (signals.task_retry, on_retry), (signals.task_unknown, on_unknown),
-        (signals.task_rejected, on_rejected),
+        (signals.task_failure, on_failure), (signals.task_retry, on_retry),
+        (signals.task_unknown, on_unknown), (signals.task_rejected, on_rejected),
     )
     for signal, receiver in hooks:
         signal.connect(receiver, weak=False, dispatch_uid=f"queueworker.metrics.{receiver.__name__}")
