@@ -227,7 +227,7 @@ def instructions(module_dir: Path) -> dict[str, Any]:
             "tasks": f"{LARGE} - {SMALL}, solo pool, PYTHONHASHSEED=0"}
 
 
-def main(n: int = 6000, rounds: int = 4, window: float = 1.0) -> dict[str, Any]:
+def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     module_dir = Path(tempfile.mkdtemp(prefix="qw-bench-"))
     (module_dir / "plainbench.py").write_text(PLAIN)
     (module_dir / "qwbench.py").write_text(QUEUEWORKER)
