@@ -7,7 +7,8 @@
   for the item just popped, logs it (truncated), pushes it to `queueworker:malformed:{queue}` (last
   100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
 - `QoS` below: restoring unacked messages after a lost connection is best effort, and a message popped
-  just as Redis goes away is run rather than dropped (see their docstrings).
+  just as Redis goes away is put back in its queue when Redis answers again rather than dropped (see
+  their docstrings).
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
   task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
@@ -19,12 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 
 from queueworker.keys import PREFIX
 
@@ -67,18 +68,55 @@ class QoS(kombu_redis.QoS):
 
     def append(self, message: Any, delivery_tag: Any) -> None:
         """Record a delivered message in `unacked`. When Redis goes away between handing the message to
-        this worker's BRPOP and that record, the message now exists only here: kombu would drop it. Run
-        it instead (it is then not protected against a crash of this worker before its ack)."""
+        this worker's BRPOP and that record, the message now exists only here: kombu would drop it. Keep
+        it, and put it back in its queue as soon as Redis answers again (`Channel.restore_stranded`); the
+        worker does not run it now (a task started now would be cancelled by the reconnect anyway)."""
         try:
             super().append(message, delivery_tag)
         except self.channel.connection_errors as exc:
-            log.warning("the broker went away before message %s was recorded as unacked (%s); running it "
-                        "without redelivery protection", delivery_tag, type(exc).__name__)
-            virtual.QoS.append(self, message, delivery_tag)
+            info = getattr(message, "delivery_info", None) or {}
+            with _stranded_lock:
+                _STRANDED.append((message._raw, str(info.get("exchange") or ""),
+                                  str(info.get("routing_key") or "")))
+            log.warning("the broker went away before message %s was recorded as unacked (%s); it goes back "
+                        "to its queue when the broker answers again", delivery_tag, type(exc).__name__)
+            raise
+
+
+#: Messages BRPOP handed to this worker just before Redis went away, not recorded in `unacked`:
+#: (payload, exchange, routing key). They exist nowhere else until put back in their queue.
+_STRANDED: list[tuple[Any, str, str]] = []
+_stranded_lock = threading.Lock()
 
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+
+    def _brpop_start(self, timeout: Any = None) -> Any:
+        if _STRANDED:
+            self.restore_stranded()
+        return super()._brpop_start(timeout)
+
+    def restore_stranded(self) -> int:
+        """Put the stranded messages back at the head of their queues (marked redelivered); 0 while Redis
+        still does not answer (the next poll tries again)."""
+        with _stranded_lock:
+            pending = list(_STRANDED)
+        if not pending:
+            return 0
+        try:
+            with self.conn_or_acquire() as client:
+                pipe = client.pipeline()
+                for payload, exchange, routing_key in pending:
+                    self._do_restore_message(payload, exchange, routing_key, pipe, leftmost=False)
+                pipe.execute()
+        except self.connection_errors:
+            return 0
+        with _stranded_lock:
+            del _STRANDED[:len(pending)]
+        log.warning("put %d message(s) back in their queue: the broker went away before they were recorded "
+                    "as unacked", len(pending))
+        return len(pending)
 
     def _last_queue(self) -> str:
         items = getattr(self._queue_cycle, "items", None) or []
