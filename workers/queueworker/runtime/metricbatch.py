@@ -73,9 +73,6 @@ class Batcher:
     def inc(self, key: Key) -> None:
         self.add(key, None, 0.0)
 
-    def observe(self, key: Key, value: float) -> None:
-        self.add(None, key, value)
-
     def add(self, counter: Key | None, histogram: Key | None, value: float) -> None:
         """Count one event on `counter` and observe `value` on `histogram` (either may be None)."""
         if not self.running:

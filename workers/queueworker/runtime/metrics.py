@@ -144,10 +144,8 @@ def task_started(task_id: str, name: str, request: Any) -> None:
     queue = queue_of(request)
     _starts[task_id] = (time.monotonic(), queue)
     stamp = published_at(request)
-    if stamp is None:
-        BATCH.add(("started", name, queue), None, 0.0)
-    else:
-        BATCH.add(("started", name, queue), ("wait", name, queue), max(0.0, now - stamp))
+    wait = None if stamp is None else ("wait", name, queue)
+    BATCH.add(("started", name, queue), wait, max(0.0, now - (stamp or now)))
 
 
 def task_finished(task_id: str, name: str, state: str) -> None:
