@@ -119,15 +119,21 @@ def preload_fast(client: Any, template: bytes, queue: str, n: int) -> None:
     pipe.execute()
 
 
+def published_template(redis: RedisServer) -> bytes:
+    """One no-op task message as a make_app producer publishes it (stamped), for preload_fast to copy."""
+    preload(redis.url, "template", 1)
+    template = redis.client().rpop("template")
+    if not isinstance(template, bytes):
+        raise RuntimeError("could not publish the template message")
+    return template
+
+
 def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, window: float,
                  min_backlog: int = 300) -> dict[str, float]:
     """Tasks done and CPU seconds of each worker over the windows where both had a backlog."""
     client = redis.client()
     client.flushall()
-    preload(redis.url, "template", 1)
-    template = client.rpop("template")
-    if not isinstance(template, bytes):
-        raise RuntimeError("could not publish the template message")
+    template = published_template(redis)
     kinds = [first, "qw" if first == "plain" else "plain"]
     for kind in kinds:
         preload_fast(client, template, f"bench_{kind}", n)
@@ -175,11 +181,7 @@ def callgrind_instructions(module_dir: Path, kind: str, n: int) -> int:
     """Instructions a solo-pool worker executes from start to exit, draining n preloaded tasks."""
     with RedisServer() as redis:
         client = redis.client()
-        preload(redis.url, "template", 1)
-        template = client.rpop("template")
-        if not isinstance(template, bytes):
-            raise RuntimeError("could not publish the template message")
-        preload_fast(client, template, "bench", n)
+        preload_fast(client, published_template(redis), "bench", n)
         state = Path(tempfile.mkdtemp(prefix="qw-bench-state-"))
         path = os.pathsep.join([str(module_dir), str(REPO), str(REPO / "workers")])
         env = {**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": "0", "QUEUEWORKER_BROKER_URL": redis.url,
