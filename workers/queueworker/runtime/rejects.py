@@ -66,6 +66,19 @@ class QoS(kombu_redis.QoS):
             return None
 
 
+    def ack(self, delivery_tag: Any) -> None:
+        """kombu's ack, except that a task finishing after its channel was closed by a reconnect (kombu then
+        fails with an AttributeError Celery calls unrecoverable) cannot stop the worker: the message stays
+        in `unacked` and returns to its queue after the visibility timeout (it may run again)."""
+        try:
+            super().ack(delivery_tag)
+        except AttributeError:
+            if getattr(self.channel.connection, "client", None) is not None:
+                raise
+            log.warning("could not acknowledge message %s: its broker connection was replaced; it returns to "
+                        "its queue after the visibility timeout and may run again", delivery_tag)
+            self._delivered.pop(delivery_tag, None)
+
     def append(self, message: Any, delivery_tag: Any) -> None:
         """Record a delivered message in `unacked`. When Redis goes away between handing the message to
         this worker's BRPOP and that record, the message now exists only here: kombu would drop it. Keep
