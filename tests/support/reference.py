@@ -82,7 +82,11 @@ def _escape(text: str) -> str:
 
 
 def _rows(node: dict[str, Any], path: str, required: bool = False) -> list[list[str]]:
-    default = _code(node["default"]) if "default" in node else ""
+    default = ""
+    if isinstance(node.get("default"), dict):
+        default = "its fields' defaults"
+    elif "default" in node:
+        default = _code(node["default"])
     rows = [[f"`{path}`", _escape(_type(node)), default, ", ".join(_bounds(node, required)),
              _escape(node.get("description", ""))]]  # fmt: skip
     items = node.get("items", {})
