@@ -24,6 +24,7 @@ import celpy
 import jsonschema
 import yaml
 from celpy import celtypes
+from queueworker import kubeyaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "operator" / "crds" / "queueworker.dev_queueworkers.yaml"
@@ -339,7 +340,7 @@ class Case:
         self.path = path
         self.valid = path.parent.name == "valid"
         self.text = path.read_text(encoding="utf-8")
-        self.obj: Any = yaml.safe_load(self.text)
+        self.obj: Any = kubeyaml.load(self.text)  # as kubectl reads it
         self.expect = self._header("expect")
         self.crd_extra = self._header("crd-extra")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from queueworker.kubeyaml import KubeLoader, construct_mapping
 from queueworker.spec import API_VERSION, KIND, FieldError, QueueWorker, SpecError, parse_manifest
 
 SUFFIXES = (".yaml", ".yml")
@@ -44,8 +45,9 @@ class Loaded:
 MAX_ALIAS_EXPANSION = 100_000
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys in a mapping (kubectl does too) and alias bombs."""
+class _StrictLoader(KubeLoader):
+    """kubectl's YAML (`kubeyaml`), rejecting duplicate keys in a mapping (kubectl does too) and alias
+    bombs."""
 
     def construct_document(self, node: yaml.Node) -> Any:
         counts = _node_counts(node)
@@ -107,7 +109,7 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
             )
         if isinstance(key, Hashable):
             seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    return construct_mapping(loader, node, deep=deep)
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)

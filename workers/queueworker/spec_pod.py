@@ -30,9 +30,19 @@ def _quantities(check: Checker, raw: Any, where: str) -> dict[str, Any]:
     for name, value in values.items():
         if not quantity_ok(value):
             fraction = isinstance(value, float) and math.isfinite(value) and value > 0
-            hint = f" (write fractions as strings: '{value}')" if fraction else ""
+            hint = f" ({_fraction_hint(value)})" if fraction else ""
             check.error(f"{where}[{name}]", f"must be {QUANTITY_WHAT}, got {describe(value)}{hint}")
     return {name: value for name, value in values.items() if quantity_ok(value)}
+
+
+def _fraction_hint(value: float) -> str:
+    """How to write a fractional number as the quantity the API server accepts (it takes only integers
+    and strings)."""
+    text = repr(value)
+    milli = value * 1000
+    exact = milli.is_integer() and milli < 10**15
+    how = f"{int(milli)}m or the quoted string '{text}'" if exact else f"the quoted string '{text}'"
+    return f"the API server takes no fractional numbers: write {how}"
 
 
 def parse_resources(check: Checker, raw: Any, path: str) -> dict[str, Any]:
