@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run render test lint typecheck unit bench clean help
+.PHONY: venv run render test lint typecheck unit k8s-bin bench clean help
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -37,7 +37,10 @@ unit: venv  ## pytest only
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (test files: $$(ls tests/*/test_*.py 2>/dev/null | wc -l))"; fi; \
 	exit $$rc
 
-test: venv lint typecheck unit  ## ruff, mypy and the whole suite (the kind e2e suite skips without a cluster)
+k8s-bin:  ## build etcd, kube-apiserver, kubectl and the node binaries from Go modules (cached in ~/.cache/queueworker)
+	hack/k8s/build.sh
+
+test: venv lint typecheck k8s-bin unit  ## ruff, mypy and the whole suite, the real API server tier included (e2e: make e2e)
 
 bench: venv  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench

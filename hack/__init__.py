@@ -1,0 +1,1 @@
+"""Developer tools that run outside the test suite (the local Kubernetes clusters); not shipped."""

@@ -1,0 +1,196 @@
+"""The CRD behaves on a real API server as kubectl users and the operator assume: defaults filled in
+as stored, the scale subresource, status separated from spec, printer columns, explain and wait."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from queueworker.spec import parse_manifest
+from queueworker_operator.status import Cond, merged_status, now_iso, status_patch
+
+from tests.apiserver.conftest import Server
+from tests.support import cel
+
+CASES = {c.id: c for c in cel.load_cases()}
+NAMESPACE = "qw-behaviour"
+
+
+@pytest.fixture(scope="module")
+def server(crd_server: Server) -> Iterator[Server]:
+    crd_server.kubectl("create", "namespace", NAMESPACE)
+    yield crd_server
+
+
+def create(server: Server, obj: dict[str, Any]) -> dict[str, Any]:
+    obj = {**obj, "metadata": {**obj["metadata"], "namespace": NAMESPACE}}
+    server.kubectl("create", "-f", "-", stdin=json.dumps(obj), check=True)
+    return server.get("qw", obj["metadata"]["name"], "-n", NAMESPACE)
+
+
+def delete(server: Server, name: str) -> None:
+    server.kubectl("delete", "qw", name, "-n", NAMESPACE, "--wait=false")
+
+
+@pytest.mark.parametrize("case_id", [i for i, c in CASES.items() if c.valid and i != "valid/maximal"])
+def test_stored_object_is_what_the_emulated_defaults_say(server: Server, case_id: str) -> None:
+    """What the server stores (pruned nulls, every default) equals the test emulation's defaulting,
+    which the operator and emulator tests rely on."""
+    obj = CASES[case_id].obj
+    stored = create(server, {**obj, "metadata": {"name": f"stored-{case_id.split('/')[1]}"}})
+    try:
+        assert stored["spec"] == cel.defaulted(obj)["spec"]
+    finally:
+        delete(server, stored["metadata"]["name"])
+
+
+def test_minimal_gets_the_model_defaults(server: Server) -> None:
+    obj = CASES["valid/minimal"].obj
+    stored = create(server, {**obj, "metadata": {"name": "defaults"}})
+    qw = parse_manifest(obj).spec
+    auto = stored["spec"]["autoscaling"]
+    assert auto == {
+        "mode": qw.autoscaling.mode,
+        "minReplicas": qw.autoscaling.min_replicas,
+        "maxReplicas": qw.autoscaling.max_replicas,
+        "targetWaitSeconds": qw.autoscaling.target_wait_seconds,
+        "scaleDownDelaySeconds": qw.autoscaling.scale_down_delay_seconds,
+    }
+    assert stored["spec"]["shutdown"] == {"gracePeriodSeconds": qw.shutdown.grace_period_seconds}
+    assert (stored["spec"]["concurrency"], stored["spec"]["pool"]) == (qw.concurrency, qw.pool)
+    delete(server, "defaults")
+
+
+def _off(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "queueworker.dev/v1alpha1",
+        "kind": "QueueWorker",
+        "metadata": {"name": name},
+        "spec": {"app": "shop.tasks:app", "queues": [name], "replicas": 1, "autoscaling": {"mode": "off"}},
+    }
+
+
+def _write_status(server: Server, name: str, fields: dict[str, Any], ready: bool = True) -> None:
+    """A status as the operator's StatusKeeper writes it: a merge patch of /status."""
+    old = server.get("qw", name, "-n", NAMESPACE).get("status", {})
+    new = merged_status(
+        old,
+        fields,
+        {"Ready": Cond(ready, "WorkersReady", "1 of 1 worker pods ready")},
+        now_iso(),
+        generation=1,
+    )
+    patch = json.dumps({"status": status_patch(old, new)})
+    server.kubectl(
+        "patch", "qw", name, "-n", NAMESPACE, "--subresource=status", "--type=merge", "-p", patch, check=True
+    )
+
+
+def test_scale_subresource(server: Server) -> None:
+    create(server, _off("scaled"))
+    server.kubectl("scale", "qw/scaled", "-n", NAMESPACE, "--replicas=3", check=True)
+    assert server.get("qw", "scaled", "-n", NAMESPACE)["spec"]["replicas"] == 3
+    selector = "app.kubernetes.io/instance=scaled,app.kubernetes.io/component=worker"
+    _write_status(server, "scaled", {"replicas": 2, "selector": selector})
+    scale = server.get("qw", "scaled", "-n", NAMESPACE, "--subresource=scale")
+    assert scale["kind"] == "Scale"
+    assert scale["spec"] == {"replicas": 3}
+    assert scale["status"] == {"replicas": 2, "selector": selector}
+    delete(server, "scaled")
+
+
+def test_status_is_separate_from_spec(server: Server) -> None:
+    created = create(server, _off("separate"))
+    generation = created["metadata"]["generation"]
+    # A write of the main resource ignores status ...
+    server.kubectl(
+        "patch",
+        "qw",
+        "separate",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        '{"status": {"backlog": 9}, "spec": {"concurrency": 3}}',
+        check=True,
+    )
+    after = server.get("qw", "separate", "-n", NAMESPACE)
+    assert "status" not in after or "backlog" not in after["status"]
+    assert after["spec"]["concurrency"] == 3 and after["metadata"]["generation"] == generation + 1
+    # ... and a write of /status ignores spec, without a new generation.
+    server.kubectl(
+        "patch",
+        "qw",
+        "separate",
+        "-n",
+        NAMESPACE,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"backlog": 9}, "spec": {"concurrency": 5}}',
+        check=True,
+    )
+    last = server.get("qw", "separate", "-n", NAMESPACE)
+    assert last["status"]["backlog"] == 9
+    assert last["spec"]["concurrency"] == 3 and last["metadata"]["generation"] == generation + 1
+    delete(server, "separate")
+
+
+def test_operator_status_is_schema_valid_and_drives_columns_and_wait(server: Server) -> None:
+    create(server, _off("columns"))
+    _write_status(
+        server,
+        "columns",
+        {
+            "observedGeneration": 1,
+            "replicas": 1,
+            "readyReplicas": 1,
+            "desiredReplicas": 2,
+            "backlog": 17,
+            "reserved": 3,
+            "oldestWaitSeconds": 4.5,
+            "lastScaleTime": now_iso(),
+            "lastScaleReason": "backlog 17",
+            "selector": "app.kubernetes.io/instance=columns",
+        },
+    )
+    table = server.kubectl("get", "qw", "columns", "-n", NAMESPACE, check=True).stdout.splitlines()
+    header = table[0].split()
+    assert header[:8] == ["NAME", "QUEUES", "MODE", "READY", "DESIRED", "BACKLOG", "OLDEST", "WAIT"]
+    assert table[1].split()[:7] == ["columns", '["columns"]', "off", "1", "2", "17", "4.5"]
+    short = server.kubectl("get", "qw", "-n", NAMESPACE, check=True).stdout  # the short name works
+    assert "columns" in short
+    server.kubectl(
+        "wait", "--for=condition=Ready", "qw/columns", "-n", NAMESPACE, "--timeout=20s", check=True
+    )
+    _write_status(server, "columns", {}, ready=False)
+    waited = server.kubectl("wait", "--for=condition=Ready", "qw/columns", "-n", NAMESPACE, "--timeout=2s")
+    assert waited.returncode != 0
+    delete(server, "columns")
+
+
+def test_explain_reads_the_published_schema(server: Server) -> None:
+    out = server.kubectl("explain", "qw.spec.autoscaling", check=True).stdout
+    assert "How the number of worker pods follows the queues." in out
+    assert "targetWaitSeconds" in out and "minReplicas" in out
+    field = server.kubectl("explain", "queueworker.spec.schedules.cron", check=True).stdout
+    assert "five cron fields" in field
+
+
+def test_invalid_status_is_refused(server: Server) -> None:
+    create(server, _off("badstatus"))
+    result = server.kubectl(
+        "patch",
+        "qw",
+        "badstatus",
+        "-n",
+        NAMESPACE,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}}',
+    )
+    assert result.returncode != 0 and "status.conditions[0].status" in result.stderr, result.stderr
+    delete(server, "badstatus")
