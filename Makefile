@@ -48,13 +48,21 @@ bench: venv  ## benchmarks: ratios against baselines measured in the same run
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .qw bench/out
 
-# --- Kubernetes: kind cluster, images, chart (need docker and kind; `dev` needs skaffold) -------------
+# --- Kubernetes: the local cluster (built here, no registry), kind, images, chart ----------------------
 KIND_CLUSTER ?= queueworker
 KIND_CONTEXT := kind-$(KIND_CLUSTER)
 IMAGE_TAG ?= dev
 NAMESPACE ?= queueworker-system
+LOCAL_CONTEXT := queueworker-local
+CLUSTER_KUBECONFIG = $(or $(QW_CACHE),$(HOME)/.cache/queueworker)/cluster/kubeconfig
 
-.PHONY: kind-up kind-down images deploy dev e2e crds
+.PHONY: cluster-up cluster-down kind-up kind-down images push deploy dev e2e smoke crds
+
+cluster-up: venv  ## a real single-node cluster on this machine (root; Kubernetes from Go modules, images built here)
+	$(BIN)/python -m hack.cluster up --tag $(IMAGE_TAG)
+
+cluster-down: venv  ## stop the local cluster and remove its state (binaries and images stay cached)
+	$(BIN)/python -m hack.cluster down
 
 kind-up:  ## create the kind cluster (tests/e2e/kind-config.yaml) unless it exists
 	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || \
@@ -63,22 +71,33 @@ kind-up:  ## create the kind cluster (tests/e2e/kind-config.yaml) unless it exis
 kind-down:  ## delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
-images:  ## build the operator and worker images and load them into the kind cluster
-	docker build -f images/operator/Dockerfile -t queueworker/operator:$(IMAGE_TAG) .
-	docker build -f images/worker/Dockerfile -t queueworker/worker:$(IMAGE_TAG) .
-	kind load docker-image --name $(KIND_CLUSTER) queueworker/operator:$(IMAGE_TAG) queueworker/worker:$(IMAGE_TAG)
+images: venv  ## build the images (a local base, no registry needed) and load them into the local cluster or kind
+	$(BIN)/python -m hack.cluster images --tag $(IMAGE_TAG)
+	@if command -v kind >/dev/null && kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+	  kind load docker-image --name $(KIND_CLUSTER) queueworker/operator:$(IMAGE_TAG) queueworker/worker:$(IMAGE_TAG); fi
 
-deploy: venv images  ## install or upgrade the chart on the kind cluster with those images
+push:  ## build the images on the upstream base and push them: make push REGISTRY=registry.example/team IMAGE_TAG=1.0
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/path (then install with --set imageRegistry=\$$REGISTRY)"; exit 2; }
+	for image in operator worker; do \
+	  docker build -f images/$$image/Dockerfile -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
+	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done
+
+deploy: venv images  ## install or upgrade the chart on kind with those images
 	$(BIN)/python -m tests.e2e.deploy --context $(KIND_CONTEXT) --namespace $(NAMESPACE) --tag $(IMAGE_TAG)
 
 dev:  ## skaffold's dev loop on the kind cluster: rebuild, reload and redeploy on every change
 	skaffold dev --profile kind --kube-context $(KIND_CONTEXT)
 
-e2e: venv  ## the kind e2e suite (creates the cluster and loads the images when docker and kind exist)
-	@if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
-	  $(MAKE) kind-up images IMAGE_TAG=e2e; \
-	else echo "no kind or no Docker engine here: the e2e suite will skip and say why"; fi
-	QW_E2E_CONTEXT=$(KIND_CONTEXT) QW_E2E_IMAGE_TAG=e2e $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+e2e: venv  ## the e2e suite on the local cluster (make cluster-up) or kind; skips, saying why, with neither
+	@if [ -f "$(CLUSTER_KUBECONFIG)" ]; then \
+	  KUBECONFIG=$(CLUSTER_KUBECONFIG) QW_E2E_CONTEXT=$(LOCAL_CONTEXT) QW_E2E_IMAGE_TAG=$(IMAGE_TAG) \
+	    $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS); \
+	else \
+	  if command -v kind >/dev/null && command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	    $(MAKE) kind-up images IMAGE_TAG=e2e; \
+	  else echo "no local cluster (make cluster-up), no kind or no Docker engine: the e2e suite will skip and say why"; fi; \
+	  QW_E2E_CONTEXT=$(KIND_CONTEXT) QW_E2E_IMAGE_TAG=e2e $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS); \
+	fi
 
 crds:  ## copy the operator's CRD (operator/crds, the source of truth) into the chart
 	cp operator/crds/*.yaml charts/queueworker/crds/

@@ -1,5 +1,5 @@
-"""A kind cluster for the e2e suite: find it (or say why not), refuse anything that is not kind, and the
-few operations the flows need (wait, run a pod, redis-cli in the Redis pod)."""
+"""The cluster of the e2e suite: kind, or the local cluster of `make cluster-up`. Find it (or say why
+not), refuse anything else, and the few operations the flows need (wait, run a pod, redis-cli in Redis)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CONTEXT = "kind-queueworker"
+#: The cluster `make cluster-up` builds on this machine (hack/cluster): its context, and its node's label.
+LOCAL_CONTEXT = "queueworker-local"
+LOCAL_LABEL = "queueworker.dev/local-cluster"
 
 
 class Unavailable(Exception):
@@ -66,7 +69,8 @@ def connect() -> Cluster:
     if wanted not in by_name:
         raise Unavailable(f"kube context {wanted!r} not found: create it with `make kind-up`")
     cluster_name = by_name[wanted]["context"].get("cluster", "")
-    if not (wanted.startswith("kind-") and cluster_name.startswith("kind-")):
+    ours = wanted == LOCAL_CONTEXT and cluster_name == LOCAL_CONTEXT
+    if not ours and not (wanted.startswith("kind-") and cluster_name.startswith("kind-")):
         raise Unavailable(
             f"refusing kube context {wanted!r} (cluster {cluster_name!r}): not a kind cluster; "
             f"the e2e suite installs and deletes things, it only runs on kind"
@@ -76,7 +80,12 @@ def connect() -> Cluster:
         nodes: list[Any] = client.CoreV1Api(api).list_node(_request_timeout=5).items
     except Exception as exc:  # urllib3 / API errors: unreachable for this suite's purpose
         raise Unavailable(f"kind cluster {wanted!r} is not reachable: {type(exc).__name__}: {exc}") from exc
+    local = wanted == LOCAL_CONTEXT and all(
+        (n.metadata.labels or {}).get(LOCAL_LABEL) == "true" for n in nodes
+    )
     not_kind = [n.metadata.name for n in nodes if not (n.spec.provider_id or "").startswith("kind://")]
+    if nodes and local:
+        return Cluster(context=wanted, api=api)
     if not nodes or not_kind:
         raise Unavailable(
             f"refusing kube context {wanted!r}: nodes {not_kind or '(none)'} are not kind nodes"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e import deploy
-from tests.e2e.cluster import Cluster, Unavailable, connect, node_images, wait_for
+from tests.e2e.cluster import LOCAL_CONTEXT, Cluster, Unavailable, connect, node_images, wait_for
 
 NAMESPACE = "qw-e2e"
 RELEASE = "qw-e2e"
@@ -33,6 +33,8 @@ class Release:
         return f"{self.fullname}-redis-0"
 
     def values(self, **extra: object) -> dict[str, object]:
+        if self.cluster.context == LOCAL_CONTEXT:  # no registry: Redis is the image hack/images built
+            extra = deploy.merge(deploy.LOCAL_REDIS, dict(extra))
         return deploy.kind_values(self.tag, pull_policy="Never", extra=dict(extra))
 
 

@@ -18,6 +18,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "queueworker"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
+#: The Redis image of the local cluster (hack/images/build.sh: Debian's redis-server), never pulled.
+LOCAL_REDIS: dict[str, Any] = {
+    "redis": {"image": {"repository": "queueworker.local/redis", "tag": "local", "pullPolicy": "Never"}}
+}
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
