@@ -124,9 +124,12 @@ def up(tag: str) -> int:
         return 2
     start = time.monotonic()
     plane, node = make(binaries.ensure(*BINARIES))
-    if (plane.state / "pids").is_dir() and any((plane.state / "pids").iterdir()):
+    pid_files = list((plane.state / "pids").glob("*")) if (plane.state / "pids").is_dir() else []
+    if any(procs.alive(int(f.read_text())) for f in pid_files):
         print(f"a cluster is already up (state in {plane.state}); `make cluster-down` first", file=sys.stderr)
         return 1
+    if plane.state.exists():  # what a killed cluster left (mounts, addresses, rules, state)
+        down()
     refs = build_images(tag)
     node.add_node_address()
     plane.start()

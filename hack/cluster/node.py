@@ -24,6 +24,7 @@ POD_GATEWAY = "10.244.0.1"
 CLUSTER_CIDR = "10.244.0.0/16"
 DNS_IP = "10.96.0.10"
 BRIDGE = "qwbr0"
+FORWARD_CHAIN = "QW-POD-FORWARD"
 PAUSE_IMAGE = "queueworker.local/pause:local"
 #: The label of this cluster's node: the e2e suite runs only where it (or kind) is found.
 LOCAL_LABEL = "queueworker.dev/local-cluster"
@@ -56,12 +57,24 @@ class Node:
     def add_node_address(self) -> None:
         if NODE_IP not in sh("ip", "-4", "addr", "show", "dev", "lo").stdout:
             sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+        # Pod traffic on the bridge passes the FORWARD chain (bridge-nf-call-iptables), whose policy Docker
+        # sets to DROP: pods may talk to pods; anything else they send through forwarding is dropped,
+        # so nothing from a pod leaves this machine (the API server and DNS they reach are local).
+        sh("iptables", "-N", FORWARD_CHAIN, check=False)
+        sh("iptables", "-F", FORWARD_CHAIN)
+        sh("iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT")
+        sh("iptables", "-A", FORWARD_CHAIN, "-i", BRIDGE, "-j", "DROP")
+        if sh("iptables", "-C", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode != 0:
+            sh("iptables", "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
         for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
             path = Path("/proc/sys") / key
             if path.exists() and path.read_text().strip() != value:
                 path.write_text(value)
 
     def remove_node_address(self) -> None:
+        sh("iptables", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False)
+        sh("iptables", "-F", FORWARD_CHAIN, check=False)
+        sh("iptables", "-X", FORWARD_CHAIN, check=False)
         sh("ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo", check=False)
         sh("ip", "link", "del", BRIDGE, check=False)
 
