@@ -72,7 +72,19 @@ def test_kind_profile_targets_the_kind_cluster() -> None:
 
 def test_makefile_has_the_workflow_targets() -> None:
     text = (REPO / "Makefile").read_text(encoding="utf-8")
-    for target in ("kind-up", "kind-down", "images", "deploy", "dev", "e2e", "crds"):
+    for target in (
+        "cluster-up",
+        "cluster-down",
+        "k8s-bin",
+        "kind-up",
+        "kind-down",
+        "images",
+        "push",
+        "deploy",
+        "dev",
+        "e2e",
+        "crds",
+    ):
         assert re.search(rf"^{target}:.*## \S", text, flags=re.MULTILINE), f"target {target} (with a ## help)"
     dry = subprocess.run(["make", "-n", "crds"], cwd=REPO, capture_output=True, text=True, check=True)
     assert "cp operator/crds/*.yaml charts/queueworker/crds/" in dry.stdout

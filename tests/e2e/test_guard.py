@@ -1,5 +1,6 @@
 """The e2e suite's guard, tested without a cluster (these run in `make test`): it skips without a
-kubeconfig, refuses contexts and clusters that are not kind, and says when kind is unreachable."""
+kubeconfig, refuses contexts and clusters that are not kind (or the local cluster of `make cluster-up`),
+and says when the cluster is unreachable."""
 
 from __future__ import annotations
 
@@ -108,3 +109,22 @@ def test_an_unreachable_kind_cluster_skips_with_the_reason(
     monkeypatch.delenv("QW_E2E_CONTEXT", raising=False)
     with pytest.raises(Unavailable, match="not reachable"):
         connect()
+
+
+def test_the_local_cluster_context_needs_its_labelled_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_api: tuple[str, dict[str, Any]]
+) -> None:
+    """`queueworker-local` (make cluster-up) is accepted only when its nodes carry the local label."""
+    url, state = fake_api
+    monkeypatch.setenv(
+        "KUBECONFIG",
+        str(kubeconfig(tmp_path / "config", {"queueworker-local": url}, current="queueworker-local")),
+    )
+    monkeypatch.delenv("QW_E2E_CONTEXT", raising=False)
+    state["nodes"] = [node("prod-1", "")]
+    with pytest.raises(Unavailable, match="not kind nodes"):
+        connect()
+    labelled = node("queueworker-node", "")
+    labelled["metadata"]["labels"] = {"queueworker.dev/local-cluster": "true"}
+    state["nodes"] = [labelled]
+    assert connect().context == "queueworker-local"
