@@ -100,12 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing context {args.context!r}: `make deploy` only targets kind clusters", file=sys.stderr)
         return 2
     result = install_or_upgrade(args.context, args.namespace, args.release, kind_values(args.tag))
-    info = result.get("info") or {}
-    print(
-        f"release {args.release} in {args.namespace}: revision {result.get('version')}, {info.get('status')}"
-    )
-    if info.get("notes"):
-        print(info["notes"])
+    print(f"release {args.release} in {args.namespace}: revision {result.get('revision')}, {result.get('status')}")
+    if result.get("notes"):
+        print(result["notes"])
     return 0
 
 

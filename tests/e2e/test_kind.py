@@ -223,7 +223,7 @@ def test_upgrade_keeps_the_password_and_the_queued_tasks(release: Release) -> No
         release.name,
         release.values(redis={"appendfsync": "always"}, operator={"driftInterval": 20}),
     )
-    assert result["version"] >= 2, result.get("info")
+    assert result["revision"] >= 2, result.get("status")
     secret_after = cluster.core.read_namespaced_secret("queueworker-broker", ns).data
     assert secret_after == secret_before, "the generated password changed on upgrade"
     assert base64.b64decode(secret_after["password"])
