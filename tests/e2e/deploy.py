@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing context {args.context!r}: `make deploy` only targets kind clusters", file=sys.stderr)
         return 2
     result = install_or_upgrade(args.context, args.namespace, args.release, kind_values(args.tag))
-    print(f"release {args.release} in {args.namespace}: revision {result.get('revision')}, {result.get('status')}")
+    revision, status = result.get("revision"), result.get("status")
+    print(f"release {args.release} in {args.namespace}: revision {revision}, {status}")
     if result.get("notes"):
         print(result["notes"])
     return 0

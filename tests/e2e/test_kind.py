@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.cluster import binaries
 from tests.e2e import deploy
 from tests.e2e.cluster import (
     describe_pods,
@@ -141,6 +144,16 @@ def test_platform_is_installed(release: Release) -> None:
     )
 
 
+def kubectl(rel: Release, *args: str) -> str:
+    """kubectl as a user runs it (the one built with the local cluster, else the one on PATH)."""
+    built = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin" / "kubectl"
+    tool = str(built) if built.exists() else (shutil.which("kubectl") or "kubectl")
+    out = subprocess.run([tool, f"--context={rel.cluster.context}", *args], capture_output=True, text=True,
+                         timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_examples_scale_up_and_complete(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     for path in EXAMPLES:
@@ -177,6 +190,10 @@ def test_examples_scale_up_and_complete(release: Release) -> None:
         time.sleep(2)
     assert highest >= 2, f"task-a never scaled past {highest} replicas for 80 task-seconds with a 10 s target"
     wait_all_done(release, "for_task_A", before + 40, timeout=60)
+    table = kubectl(release, "get", "qw", "-n", ns).splitlines()
+    assert table[0].split()[:5] == ["NAME", "QUEUES", "MODE", "READY", "DESIRED"], table
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert set(rows) >= {"default", "task-a", "task-b"} and rows["task-a"][2] == "builtin", table
     # Idle again: back to zero after the scale-down delay (minReplicas 0).
     wait_for(
         "task-a to scale back to zero",
