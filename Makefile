@@ -77,7 +77,7 @@ images: venv  ## build the images (a local base, no registry needed) and load th
 	  kind load docker-image --name $(KIND_CLUSTER) queueworker/operator:$(IMAGE_TAG) queueworker/worker:$(IMAGE_TAG); fi
 
 push:  ## build the images on the upstream base and push them: make push REGISTRY=registry.example/team IMAGE_TAG=1.0
-	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/path (then install with --set imageRegistry=\$$REGISTRY)"; exit 2; }
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/path, then: helm install ... --set imageRegistry=<that path>"; exit 2; }
 	for image in operator worker; do \
 	  docker build -f images/$$image/Dockerfile -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
 	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done

@@ -42,6 +42,9 @@ app.kubernetes.io/component: {{ .component | quote }}
 (dict "image" .Values.x.image "ctx" $ "path" "x.image"). */}}
 {{- define "queueworker.image" -}}
 {{- $repository := required (printf "%s.repository is required" .path) .image.repository -}}
+{{- if and .ctx.Values.imageRegistry (has .path (list "operator.image" "worker.image")) -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .ctx.Values.imageRegistry) $repository -}}
+{{- end -}}
 {{- $tag := default .ctx.Chart.AppVersion .image.tag -}}
 {{- if .image.digest -}}
 {{- printf "%s:%s@%s" $repository $tag .image.digest -}}
