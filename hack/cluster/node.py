@@ -264,18 +264,10 @@ state = "{base / "state"}"
 
     def start_controllers(self) -> None:
         p = self.plane.pki_dir
-        kcm = self.kubeconfig_for("kube-controller-manager", "system:kube-controller-manager")
-        procs.start(
-            self.state,
+        self._start_controller(
             "kube-controller-manager",
+            10257,
             [
-                str(self.plane.bin / "kube-controller-manager"),
-                f"--kubeconfig={kcm}",
-                f"--authentication-kubeconfig={kcm}",
-                f"--authorization-kubeconfig={kcm}",
-                "--bind-address=127.0.0.1",
-                "--secure-port=10257",
-                "--leader-elect=false",
                 f"--service-account-private-key-file={p / 'sa.key'}",
                 f"--root-ca-file={p / 'ca.crt'}",
                 f"--cluster-signing-cert-file={p / 'ca.crt'}",
@@ -285,18 +277,23 @@ state = "{base / "state"}"
                 "--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
             ],
         )
-        sched = self.kubeconfig_for("kube-scheduler", "system:kube-scheduler")
+        self._start_controller("kube-scheduler", 10259, [])
+
+    def _start_controller(self, name: str, port: int, extra: list[str]) -> None:
+        """A control-plane component as user system:NAME, serving its health on loopback only."""
+        kubeconfig = self.kubeconfig_for(name, f"system:{name}")
         procs.start(
             self.state,
-            "kube-scheduler",
+            name,
             [
-                str(self.plane.bin / "kube-scheduler"),
-                f"--kubeconfig={sched}",
-                f"--authentication-kubeconfig={sched}",
-                f"--authorization-kubeconfig={sched}",
+                str(self.plane.bin / name),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
-                "--secure-port=10259",
+                f"--secure-port={port}",
                 "--leader-elect=false",
+                *extra,
             ],
         )
 

@@ -30,6 +30,14 @@ def create(server: Server, obj: dict[str, Any]) -> dict[str, Any]:
     return server.get("qw", obj["metadata"]["name"], "-n", NAMESPACE)
 
 
+def patch(server: Server, name: str, body: str, status: bool = False, check: bool = True) -> Any:
+    """A merge patch of the QueueWorker (of its /status with `status`), as `kubectl patch` sends it."""
+    where = ["--subresource=status"] if status else []
+    return server.kubectl(
+        "patch", "qw", name, "-n", NAMESPACE, *where, "--type=merge", "-p", body, check=check
+    )
+
+
 def delete(server: Server, name: str) -> None:
     server.kubectl("delete", "qw", name, "-n", NAMESPACE, "--wait=false")
 
@@ -51,13 +59,7 @@ def test_minimal_gets_the_model_defaults(server: Server) -> None:
     stored = create(server, {**obj, "metadata": {"name": "defaults"}})
     qw = parse_manifest(obj).spec
     auto = stored["spec"]["autoscaling"]
-    assert auto == {
-        "mode": qw.autoscaling.mode,
-        "minReplicas": qw.autoscaling.min_replicas,
-        "maxReplicas": qw.autoscaling.max_replicas,
-        "targetWaitSeconds": qw.autoscaling.target_wait_seconds,
-        "scaleDownDelaySeconds": qw.autoscaling.scale_down_delay_seconds,
-    }
+    assert auto == cel.model_autoscaling(qw)
     assert stored["spec"]["shutdown"] == {"gracePeriodSeconds": qw.shutdown.grace_period_seconds}
     assert (stored["spec"]["concurrency"], stored["spec"]["pool"]) == (qw.concurrency, qw.pool)
     delete(server, "defaults")
@@ -82,10 +84,8 @@ def _write_status(server: Server, name: str, fields: dict[str, Any], ready: bool
         now_iso(),
         generation=1,
     )
-    patch = json.dumps({"status": status_patch(old, new)})
-    server.kubectl(
-        "patch", "qw", name, "-n", NAMESPACE, "--subresource=status", "--type=merge", "-p", patch, check=True
-    )
+    body = json.dumps({"status": status_patch(old, new)})
+    patch(server, name, body, status=True)
 
 
 def test_scale_subresource(server: Server) -> None:
@@ -105,33 +105,12 @@ def test_status_is_separate_from_spec(server: Server) -> None:
     created = create(server, _off("separate"))
     generation = created["metadata"]["generation"]
     # A write of the main resource ignores status ...
-    server.kubectl(
-        "patch",
-        "qw",
-        "separate",
-        "-n",
-        NAMESPACE,
-        "--type=merge",
-        "-p",
-        '{"status": {"backlog": 9}, "spec": {"concurrency": 3}}',
-        check=True,
-    )
+    patch(server, "separate", '{"status": {"backlog": 9}, "spec": {"concurrency": 3}}')
     after = server.get("qw", "separate", "-n", NAMESPACE)
     assert "status" not in after or "backlog" not in after["status"]
     assert after["spec"]["concurrency"] == 3 and after["metadata"]["generation"] == generation + 1
     # ... and a write of /status ignores spec, without a new generation.
-    server.kubectl(
-        "patch",
-        "qw",
-        "separate",
-        "-n",
-        NAMESPACE,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status": {"backlog": 9}, "spec": {"concurrency": 5}}',
-        check=True,
-    )
+    patch(server, "separate", '{"status": {"backlog": 9}, "spec": {"concurrency": 5}}', status=True)
     last = server.get("qw", "separate", "-n", NAMESPACE)
     assert last["status"]["backlog"] == 9
     assert last["spec"]["concurrency"] == 3 and last["metadata"]["generation"] == generation + 1
@@ -181,16 +160,7 @@ def test_explain_reads_the_published_schema(server: Server) -> None:
 
 def test_invalid_status_is_refused(server: Server) -> None:
     create(server, _off("badstatus"))
-    result = server.kubectl(
-        "patch",
-        "qw",
-        "badstatus",
-        "-n",
-        NAMESPACE,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}}',
-    )
+    body = '{"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}}'
+    result = patch(server, "badstatus", body, status=True, check=False)
     assert result.returncode != 0 and "status.conditions[0].status" in result.stderr, result.stderr
     delete(server, "badstatus")

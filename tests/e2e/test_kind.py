@@ -32,7 +32,8 @@ from tests.e2e.cluster import (
 )
 from tests.e2e.conftest import Release
 
-pytestmark = pytest.mark.e2e
+# The flows wait minutes on the cluster (scale-down delays, a 360 s drain): past the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

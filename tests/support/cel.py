@@ -313,6 +313,18 @@ def defaulted(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def model_autoscaling(spec: Any) -> dict[str, Any]:
+    """The spec model's autoscaling settings (a parsed QueueWorker spec) as the CRD spells them."""
+    auto = spec.autoscaling
+    return {
+        "mode": auto.mode,
+        "minReplicas": auto.min_replicas,
+        "maxReplicas": auto.max_replicas,
+        "targetWaitSeconds": auto.target_wait_seconds,
+        "scaleDownDelaySeconds": auto.scale_down_delay_seconds,
+    }
+
+
 def validate(obj: Any) -> list[Error]:
     """Every error the API server would report for creating `obj` as a QueueWorker."""
     if not isinstance(obj, dict):

@@ -195,13 +195,7 @@ def test_crd_defaults_equal_model_defaults() -> None:
     assert stored["maxTasksPerChild"] == qw.max_tasks_per_child == 0
     assert stored["replicas"] == qw.replicas == 1
     auto = stored["autoscaling"]
-    assert auto == {
-        "mode": qw.autoscaling.mode,
-        "minReplicas": qw.autoscaling.min_replicas,
-        "maxReplicas": qw.autoscaling.max_replicas,
-        "targetWaitSeconds": qw.autoscaling.target_wait_seconds,
-        "scaleDownDelaySeconds": qw.autoscaling.scale_down_delay_seconds,
-    }
+    assert auto == cel.model_autoscaling(qw)
     assert auto == {"mode": "builtin", "minReplicas": 1, "maxReplicas": 10, "targetWaitSeconds": 30,
                     "scaleDownDelaySeconds": 300}  # fmt: skip
     assert (
