@@ -72,3 +72,24 @@ def test_heartbeat_removed_on_shutdown_and_expires_after_sigkill(tmp_path: Path,
     finally:
         for worker in (clean, killed, survivor):
             worker.stop(timeout=5)
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_tasks_running_at_sigterm_are_counted_once_they_finish(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, producer: Celery, pool: str
+) -> None:
+    """A warm shutdown lets running tasks finish; their completions reach completed:{queue} even though
+    the heartbeat thread stopped before the pool drained (the e2e suite's deleted pod counted 0 of 2)."""
+    write_task_module(tmp_path)
+    queue = f"hbterm-{pool}"
+    redis_client.delete(completed_key(queue))
+    with CeleryWorker("qwtasks", [queue], broker_url=redis_url, concurrency=2, pool=pool,
+                      pythonpath=[tmp_path]) as w:  # fmt: skip
+        w.wait_ready()
+        for i in range(2):
+            producer.send_task("qwtasks.record", args=[f"term{i}", 2.0], queue=queue)
+        wait_for(lambda: w.heartbeats()[queue]["busy"] == 2, 10, message="two tasks running")
+        w.terminate()
+        assert w.wait(30) == 0, w.log()
+    assert "succeeded" in w.log()
+    assert int(redis_client.get(completed_key(queue)) or 0) == 2

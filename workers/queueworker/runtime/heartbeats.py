@@ -5,7 +5,8 @@ keys.HEARTBEAT_INTERVAL), for each queue it consumes: HSET heartbeats:{queue} {h
 {"hostname", "pid", "busy", "total", "processed", "ts"}, EXPIRE the hash HEARTBEAT_TTL, HDEL fields older
 than HEARTBEAT_TTL (dead workers), and INCRBY completed:{queue} with the tasks of that queue it finished
 since the last write. busy = requests running in the pool, total = concurrency. On shutdown it HDELs
-its fields and flushes the last completions. QUEUEWORKER_HEARTBEAT_TTL shortens the TTL (tests).
+its fields and flushes the completions so far, and flushes again at worker_shutdown, once the pool has
+drained (the tasks a warm shutdown let finish). QUEUEWORKER_HEARTBEAT_TTL shortens the TTL (tests).
 A successful write is the probes' "broker contact".
 
 Finished per queue = requests received from it (task_received, main process) minus those still held
@@ -72,6 +73,8 @@ class Heartbeats(bootsteps.StartStopStep):
         self.client = brokerclient.client_for(worker.app, timeout=min(5.0, max(1.0, heartbeat_interval())))
         self.thread = threading.Thread(target=self.run, name="queueworker-heartbeats", daemon=True)
         self.thread.start()
+        uid = f"queueworker.heartbeats.drained.{id(self)}"
+        signals.worker_shutdown.connect(self.after_drain, weak=False, dispatch_uid=uid)
 
     def record(self, finished: Counter[str]) -> dict[str, Any]:
         worker = self.worker
@@ -137,19 +140,31 @@ class Heartbeats(bootsteps.StartStopStep):
         self.stopping.set()
         self.thread.join(timeout=10)
         self.thread = None
+        self.flush(remove=[worker.hostname])
+
+    def flush(self, remove: list[str] | None = None) -> None:
+        """Report completions not reported yet (and HDEL the `remove` fields)."""
         if self.client is None:
             return
         try:
             finished = finished_by_queue()
             pipe = self.client.pipeline(transaction=False)
             for queue in self.queues:
-                pipe.hdel(heartbeat_key(queue), worker.hostname)
+                for field in remove or ():
+                    pipe.hdel(heartbeat_key(queue), field)
                 delta = finished.get(queue, 0) - self.reported.get(queue, 0)
                 if delta > 0:
                     pipe.incrby(completed_key(queue), delta)
             pipe.execute()
+            for queue in self.queues:
+                self.reported[queue] = max(self.reported.get(queue, 0), finished.get(queue, 0))
         except (redis.RedisError, OSError) as exc:
-            log.warning("heartbeat not removed at shutdown: %s", type(exc).__name__)
+            log.warning("completions or heartbeat not written at shutdown: %s", type(exc).__name__)
+
+    def after_drain(self, **_: Any) -> None:
+        """worker_shutdown comes once the pool has drained: this step stops before the pool does, so the
+        tasks a warm shutdown let finish are counted here."""
+        self.flush()
 
     shutdown = stop
 
