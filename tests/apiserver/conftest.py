@@ -1,6 +1,8 @@
 """A real kube-apiserver (on etcd, both built from the Go module proxy by hack/k8s/build.sh) with the
 chart's CRD installed: the judge of every manifest, and of how the CRD behaves for kubectl and the
-operator. No core controllers and no nodes: what needs those runs on the whole cluster (tests/e2e)."""
+operator. No core controllers and no nodes: what needs those runs on the whole cluster (tests/e2e).
+Package-scoped: the server stops once these tests are done, so it loads nothing the later (timing-
+sensitive) tiers run beside."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ class Server:
         return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         bin_dir = binaries.ensure("etcd", "kube-apiserver", "kubectl", "yaml2json")
@@ -63,7 +65,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         plane.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def crd_server(apiserver: Server) -> Server:
     """The server with the chart's CRD applied (as `helm install` does, from crds/) and Established."""
     apiserver.kubectl("apply", "--server-side", "-f", str(CHART_CRDS), check=True)
