@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -148,21 +148,29 @@ class Autoscaler:
         observed = rt.deployments.get(key)
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
-            decision = decide(config, self.states.get(key, PolicyState()), obs, observed.replicas)
+            state = self.states.get(key, PolicyState())
+            decision = decide(config, state, obs, observed.replicas)
+            busy: dict[str, int] = {}
+            if decision.direction == "down" and obs is not None:
+                # Which pods run tasks now: the policy keeps that many, and they are marked to stay.
+                busy = await asyncio.to_thread(self._busy, qw)
+                working = sum(1 for slots in busy.values() if slots > 0)
+                if working:
+                    decision = decide(config, state, replace(obs, busy_workers=working), observed.replicas)
             self.states[key] = decision.state
             fields["desiredReplicas"] = decision.replicas
             if decision.replicas != observed.replicas:
-                await self.scale(qw, observed.replicas, decision)
+                await self.scale(qw, observed.replicas, decision, busy)
                 fields["lastScaleTime"] = now_iso()
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
         await rt.status.update(qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker})
 
-    async def scale(self, qw: QueueWorker, current: int, decision: Decision) -> None:
+    async def scale(self, qw: QueueWorker, current: int, decision: Decision, busy: dict[str, int]) -> None:
         rt = self.rt
         name = builders.worker_name(qw)
         if decision.replicas < current:
-            await self.mark_pods(qw)
+            await self.mark_pods(qw, busy)
         await rt.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
         observed = rt.deployments.get((qw.namespace, qw.name))
         if observed is not None:
@@ -197,9 +205,8 @@ class Autoscaler:
                     continue
         return busy
 
-    async def mark_pods(self, qw: QueueWorker) -> None:
+    async def mark_pods(self, qw: QueueWorker, busy: dict[str, int]) -> None:
         """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
-        busy = await asyncio.to_thread(self._busy, qw)
         pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=labels.selector(qw.name, "worker"))
         for pod in pods:
             meta = pod["metadata"]

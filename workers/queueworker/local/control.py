@@ -12,7 +12,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,13 @@ class Controller:
                 m.last_scale = ScaleEvent(time.time(), current, m.desired, "mode off: spec.replicas")
             return
         decision = decide(m.config, m.state, obs, current)
+        if decision.direction == "down" and obs is not None:
+            # Workers running tasks stay (as the operator keeps busy pods): the policy keeps that many.
+            busy = self.busy_by_hostname(m.qw.spec.queues)
+            alive = {c.hostname for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None}
+            working = sum(1 for host, slots in busy.items() if slots > 0 and host in alive)
+            if working:
+                decision = decide(m.config, m.state, replace(obs, busy_workers=working), current)
         m.state, m.decision = decision.state, decision
         if decision.replicas != current:
             m.last_scale = ScaleEvent(time.time(), current, decision.replicas, decision.reason)
