@@ -144,6 +144,13 @@ def network_policy() -> list[dict[str, Any]]:
                     "resources": ["pods", "namespaces", "nodes"],
                     "verbs": ["get", "list", "watch"],
                 },
+                # Its informers list these even with the service proxy off.
+                {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list", "watch"]},
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
                 {
                     "apiGroups": ["networking.k8s.io"],
                     "resources": ["networkpolicies"],

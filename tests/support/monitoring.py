@@ -16,8 +16,13 @@ DASHBOARDS = sorted((REPO / "charts" / "queueworker" / "dashboards").glob("*.jso
 
 def substitute(expr: str, queue: str, namespace: str) -> str:
     """Grafana's variables as Grafana would put them in for one selection."""
-    return (expr.replace("$__rate_interval", "1m").replace("${queue}", queue).replace("$queue", queue)
-            .replace("${namespace}", namespace).replace("$namespace", namespace))
+    return (
+        expr.replace("$__rate_interval", "1m")
+        .replace("${queue}", queue)
+        .replace("$queue", queue)
+        .replace("${namespace}", namespace)
+        .replace("$namespace", namespace)
+    )
 
 
 def panel_queries() -> list[tuple[str, str, str, str]]:
