@@ -264,7 +264,7 @@ state = "{base / "state"}"
         """kube-router's NetworkPolicy firewall alone (no routing, no service proxy, no CNI): iptables
         rules and ipsets on this machine that admit pod traffic only as the cluster's policies say."""
         kubeconfig = self.kubeconfig_for("kube-router", "system:kube-router")
-        procs.start(
+        proc = procs.start(
             self.state,
             "kube-router",
             [
@@ -280,6 +280,14 @@ state = "{base / "state"}"
                 "--iptables-sync-period=1m",
             ],
         )
+        log = self.state / "logs" / "kube-router.log"
+
+        def syncing() -> bool:  # it exits when its caches do not sync in a minute (missing RBAC, say)
+            if proc.poll() is not None:
+                raise RuntimeError(f"kube-router exited with {proc.returncode}")
+            return "Starting network policy controller full sync" in log.read_text(errors="replace")
+
+        procs.wait("kube-router's firewall", syncing, 90, lambda: procs.log_tail(self.state, "kube-router"))
 
     # -- controllers ---------------------------------------------------------------------------------
 
