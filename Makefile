@@ -84,7 +84,7 @@ images: venv  ## build the images (a local base, no registry needed) and load th
 push:  ## build the images on the upstream base and push them: make push REGISTRY=registry.example/team IMAGE_TAG=1.0
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/path, then: helm install ... --set imageRegistry=<that path>"; exit 2; }
 	for image in operator worker; do \
-	  docker build -f images/$$image/Dockerfile -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
+	  docker build -f images/Dockerfile --target $$image -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
 	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done
 
 deploy: venv images  ## install or upgrade the chart on kind with those images
