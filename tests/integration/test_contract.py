@@ -1,6 +1,7 @@
 """The rules the operator and local mode share (queueworker.contract), tested once: the worker command
-line and settings, the soft-shutdown budget, the targets hash, heartbeat reading (on a real Redis) and
-redaction; then that both sides' workers get exactly those (their wiring: what they add is their own)."""
+line and settings, the beat command line, the soft-shutdown budget, the targets hash, heartbeat reading
+(on a real Redis) and redaction; then that both sides' workers and beats get exactly those (their
+wiring: what they add is their own)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 from queueworker import contract, keys
-from queueworker.local.commands import LocalContext, worker_command
-from queueworker.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Shutdown
+from queueworker.local.commands import LocalContext, beat_command, worker_command
+from queueworker.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
+from queueworker_operator.builders.beat import beat_deployment
 from queueworker_operator.builders.worker import worker_deployment
 from queueworker_operator.config import Settings
 
@@ -92,10 +94,12 @@ def test_redact(text: str, secret: str | None, want: str) -> None:
 
 
 def test_operator_and_local_workers_get_the_shared_command_and_settings(tmp_path: Path) -> None:
-    """Each side's wiring: the pod and the local process run contract.worker_args with their own hostname,
-    carry contract.worker_env with their own port and routes file, and let the spec's env win."""
-    qw = make_qw(env=({"name": "QUEUEWORKER_ROUTES_FILE", "value": "/mine.json"}, {"name": "A", "value": "1"}))
-    pod = worker_deployment(qw, Settings(worker_metrics_port=9809))["spec"]["template"]["spec"]["containers"][0]
+    """Each side's wiring: the pod and the local process run contract.worker_args with their own
+    hostname, carry contract.worker_env with their own port and routes file, and let the spec's env win."""
+    mine = ({"name": "QUEUEWORKER_ROUTES_FILE", "value": "/mine.json"}, {"name": "A", "value": "1"})
+    qw = make_qw(env=mine)
+    deployment = worker_deployment(qw, Settings(worker_metrics_port=9809))
+    pod = deployment["spec"]["template"]["spec"]["containers"][0]
     assert pod["command"] == ["celery"] and pod["args"] == contract.worker_args(qw, "mail@%h")
     pod_env = {e["name"]: e.get("value") for e in pod["env"]}
     ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
@@ -107,3 +111,15 @@ def test_operator_and_local_workers_get_the_shared_command_and_settings(tmp_path
         shared = contract.worker_env(qw, metrics_port=port, routes_file="/mine.json")
         assert {name: env[name] for name in shared} == shared
         assert env["A"] == "1"
+
+
+def test_operator_and_local_beat_run_the_shared_beat_arguments(tmp_path: Path) -> None:
+    qw = make_qw(schedules=(Schedule(name="s", task="t.a", cron="0 7 * * *", every=None, queue="q1"),))
+    deployment = beat_deployment([qw], Settings())
+    assert deployment is not None
+    pod = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert pod["command"] == ["celery"] and pod["args"] == contract.beat_args()
+    ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
+                       state_dir=tmp_path, cwd=tmp_path, log_level="info")  # fmt: skip
+    argv, _ = beat_command(ctx, {})
+    assert argv[4 : 4 + len(contract.beat_args())] == contract.beat_args("info")

@@ -347,7 +347,9 @@ def test_checksum_follows_the_pod_spec_only() -> None:
             ),
         ),
         # the wait target is the autoscaler's and the exporter's (queueworker:targets), not the pod's
-        dataclasses.replace(base, spec=dataclasses.replace(base.spec, autoscaling=Autoscaling(target_wait_seconds=5))),
+        dataclasses.replace(
+            base, spec=dataclasses.replace(base.spec, autoscaling=Autoscaling(target_wait_seconds=5))
+        ),
     ]
     for qw in same:
         assert checksum_of(qw) == checksum_of(base)

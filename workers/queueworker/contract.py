@@ -1,8 +1,9 @@
 """What the operator and local mode must agree on, written once: the `celery worker` command line and
-the QueueWorker settings in its environment, the soft-shutdown budget, the `queueworker:targets` hash,
-how heartbeats are read, and how secrets are kept out of text. The operator's builders and autoscaler
-and local mode's commands and control loop call these; each side adds only its own wiring (a pod's
-Secret reference and mounts; a local process's interpreter, state directory and free port).
+the QueueWorker settings in its environment, the `celery beat` command line, the soft-shutdown budget,
+the `queueworker:targets` hash, how heartbeats are read, and how secrets are kept out of text. The
+operator's builders and autoscaler and local mode's commands and control loop call these; each side
+adds only its own wiring (a pod's Secret reference and mounts; a local process's interpreter, state
+directory and free port).
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def worker_args(qw: QueueWorker, hostname: str, log_level: str = "INFO") -> list
     if spec.max_tasks_per_child > 0:
         args += ["--max-tasks-per-child", str(spec.max_tasks_per_child)]
     return args
+
+
+#: The beat process's app (celery-redbeat's scheduler is also set there) and scheduler.
+BEAT_APP = "queueworker.beat_app:app"
+BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+
+
+def beat_args(log_level: str = "INFO") -> list[str]:
+    """`celery` arguments of the one beat: the QueueWorker beat app on the Redis-backed scheduler."""
+    return ["-A", BEAT_APP, "beat", "--scheduler", BEAT_SCHEDULER, "--loglevel", log_level.upper()]
 
 
 def worker_env(qw: QueueWorker, *, metrics_port: int, routes_file: str) -> dict[str, str]:

@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from queueworker.contract import worker_args, worker_env
+from queueworker.contract import beat_args, worker_args, worker_env
 from queueworker.spec import QueueWorker
 
-BEAT_APP = "queueworker.beat_app:app"
 ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 
 
@@ -92,23 +91,9 @@ def worker_command(
 
 
 def beat_command(ctx: LocalContext, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--quiet",
-        "-A",
-        BEAT_APP,
-        "beat",
-        "--scheduler",
-        "redbeat.RedBeatScheduler",
-        "--loglevel",
-        ctx.log_level.upper(),
-        "--schedule",
-        str(ctx.state_dir / "celerybeat-schedule"),
-        "--pidfile",
-        "",
-    ]
+    """The shared beat arguments; its (unused by redbeat) schedule file in the state directory, no pidfile."""
+    argv = [sys.executable, "-m", "celery", "--quiet", *beat_args(ctx.log_level)]
+    argv += ["--schedule", str(ctx.state_dir / "celerybeat-schedule"), "--pidfile", ""]
     return argv, base_env(ctx, None, environ)
 
 
