@@ -123,3 +123,16 @@ def test_operator_and_local_beat_run_the_shared_beat_arguments(tmp_path: Path) -
                        state_dir=tmp_path, cwd=tmp_path, log_level="info")  # fmt: skip
     argv, _ = beat_command(ctx, {})
     assert argv[4 : 4 + len(contract.beat_args())] == contract.beat_args("info")
+
+
+def test_local_workers_keep_their_own_port_and_state_dir_over_the_spec_env(tmp_path: Path) -> None:
+    """Several local workers share one machine: a spec env entry cannot give them one port or directory."""
+    qw = make_qw(env=({"name": "QUEUEWORKER_METRICS_PORT", "value": "9809"},
+                      {"name": "QUEUEWORKER_STATE_DIR", "value": "/tmp/one"}))  # fmt: skip
+    ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
+                       state_dir=tmp_path, cwd=tmp_path)  # fmt: skip
+    envs = [
+        worker_command(qw, i, ctx, manifest_dir=None, metrics_port=4000 + i, environ={})[1] for i in (1, 2)
+    ]
+    assert [e["QUEUEWORKER_METRICS_PORT"] for e in envs] == ["4001", "4002"]
+    assert envs[0]["QUEUEWORKER_STATE_DIR"] != envs[1]["QUEUEWORKER_STATE_DIR"]

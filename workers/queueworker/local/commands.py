@@ -80,13 +80,15 @@ def worker_command(
     environ: Mapping[str, str],
 ) -> tuple[list[str], dict[str, str]]:
     """`python -m celery --quiet` with the shared worker arguments, and the environment: this machine's
-    (Redis, routes file, import path), the shared worker settings and the state directory, then the
-    spec's literal `env` entries, which replace any of ours of the same name (as in a pod)."""
+    (Redis, routes file, import path), the shared worker settings, then the spec's literal `env` entries,
+    which replace any of those of the same name (as in a pod); last what must differ between the workers
+    sharing this machine: each one's metrics port and state directory."""
     argv = [sys.executable, "-m", "celery", "--quiet", *worker_args(qw, hostname(qw, index), ctx.log_level)]
     env = base_env(ctx, manifest_dir, environ)
     env.update(worker_env(qw, metrics_port=metrics_port, routes_file=str(ctx.routes_file)))
-    env["QUEUEWORKER_STATE_DIR"] = str(ctx.state_dir / "workers" / f"{qw.name}-{index}")
     env.update(spec_env(qw)[0])
+    env["QUEUEWORKER_METRICS_PORT"] = str(metrics_port)
+    env["QUEUEWORKER_STATE_DIR"] = str(ctx.state_dir / "workers" / f"{qw.name}-{index}")
     return argv, env
 
 
