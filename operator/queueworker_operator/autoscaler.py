@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 from queueworker import keys
+from queueworker.contract import busy_by_worker, redact, targets
 from queueworker.probe import QueueStats, probe
 from queueworker.spec import QueueWorker
 
@@ -25,7 +26,7 @@ from queueworker_operator import builders, labels, metrics, observe
 from queueworker_operator.kube import KubeError
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker_operator.reconcile import involved
-from queueworker_operator.runtime import Key, Runtime, redact
+from queueworker_operator.runtime import Key, Runtime
 from queueworker_operator.status import Cond, now_iso
 
 logger = logging.getLogger(__name__)
@@ -45,16 +46,6 @@ class Reading:
 def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
     """The QueueWorker's queues as one policy observation (see observe.py)."""
     return observe.observation(stats, qw.spec.queues, now)
-
-
-def targets(qws: list[QueueWorker]) -> dict[str, str]:
-    """queueworker:targets fields for the QueueWorkers (first QueueWorker by namespace/name wins a queue)."""
-    out: dict[str, str] = {}
-    for qw in sorted(qws, key=lambda q: (q.namespace, q.name)):
-        for queue in qw.spec.queues:
-            out.setdefault(queue, json.dumps({"targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
-                                              "queueworker": f"{qw.namespace}/{qw.name}"}, sort_keys=True))
-    return out
 
 
 def hostname_of(heartbeat_host: str) -> str:
@@ -187,22 +178,11 @@ class Autoscaler:
                     decision.reason)
 
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
-        client = self.rt.broker()
-        pipe = client.pipeline(transaction=False)
-        for queue in qw.spec.queues:
-            pipe.hvals(keys.heartbeat_key(queue))
-        oldest = time.time() - keys.HEARTBEAT_TTL
+        """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""
         busy: dict[str, int] = {}
-        for values in pipe.execute():
-            for raw in values:
-                try:
-                    beat = json.loads(raw)
-                    if float(beat.get("ts", 0)) < oldest:
-                        continue
-                    host = hostname_of(str(beat["hostname"]))
-                    busy[host] = busy.get(host, 0) + int(beat.get("busy", 0))
-                except (ValueError, KeyError, TypeError):
-                    continue
+        for host, slots in busy_by_worker(self.rt.broker(), qw.spec.queues).items():
+            pod = hostname_of(host)
+            busy[pod] = max(busy.get(pod, 0), slots)
         return busy
 
     async def mark_pods(self, qw: QueueWorker, busy: dict[str, int]) -> None:
