@@ -25,7 +25,8 @@ CRD = "crd/queueworkers.queueworker.dev"
 
 @pytest.fixture(scope="module")
 def judge(cluster: Cluster) -> Iterator[Cluster]:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
+    # as a user upgrades it (Helm installs crds/ once, never upgrades them): this one wins conflicts
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", CRD)
     created = [NAMESPACE, *sorted(verdicts.namespaces_named(CASES))]
     for namespace in created:
