@@ -53,20 +53,19 @@ class Round:
 
 
 class Load(threading.Thread):
-    """Publishes `rate` tasks a second for `seconds`; only publishes that returned are counted."""
+    """Publishes `rate` tasks a second until stopped; only publishes that returned are counted."""
 
-    def __init__(self, broker_url: str, prefix: str, rate: float, seconds: float,
-                 task_seconds: float) -> None:
+    def __init__(self, broker_url: str, prefix: str, rate: float, task_seconds: float) -> None:
         super().__init__(name=f"load-{prefix}", daemon=True)
         self.app = producer(broker_url, main=f"matrix-{prefix}")
-        self.prefix, self.rate, self.seconds, self.task_seconds = prefix, rate, seconds, task_seconds
+        self.prefix, self.rate, self.task_seconds = prefix, rate, task_seconds
         self.published: list[str] = []
         self.failed = 0
+        self.stopping = threading.Event()
 
     def run(self) -> None:
-        end = time.monotonic() + self.seconds
         n = 0
-        while time.monotonic() < end:
+        while not self.stopping.is_set():
             tag = f"{self.prefix}-{n:05d}"
             n += 1
             try:
@@ -76,6 +75,10 @@ class Load(threading.Thread):
                 self.failed += 1
                 time.sleep(0.2)
             time.sleep(1.0 / self.rate)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(60)
 
 
 class Matrix:
@@ -186,15 +189,19 @@ class Matrix:
             all(UNRECOVERABLE not in w.log() for w in self.retired)
 
     def run_round(self, fault: str, number: int) -> Round:
-        load = Load(self.broker.url, f"{fault}-{number}", self.rate, self.load_seconds, self.task_seconds)
+        load = Load(self.broker.url, f"{fault}-{number}", self.rate, self.task_seconds)
         load.start()
         wait_for(lambda: len(load.published) >= self.rate, 30, message="the load to be under way")
+        published_before = len(load.published)
         try:
             held = int(self.client().hlen("queueworker:held"))
         except redis.RedisError:
             held = -1
         notes = self.inject(fault)
-        load.join()
+        # the load goes on until load_seconds of it have been published past the fault
+        wait_for(lambda: len(load.published) >= published_before + self.rate * self.load_seconds / 2,
+                 self.settle_timeout, interval=0.2, message="the load to resume after the fault")
+        load.stop()
         all_ran = wait_all_ran(load.published, self.recorder, self.settle_timeout)
         time.sleep(1.0)  # a duplicate run would show up now rather than in the next round
         if load.failed:

@@ -223,7 +223,7 @@ class QoS(kombu_redis.QoS):
         """Resend failed acks, recover dead workers' messages, release this worker's orphans."""
         me = self.channel.holder()
         mine_channels = [ch for ch in list(_CHANNELS) if ch.holder() == me]
-        if me is None or any(ch._qw_pending == "fetch" for ch in mine_channels):
+        if me is None or any(ch._qw_pending == "fetch" and ch._in_poll for ch in mine_channels):
             return 0  # a fetch reply not read yet holds a message no channel knows of
         with self.channel.conn_or_acquire() as client:
             with _pending_lock:

@@ -8,6 +8,8 @@
   100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
 - `QoS` below: the atomic fetch's (runtime/fetch.py); restoring unacked messages, acks and rejects after a
   lost connection cannot stop the worker (see their docstrings).
+- `Channel._receive_one`: the pub/sub (remote control) socket is read without blocking, so a connection cut
+  under it cannot stop the event loop.
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
   task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
@@ -93,8 +95,26 @@ class QoS(fetch.QoS):
             self._delivered.pop(delivery_tag, None)
 
 
+class _NonBlockingPubSub:
+    """A pub/sub client whose parse_response never blocks: kombu reads it when the poller says its socket
+    is readable, but redis-py's blocking read reconnects a dropped connection and then waits without a
+    timeout. After a cut connection that wait never ended and the worker's event loop stood still."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    def parse_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._pubsub.parse_response(block=False, timeout=0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pubsub, name)
+
+
 class Channel(fetch.Channel):
     QoS = QoS
+
+    def _receive_one(self, c: Any) -> Any:
+        return super()._receive_one(_NonBlockingPubSub(c))
 
     def _last_queue(self) -> str:
         items = getattr(self._queue_cycle, "items", None) or []
