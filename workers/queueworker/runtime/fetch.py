@@ -124,6 +124,8 @@ _CHANNELS: weakref.WeakSet[Channel] = weakref.WeakSet()
 #: Tags whose acknowledgement could not reach Redis; sent again by the next sweep.
 _PENDING_ACKS: set[str] = set()
 _pending_lock = threading.Lock()
+#: Set when a warm shutdown begins: no new fetch, and a fetched message not handed over yet goes back.
+STOPPING = threading.Event()
 
 
 def holder() -> str | None:
@@ -183,7 +185,8 @@ class QoS(kombu_redis.QoS):
             return
         self.ack(delivery_tag)
 
-    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False, *,
+                       redelivered: bool = True) -> None:
         me = self.channel.holder()
         if me is None:
             super().restore_by_tag(tag, client=client, leftmost=leftmost)
@@ -200,7 +203,8 @@ class QoS(kombu_redis.QoS):
                     conn.hdel(HELD_HASH, tag)
                 return
             payload, _exchange, _routing_key = loads(bytes_to_str(raw))
-            mark_redelivered(payload)
+            if redelivered:
+                mark_redelivered(payload)
             run_script(conn, fetch_lua.RELEASE,
                        [self.unacked_key, self.unacked_index_key, HELD_HASH, source],
                        [tag, "" if self._any_holder else me, raw, dumps(payload), "1" if leftmost else "0"])
@@ -289,6 +293,8 @@ class Channel(kombu_redis.Channel):
         me = self.holder()
         if me is None or not self._check_server():
             return super()._brpop_start(timeout)
+        if STOPPING.is_set():
+            return None  # a warm shutdown began: fetch nothing more
         if timeout is None:
             timeout = self.brpop_timeout
         queues = self._queue_cycle.consume(len(self.active_queues))
@@ -336,9 +342,13 @@ class Channel(kombu_redis.Channel):
             source, item, recorded = reply
             dest = bytes_to_str(source).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
+            payload = loads(bytes_to_str(item))
+            if recorded and STOPPING.is_set():  # fetched as the warm shutdown began: back, not run here
+                self.qos.restore_by_tag(payload["properties"]["delivery_tag"], redelivered=False)
+                raise kombu_redis.Empty()
             self._qw_recorded = bool(recorded)
             try:
-                self.connection._deliver(loads(bytes_to_str(item)), dest)
+                self.connection._deliver(payload, dest)
             finally:
                 self._qw_recorded = False
             return True
@@ -371,5 +381,7 @@ def enabled() -> bool:
 
 def install(app: Celery) -> None:
     app.steps["worker"].add(Identity)
+    signals.worker_shutting_down.connect(lambda how=None, **_: STOPPING.set() if how == "Warm" else None,
+                                         weak=False, dispatch_uid="queueworker.fetch.stopping")
     signals.worker_shutdown.connect(lambda **_: LEASE.end(), weak=False,
                                     dispatch_uid="queueworker.fetch.lease")
