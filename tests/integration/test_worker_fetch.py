@@ -187,3 +187,22 @@ def test_pool_registration_skips_a_process_that_exited() -> None:
     stale: dict[Any, Any] = {None: "proc"}
     asynpool.iterate_file_descriptors_safely([None], stale, Hub().add_reader)
     assert stale == {}, "the unusable descriptor is dropped, as Celery drops a stale one"
+
+
+def test_records_written_before_the_upgrade_still_come_back_after_the_visibility_timeout(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    """An `unacked` record of stock kombu (an older worker, or a plain `celery worker`) has no holder: the
+    visibility-timeout sweep of an upgraded worker restores it the stock way."""
+    payload = {"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json",
+               "headers": {}, "properties": {"delivery_info": {"exchange": "", "routing_key": QUEUE},
+                                             "delivery_tag": "old-tag", "body_encoding": "base64"}}
+    redis_client.hset("unacked", "old-tag", json.dumps([payload, "", QUEUE]))
+    redis_client.zadd("unacked_index", {"old-tag": time.time() - 7200})  # older than the 1 h default
+    connection, channel = channel_for(redis_url, "a@test")
+    try:
+        channel.qos.restore_visible(num=10, interval=1)
+        [back] = [json.loads(raw) for raw in redis_client.lrange(QUEUE, 0, -1)]
+        assert back["properties"]["delivery_tag"] == "old-tag" and back["headers"]["redelivered"] is True
+        assert redis_client.hlen("unacked") == 0 and redis_client.zcard("unacked_index") == 0
+    finally:
+        connection.release()
