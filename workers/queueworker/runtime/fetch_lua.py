@@ -44,9 +44,9 @@ return nil
 """
 
 #: KEYS: unacked, unacked_index, held. ARGV: tag, worker hostname.
-#: Acknowledge a message only if this worker still holds it (1), or if nobody does (a message recorded by
-#: stock kombu or before an upgrade: 2). 0 = another worker holds it now (it was recovered from this one
-#: and fetched again): its records are left alone.
+#: Acknowledge a message this worker fetched, only if it still holds it (1). 0 = another worker holds it
+#: now (it was recovered from this one and fetched again), 2 = nobody does (it was put back in its queue, or
+#: fetched again by a worker without the library): either way its records are left alone.
 ACK = """
 local v = redis.call('HGET', KEYS[3], ARGV[1])
 if v then
@@ -58,8 +58,6 @@ if v then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 1
 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
 return 2
 """
 
