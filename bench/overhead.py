@@ -20,6 +20,12 @@ slows the worker some 50x, so the runtime's periodic work (metrics flush, heartb
 the same factor to keep its share per task what it is at full speed. `instruction_ratio` = plain
 instructions per task / queueworker instructions per task (skipped when valgrind is not installed).
 
+The make_app worker is measured twice: with the atomic fetch (runtime/fetch.py, the default) and consuming
+the stock kombu way (QUEUEWORKER_ATOMIC_FETCH=0: BRPOP, then record; the transport before the atomic
+fetch): `ratio_brpop`, `instruction_ratio_brpop`, and `atomic_vs_brpop` (>1: the atomic fetch costs the
+worker less). The atomic fetch records in a Redis script what kombu records from the worker, so Redis's
+own CPU per task is measured too (`redis_cpu`: each kind drains a queue on a Redis of its own).
+
     python -m bench.overhead            # prints a JSON summary; main() returns it
 """
 
@@ -239,6 +245,36 @@ def instructions(module_dir: Path) -> dict[str, Any]:
             "tasks": f"{LARGE} - {SMALL}, solo pool, PYTHONHASHSEED=0"}
 
 
+def redis_cpu_per_task(module_dir: Path, n: int = 3000) -> dict[str, Any]:
+    """CPU microseconds Redis spends per task for each worker kind: each drains n preloaded tasks (solo
+    pool) from a Redis of its own, whose user+system CPU is read from /proc before and after. The atomic
+    fetch moves the unacked record from the worker into a Redis script, so its cost shows up here."""
+    per_task: dict[str, float] = {}
+    for kind in KINDS:
+        with RedisServer() as redis:
+            client = redis.client()
+            preload_fast(client, published_template(redis), "bench", n)
+            assert redis.proc is not None
+            worker = CeleryWorker(f"{kind}bench", ["bench"], broker_url=redis.url, pythonpath=[module_dir],
+                                  concurrency=1, pool="solo", loglevel="WARNING", heartbeat_interval=5.0,
+                                  env={"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"})
+            before = tree_cpu_seconds(redis.proc.pid)
+            try:
+                worker.start()
+                deadline = time.monotonic() + 600
+                while client.llen("bench") or client.hlen("unacked"):
+                    if not worker.running() or time.monotonic() > deadline:
+                        raise RuntimeError(f"{kind} worker did not drain its queue:\n{worker.log()[-2000:]}")
+                    time.sleep(0.2)
+                used = tree_cpu_seconds(redis.proc.pid) - before
+            finally:
+                worker.stop(timeout=15)
+            per_task[kind] = 1e6 * used / n
+    return {f"{kind}_us_per_task": round(us, 1) for kind, us in per_task.items()} | {
+        "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
+        "note": "Redis CPU per task (includes the runtime's heartbeats and the idle polls while draining)"}
+
+
 def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     module_dir = Path(tempfile.mkdtemp(prefix="qw-bench-"))
     (module_dir / "plainbench.py").write_text(PLAIN)
@@ -259,6 +295,7 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
     total = {key: sum(run[key] for run in runs) for key in runs[0]}
     counted = instructions(module_dir)
+    redis_cpu = redis_cpu_per_task(module_dir)
     meets = ratio >= 0.95 and counted.get("instruction_ratio", 1.0) >= 0.95
     result = {
         "benchmark": "worker runtime overhead: make_app worker (atomic fetch), the same with the stock BRPOP "
@@ -272,6 +309,7 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
         "queueworker_cpu_s_per_1000": round(1000 * total["qw_cpu"] / total["qw_done"], 3),
         "cpu_ratio": round(cpu_ratio, 3), "round_cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "instructions": counted,
+        "redis_cpu": redis_cpu,
     }
     print(json.dumps(result, indent=2))
     return result
