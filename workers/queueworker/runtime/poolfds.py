@@ -10,8 +10,10 @@ descriptor met while registering counts as the stale descriptor Celery already d
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+log = logging.getLogger(__name__)
 _installed: list[bool] = []
 
 
@@ -25,6 +27,7 @@ def install() -> None:
 
     def _track_child_process(self: Any, proc: Any, hub: Any) -> Any:
         if getattr(proc, "_sentinel_poll", 0) is None:  # exited and untracked: maintain_pool replaces it
+            log.info("pool process %s has exited: not registered again (it is replaced)", proc.pid)
             return None
         return track(self, proc, hub)
 
