@@ -206,3 +206,36 @@ def test_records_written_before_the_upgrade_still_come_back_after_the_visibility
         assert redis_client.hlen("unacked") == 0 and redis_client.zcard("unacked_index") == 0
     finally:
         connection.release()
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "priority", "sorted"])
+def test_queue_order_strategy_is_kept_across_queues(strategy: str, redis_url: str,
+                                                    redis_client: redis.Redis) -> None:
+    def run(connection: Connection, channel: Any) -> list[str]:
+        app = producer(redis_url)
+        for queue in ("qa", "qb"):
+            for i in range(3):
+                app.send_task("x.task", args=[f"{queue}{i}"], queue=queue)
+        got: list[str] = []
+        consumer = Consumer(channel, [Queue("qa"), Queue("qb")], accept=["json"],
+                            callbacks=[lambda body, m: (got.append(json.loads(m.body)[0][0]), m.ack())])
+        consumer.consume()
+        deadline = time.monotonic() + 20
+        while len(got) < 6 and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.5)
+        consumer.cancel()
+        return got
+
+    options = {"queue_order_strategy": strategy}
+    stock = Connection(redis_url, transport_options=options)
+    ours = Connection(redis_url, transport=rejects.Transport, transport_options=options)
+    try:
+        expected = run(stock, stock.channel())
+        channel = ours.channel()
+        channel.qw_holder = "a@test"
+        assert run(ours, channel) == expected, expected
+        assert held(redis_client) == {}
+    finally:
+        stock.release()
+        ours.release()
