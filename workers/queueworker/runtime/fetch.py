@@ -349,6 +349,11 @@ class Channel(kombu_redis.Channel):
             self._qw_recorded = bool(recorded)
             try:
                 self.connection._deliver(payload, dest)
+            except (ValueError, TypeError, LookupError, AttributeError, RecursionError):
+                tag = payload["properties"]["delivery_tag"] if recorded else None
+                if tag is not None and tag not in self.qos._delivered:  # not a message kombu can take:
+                    self.qos.ack_held(tag, str(self.holder()))  # dropped (runtime/rejects.py), not kept
+                raise
             finally:
                 self._qw_recorded = False
             return True
