@@ -27,7 +27,7 @@ def install() -> None:
 
     def _track_child_process(self: Any, proc: Any, hub: Any) -> Any:
         if getattr(proc, "_sentinel_poll", 0) is None:  # exited and untracked: maintain_pool replaces it
-            log.info("pool process %s has exited: not registered again (it is replaced)", proc.pid)
+            log.info("pool process %s has exited: not registered again", getattr(proc, "pid", "?"))
             return None
         return track(self, proc, hub)
 
