@@ -369,6 +369,7 @@ class Identity(bootsteps.Step):
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
+        STOPPING.clear()  # a new worker in this process (after an earlier one shut down) fetches again
         if enabled():
             LEASE.start(worker.app, str(worker.hostname))
         else:
