@@ -4,7 +4,8 @@ measured in the same run, the same workers consuming the stock kombu way (QUEUEW
 BRPOP, then record). Prints every round's published/completed/lost/run-twice and a summary per fault.
 Takes about an hour per mode at the defaults; not part of `make bench` (too long), run it on purpose:
 
-    python -m bench.faults [--rounds 10] [--stop-seconds 60] [--pool prefork] [--faults a,b] [--no-baseline]
+    python -m bench.faults [--rounds 10] [--stop-seconds 60] [--pool prefork] [--faults a,b]
+                           [--modes atomic,stock]
 """
 
 from __future__ import annotations
@@ -58,15 +59,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--faults", default=",".join(FAULTS),
                         help=f"comma-separated, from {', '.join(FAULTS)}")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the stock-kombu baseline")
+    parser.add_argument("--modes", default="atomic,stock",
+                        help="atomic (the atomic fetch), stock (QUEUEWORKER_ATOMIC_FETCH=0, the baseline)")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
         parser.error(f"--faults: unknown {', '.join(unknown)}; known: {', '.join(FAULTS)}")
     result: dict[str, Any] = {"rounds": args.rounds, "stop_seconds": args.stop_seconds, "pool": args.pool}
-    result["atomic_fetch"] = run_mode(True, faults, args.rounds, args.stop_seconds, args.pool)
-    if not args.no_baseline:
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("atomic", "stock") for m in modes):
+        parser.error(f"--modes {args.modes!r}: use atomic, stock or both (comma-separated)")
+    if "atomic" in modes:
+        result["atomic_fetch"] = run_mode(True, faults, args.rounds, args.stop_seconds, args.pool)
+    if "stock" in modes:
         result["stock_brpop_baseline"] = run_mode(False, faults, args.rounds, args.stop_seconds, args.pool)
     print(json.dumps(result, indent=2))
     return result
