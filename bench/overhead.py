@@ -20,6 +20,12 @@ slows the worker some 50x, so the runtime's periodic work (metrics flush, heartb
 the same factor to keep its share per task what it is at full speed. `instruction_ratio` = plain
 instructions per task / queueworker instructions per task (skipped when valgrind is not installed).
 
+The make_app worker is measured twice: with the atomic fetch (runtime/fetch.py, the default) and consuming
+the stock kombu way (QUEUEWORKER_ATOMIC_FETCH=0: BRPOP, then record; the transport before the atomic
+fetch): `ratio_brpop`, `instruction_ratio_brpop`, and `atomic_vs_brpop` (>1: the atomic fetch costs the
+worker less). The atomic fetch records in a Redis script what kombu records from the worker, so Redis's
+own CPU per task is measured too (`redis_cpu`: each kind drains a queue on a Redis of its own).
+
     python -m bench.overhead            # prints a JSON summary; main() returns it
 """
 
@@ -70,6 +76,13 @@ app = make_app("qwbench", task_ignore_result=True)
 def noop(i):
     return i
 '''
+
+
+#: The same make_app worker consuming the stock kombu way (BRPOP, then record): the transport before the
+#: atomic fetch, measured in the same run.
+QUEUEWORKER_BRPOP = "import os\nos.environ['QUEUEWORKER_ATOMIC_FETCH'] = '0'\n" + QUEUEWORKER.replace(
+    '"qwbench"', '"qwbrpopbench"')
+KINDS = ("plain", "qw", "qwbrpop")
 
 
 def preload(redis_url: str, queue: str, n: int) -> None:
@@ -134,13 +147,14 @@ def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, windo
     client = redis.client()
     client.flushall()
     template = published_template(redis)
-    kinds = [first, "qw" if first == "plain" else "plain"]
+    kinds = [first, *(k for k in KINDS if k != first)]
     for kind in kinds:
         preload_fast(client, template, f"bench_{kind}", n)
     defaults = {"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"}  # the default (the test helper's is shorter)
     workers = {kind: CeleryWorker(f"{kind}bench", [f"bench_{kind}"], broker_url=redis.url,
                                   pythonpath=[module_dir], concurrency=2, loglevel="WARNING", env=defaults,
-                                  heartbeat_interval=5.0, metrics_port=free_port() if kind == "qw" else None)
+                                  heartbeat_interval=5.0,
+                                  metrics_port=free_port() if kind != "plain" else None)
                for kind in kinds}
     done = {kind: 0.0 for kind in kinds}
     cpu = {kind: 0.0 for kind in kinds}
@@ -168,8 +182,7 @@ def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, windo
     finally:
         for worker in workers.values():
             worker.stop(timeout=15)
-    return {"plain_done": done["plain"], "qw_done": done["qw"],
-            "plain_cpu": cpu["plain"], "qw_cpu": cpu["qw"]}
+    return {**{f"{k}_done": done[k] for k in kinds}, **{f"{k}_cpu": cpu[k] for k in kinds}}
 
 
 SMALL, LARGE = 100, 600
@@ -186,7 +199,7 @@ def callgrind_instructions(module_dir: Path, kind: str, n: int) -> int:
         path = os.pathsep.join([str(module_dir), str(REPO), str(REPO / "workers")])
         env = {**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": "0", "QUEUEWORKER_BROKER_URL": redis.url,
                "QUEUEWORKER_STATE_DIR": str(state),
-               "QUEUEWORKER_METRICS_PORT": str(free_port()) if kind == "qw" else "off",
+               "QUEUEWORKER_METRICS_PORT": str(free_port()) if kind != "plain" else "off",
                "QUEUEWORKER_METRICS_FLUSH_INTERVAL": str(1 * SLOWDOWN),
                "QUEUEWORKER_HEARTBEAT_INTERVAL": str(5 * SLOWDOWN)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -218,45 +231,85 @@ def instructions(module_dir: Path) -> dict[str, Any]:
     """Instructions per task of each worker (solo pool, callgrind), two runs at a time."""
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind not found (apt-get install valgrind)"}
-    jobs = [(kind, n) for kind in ("plain", "qw") for n in (SMALL, LARGE)]
+    jobs = [(kind, n) for kind in KINDS for n in (SMALL, LARGE)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: callgrind_instructions(module_dir, *job), jobs),
                           strict=True))
     per_task = {kind: (counts[(kind, LARGE)] - counts[(kind, SMALL)]) / (LARGE - SMALL)
-                for kind in ("plain", "qw")}
+                for kind in KINDS}
     return {"plain_per_task": round(per_task["plain"]), "queueworker_per_task": round(per_task["qw"]),
+            "queueworker_brpop_per_task": round(per_task["qwbrpop"]),
             "instruction_ratio": round(per_task["plain"] / per_task["qw"], 3),
+            "instruction_ratio_brpop": round(per_task["plain"] / per_task["qwbrpop"], 3),
+            "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
             "tasks": f"{LARGE} - {SMALL}, solo pool, PYTHONHASHSEED=0"}
+
+
+def redis_cpu_per_task(module_dir: Path, n: int = 3000) -> dict[str, Any]:
+    """CPU microseconds Redis spends per task for each worker kind: each drains n preloaded tasks (solo
+    pool) from a Redis of its own, whose user+system CPU is read from /proc before and after. The atomic
+    fetch moves the unacked record from the worker into a Redis script, so its cost shows up here."""
+    per_task: dict[str, float] = {}
+    for kind in KINDS:
+        with RedisServer() as redis:
+            client = redis.client()
+            preload_fast(client, published_template(redis), "bench", n)
+            assert redis.proc is not None
+            worker = CeleryWorker(f"{kind}bench", ["bench"], broker_url=redis.url, pythonpath=[module_dir],
+                                  concurrency=1, pool="solo", loglevel="WARNING", heartbeat_interval=5.0,
+                                  env={"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"})
+            before = tree_cpu_seconds(redis.proc.pid)
+            try:
+                worker.start()
+                deadline = time.monotonic() + 600
+                while client.llen("bench") or client.hlen("unacked"):
+                    if not worker.running() or time.monotonic() > deadline:
+                        raise RuntimeError(f"{kind} worker did not drain its queue:\n{worker.log()[-2000:]}")
+                    time.sleep(0.2)
+                used = tree_cpu_seconds(redis.proc.pid) - before
+            finally:
+                worker.stop(timeout=15)
+            per_task[kind] = 1e6 * used / n
+    return {f"{kind}_us_per_task": round(us, 1) for kind, us in per_task.items()} | {
+        "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
+        "note": "Redis CPU per task (includes the runtime's heartbeats and the idle polls while draining)"}
 
 
 def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     module_dir = Path(tempfile.mkdtemp(prefix="qw-bench-"))
     (module_dir / "plainbench.py").write_text(PLAIN)
     (module_dir / "qwbench.py").write_text(QUEUEWORKER)
+    (module_dir / "qwbrpopbench.py").write_text(QUEUEWORKER_BRPOP)
     runs = []
     with RedisServer() as redis:
         os.environ["QUEUEWORKER_BROKER_URL"] = redis.url
         for i in range(rounds):
-            runs.append(side_by_side(module_dir, redis, n, "plain" if i % 2 == 0 else "qw", window))
-    if any(not run["plain_done"] or not run["qw_done"] for run in runs):
+            runs.append(side_by_side(module_dir, redis, n, KINDS[i % len(KINDS)], window))
+    if any(not run[f"{k}_done"] for run in runs for k in KINDS):
         raise RuntimeError(f"a round had no window with both workers busy: {runs}")
     ratios = sorted(run["qw_done"] / run["plain_done"] for run in runs)
     cpu_ratios = sorted((run["plain_cpu"] / run["plain_done"]) / (run["qw_cpu"] / run["qw_done"])
                         for run in runs)
+    brpop_ratio = statistics.median(run["qwbrpop_done"] / run["plain_done"] for run in runs)
+    atomic_vs_brpop = statistics.median(run["qw_done"] / run["qwbrpop_done"] for run in runs)
     ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
     total = {key: sum(run[key] for run in runs) for key in runs[0]}
     counted = instructions(module_dir)
+    redis_cpu = redis_cpu_per_task(module_dir)
     meets = ratio >= 0.95 and counted.get("instruction_ratio", 1.0) >= 0.95
     result = {
-        "benchmark": "worker runtime overhead: make_app worker vs plain Celery, side by side "
-                     "(1 worker x 2 prefork each, no-op tasks)",
-        "tasks_compared": {"plain": int(total["plain_done"]), "queueworker": int(total["qw_done"])},
+        "benchmark": "worker runtime overhead: make_app worker (atomic fetch), the same with the stock BRPOP "
+                     "transport, and plain Celery, side by side (1 worker x 2 prefork each, no-op tasks)",
+        "tasks_compared": {"plain": int(total["plain_done"]), "queueworker": int(total["qw_done"]),
+                           "queueworker_brpop": int(total["qwbrpop_done"])},
         "ratio": round(ratio, 3), "target": 0.95, "meets_target": meets,
+        "ratio_brpop": round(brpop_ratio, 3), "atomic_vs_brpop": round(atomic_vs_brpop, 3),
         "round_ratios": [round(r, 3) for r in ratios],
         "plain_cpu_s_per_1000": round(1000 * total["plain_cpu"] / total["plain_done"], 3),
         "queueworker_cpu_s_per_1000": round(1000 * total["qw_cpu"] / total["qw_done"], 3),
         "cpu_ratio": round(cpu_ratio, 3), "round_cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "instructions": counted,
+        "redis_cpu": redis_cpu,
     }
     print(json.dumps(result, indent=2))
     return result

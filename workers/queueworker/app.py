@@ -10,6 +10,8 @@ Environment (all optional):
                                       default 25 (0: wait for them without bound); runtime/shutdown.py
   QUEUEWORKER_MAX_REDELIVERIES        redeliveries allowed before a message is rejected, default 3
   QUEUEWORKER_BROKER_SOCKET_TIMEOUT   seconds, default 10: how fast a dead Redis is noticed
+  QUEUEWORKER_ATOMIC_FETCH            default 1: fetch and record in one Redis operation (runtime/fetch.py);
+                                      0 consumes the stock kombu way (BRPOP, then record), for comparisons
   QUEUEWORKER_HEARTBEAT_INTERVAL, QUEUEWORKER_METRICS_PORT, QUEUEWORKER_STATE_DIR: see runtime/.
 
 Redis must run with `maxmemory-policy noeviction`: an evicted queue list or `unacked` hash loses tasks.

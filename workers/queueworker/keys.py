@@ -21,6 +21,17 @@ BINDING_PREFIX = "_kombu.binding."
 
 PREFIX = "queueworker:"
 
+#: Hash of the messages workers hold (runtime/fetch.py): delivery tag -> "{hostname}\n{list it came from}",
+#: written in the same Redis operation that pops the message (and records it in `unacked`).
+HELD_HASH = f"{PREFIX}held"
+#: A worker's lease: key f"{ALIVE_PREFIX}{hostname}" with a TTL of HEARTBEAT_TTL, refreshed while it lives;
+#: when it has expired, what the worker held goes back to its queue.
+ALIVE_PREFIX = f"{PREFIX}alive:"
+
+
+def alive_key(hostname: str) -> str:
+    return f"{ALIVE_PREFIX}{hostname}"
+
 #: Hash per queue: field = worker hostname, value = JSON heartbeat
 #: {"hostname", "pid", "busy", "total", "processed", "ts"}; entries older than HEARTBEAT_TTL are dead.
 #: The whole hash expires HEARTBEAT_TTL after the last heartbeat of any worker.

@@ -6,9 +6,10 @@
   make_app's apps use `Transport` below (broker_transport), whose channel catches exactly those errors
   for the item just popped, logs it (truncated), pushes it to `queueworker:malformed:{queue}` (last
   100 kept, 64 KiB of each, for inspection) and counts it in celery_task_rejected_total{name="(malformed)"}.
-- `QoS` below: restoring unacked messages after a lost connection is best effort, and a message popped
-  just as Redis goes away is put back in its queue when Redis answers again rather than dropped (see
-  their docstrings).
+- `QoS` below: the atomic fetch's (runtime/fetch.py); restoring unacked messages, acks and rejects after a
+  lost connection cannot stop the worker (see their docstrings).
+- `Channel._receive_one`: the pub/sub (remote control) socket is read without blocking, so a connection cut
+  under it cannot stop the event loop.
 - A body Celery cannot decode: `Consumer.on_decode_error` counts it, then Celery acks it (drops it).
 - Unknown task names, invalid task messages and messages that are not tasks: Celery rejects them and sends
   task_unknown / task_rejected, counted in runtime/metrics.py. A body of the wrong shape for a known task
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from typing import Any
 
 from celery import Celery
@@ -28,6 +28,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.transport import redis as kombu_redis
 
 from queueworker.keys import PREFIX
+from queueworker.runtime import fetch
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,12 @@ def record_malformed(queue: str, raw: str | None, error: BaseException) -> None:
     log.error("dropped a malformed message from queue %r (%s): %.200r", queue, type(error).__name__, raw)
 
 
-class QoS(kombu_redis.QoS):
-    """kombu's Redis QoS, except that restoring unacked messages when the channel closes after a lost
-    broker connection cannot stop the worker: kombu may try it after the connection was released
-    (`connection.client` is None, an AttributeError Celery calls unrecoverable) or while Redis is still
-    down. Those messages stay in the `unacked` hash and come back after the visibility timeout."""
+class QoS(fetch.QoS):
+    """The atomic fetch's QoS (runtime/fetch.py), except that restoring unacked messages when the channel
+    closes after a lost broker connection cannot stop the worker: kombu may try it after the connection was
+    released (`connection.client` is None, an AttributeError Celery calls unrecoverable) or while Redis is
+    still down. Those messages stay held by this worker and the next sweep puts them back in their queue
+    (a stock kombu record comes back after the visibility timeout)."""
 
     def restore_unacked(self, client: Any = None) -> Any:
         try:
@@ -60,76 +62,59 @@ class QoS(kombu_redis.QoS):
             released = getattr(self.channel.connection, "client", None) is None
             if isinstance(exc, AttributeError) and not released:
                 raise
-            log.warning("could not restore %d unacked message(s) now (%s); they return to their queue after "
-                        "the visibility timeout", len(self._delivered), type(exc).__name__)
+            log.warning("could not restore %d unacked message(s) now (%s); they go back to their queue when "
+                        "the broker answers again", len(self._delivered), type(exc).__name__)
             self._delivered.clear()
             return None
 
-
     def ack(self, delivery_tag: Any) -> None:
-        """kombu's ack, except that a task finishing after its channel was closed by a reconnect (kombu then
-        fails with an AttributeError Celery calls unrecoverable) cannot stop the worker: the message stays
-        in `unacked` and returns to its queue after the visibility timeout (it may run again)."""
+        """The fetch's ack, except that a task finishing after its channel was closed by a reconnect (kombu
+        then fails with an AttributeError Celery calls unrecoverable) cannot stop the worker: the ack is sent
+        again by the next sweep of a live channel, if this worker still holds the message."""
         try:
             super().ack(delivery_tag)
         except AttributeError:
             if getattr(self.channel.connection, "client", None) is not None:
                 raise
-            log.warning("could not acknowledge message %s: its broker connection was replaced; it returns to "
-                        "its queue after the visibility timeout and may run again", delivery_tag)
+            if self._atomic(delivery_tag):
+                with fetch._pending_lock:
+                    fetch._PENDING_ACKS.add(str(delivery_tag))
+            log.warning("could not acknowledge message %s now: its broker connection was replaced",
+                        delivery_tag)
             self._delivered.pop(delivery_tag, None)
 
-    def append(self, message: Any, delivery_tag: Any) -> None:
-        """Record a delivered message in `unacked`. When Redis goes away between handing the message to
-        this worker's BRPOP and that record, the message now exists only here: kombu would drop it. Keep
-        it, and put it back in its queue as soon as Redis answers again (`Channel.restore_stranded`); the
-        worker does not run it now (a task started now would be cancelled by the reconnect anyway)."""
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        """A reject after the channel was closed by a reconnect cannot stop the worker either: the message
+        is still held by this worker (the sweep puts it back) or already back in its queue."""
         try:
-            super().append(message, delivery_tag)
-        except self.channel.connection_errors as exc:
-            info = getattr(message, "delivery_info", None) or {}
-            with _stranded_lock:
-                _STRANDED.append((message._raw, str(info.get("exchange") or ""),
-                                  str(info.get("routing_key") or "")))
-            log.warning("the broker went away before message %s was recorded as unacked (%s); it goes back "
-                        "to its queue when the broker answers again", delivery_tag, type(exc).__name__)
-            raise
+            super().reject(delivery_tag, requeue=requeue)
+        except AttributeError:
+            if getattr(self.channel.connection, "client", None) is not None:
+                raise
+            log.warning("could not reject message %s now: its broker connection was replaced", delivery_tag)
+            self._delivered.pop(delivery_tag, None)
 
 
-#: Messages BRPOP handed to this worker just before Redis went away, not recorded in `unacked`:
-#: (payload, exchange, routing key). They exist nowhere else until put back in their queue.
-_STRANDED: list[tuple[Any, str, str]] = []
-_stranded_lock = threading.Lock()
+class _NonBlockingPubSub:
+    """A pub/sub client whose parse_response never blocks: kombu reads it when the poller says its socket
+    is readable, but redis-py's blocking read reconnects a dropped connection and then waits without a
+    timeout. After a cut connection that wait never ended and the worker's event loop stood still."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    def parse_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._pubsub.parse_response(block=False, timeout=0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pubsub, name)
 
 
-class Channel(kombu_redis.Channel):
+class Channel(fetch.Channel):
     QoS = QoS
 
-    def _brpop_start(self, timeout: Any = None) -> Any:
-        if _STRANDED:
-            self.restore_stranded()
-        return super()._brpop_start(timeout)
-
-    def restore_stranded(self) -> int:
-        """Put the stranded messages back at the head of their queues (marked redelivered); 0 while Redis
-        still does not answer (the next poll tries again)."""
-        with _stranded_lock:
-            pending = list(_STRANDED)
-        if not pending:
-            return 0
-        try:
-            with self.conn_or_acquire() as client:
-                pipe = client.pipeline()
-                for payload, exchange, routing_key in pending:
-                    self._do_restore_message(payload, exchange, routing_key, pipe, leftmost=False)
-                pipe.execute()
-        except self.connection_errors:
-            return 0
-        with _stranded_lock:
-            del _STRANDED[:len(pending)]
-        log.warning("put %d message(s) back in their queue: the broker went away before they were recorded "
-                    "as unacked", len(pending))
-        return len(pending)
+    def _receive_one(self, c: Any) -> Any:
+        return super()._receive_one(_NonBlockingPubSub(c))
 
     def _last_queue(self) -> str:
         items = getattr(self._queue_cycle, "items", None) or []
@@ -165,7 +150,7 @@ def _from_envelope(exc: BaseException) -> bool:
     consumers = (f"{os.sep}celery{os.sep}", f"{os.sep}queueworker{os.sep}")
     while tb is not None:
         name = tb.tb_frame.f_code.co_filename
-        if name != __file__ and any(part in name for part in consumers):  # QoS.append above is kombu's side
+        if name not in (__file__, fetch.__file__) and any(part in name for part in consumers):  # kombu's side
             return False
         tb = tb.tb_next
     return True
