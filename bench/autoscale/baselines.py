@@ -10,7 +10,8 @@ keda-tuned (a ScaledObject tuned for latency, the redis list-length trigger):
     reads LLEN of the base list through KEDA's metrics server (live) at each sync.
 latency (a queue-time autoscaler, as commercial ones work): every 10 s it reads the oldest task's wait
   (0 when nothing is queued) and recommends ceil(replicas x oldest wait / targetWaitSeconds) within the
-  bounds; it scales up to that at once and down to the highest recommendation of the last 60 s. It
+  bounds; it scales up to that at once and down to the highest recommendation of the last 60 s (once it has
+  60 s of them). It
   patches the Deployment's replicas, so the ReplicaSet picks the pods to remove (newest first).
 """
 
@@ -79,8 +80,10 @@ class LatencyScaler:
         self.max_replicas = max_replicas
         self.target_wait = target_wait
         self.recommendations: list[tuple[float, int]] = []
+        self.since: float | None = None
 
     def tick(self, now: float, view: View, current: int) -> int:
+        self.since = now if self.since is None else self.since
         wait = view.oldest_wait or 0.0
         base = max(current, 1)  # at zero replicas a waiting task asks for one
         raw = math.ceil(base * wait / self.target_wait - 1e-9)
@@ -89,4 +92,6 @@ class LatencyScaler:
         self.recommendations.append((now, raw))
         if raw >= current:
             return raw
+        if now - self.since < LATENCY_DOWN_WINDOW:  # not a whole window of recommendations yet
+            return current
         return min(current, max(r for _, r in self.recommendations))
