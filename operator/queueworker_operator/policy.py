@@ -24,8 +24,9 @@ Poisson noise (a burst starting or ending). The slots needed are the larger of t
   asks for nothing more than the current replicas, which a scale-down keeps for the delay anyway.
 
 The waits are planned near, not far below, the target: a burst's backlog is drained over the time the
-new replicas are kept, not at once. Until a service time has been measured, every waiting task asks for
-a slot. Nothing queued or running asks for no replica (a decaying arrival average alone does not).
+new replicas are kept, not at once. Until a service time has been measured (or while it measures 0: no
+heartbeat saw a task running), every waiting task asks for a slot. Nothing queued or running asks for no
+replica (a decaying arrival average alone does not).
 
 Rules: up at once when tasks wait and more slots are needed, at most
 `max(max_step_up, current x max_step_up_percent %)` replicas per decision;
@@ -282,9 +283,12 @@ def _needed_slots(
     target = config.target_wait_seconds
     service = service_seconds(config, state)
     arrival = _arrival_rate(config, state)
-    if service is None:
+    if service is None or service <= 0:
+        # Not known yet, or 0: tasks finished but no heartbeat saw one running (shorter than heartbeats
+        # resolve). Either way the queue is the evidence: every waiting task asks for a slot.
         slots = float(obs.busy_slots + backlog)
-        why = f"{backlog} waiting, {obs.busy_slots} busy, service time not known yet"
+        known = "not known yet" if service is None else "too short to measure"
+        why = f"{backlog} waiting, {obs.busy_slots} busy, service time {known}"
     else:
         steady = arrival * service / config.target_utilization
         drain, more = backlog_slots(config, state, obs, current, service)

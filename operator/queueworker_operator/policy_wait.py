@@ -110,7 +110,7 @@ def backlog_slots(
     config: PolicyConfig, state: PolicyState, obs: Observation, current: int, service: float
 ) -> tuple[float, str]:
     """Slots the queued tasks ask for beyond the current replicas' (0 when those are enough)."""
-    if obs.backlog <= 0 or service <= 0:  # a service time of 0: tasks too short for any heartbeat to see
+    if obs.backlog <= 0 or service <= 0:  # a service time of 0 is handled by the caller
         return 0.0, ""
     target, per = config.target_wait_seconds, config.slots_per_replica
     arrival = state.arrival_rate or 0.0  # the queue is evidence enough: no noise margin here
