@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run render test lint typecheck unit k8s-bin bench clean help
+.PHONY: venv run render test lint typecheck unit pytest k8s-bin bench clean help
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -15,7 +15,9 @@ venv: $(STAMP)  ## create .venv with everything development and tests need
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools cautions on every editable install that a same-named folder in the working directory
+	@# would shadow the package; the packages live under workers/ and operator/, so none can.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 RUN_ARGS ?= --demo --burst 200:tasks.taskA --burst 120:tasks.taskB --burst '10:tasks.add:[2,3]' \
@@ -32,7 +34,10 @@ lint: venv  ## ruff
 typecheck: venv  ## mypy
 	$(BIN)/mypy
 
-unit: venv  ## pytest only
+unit: venv  ## the unit tier only (tests/unit: pure functions, no processes)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+pytest: venv  ## the whole pytest suite (every tier but e2e), without ruff, mypy or the Kubernetes build
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (test files: $$(ls tests/*/test_*.py 2>/dev/null | wc -l))"; fi; \
 	exit $$rc
@@ -40,7 +45,7 @@ unit: venv  ## pytest only
 k8s-bin:  ## build etcd, kube-apiserver, kubectl and the node binaries from Go modules (cached in ~/.cache/queueworker)
 	hack/k8s/build.sh
 
-test: venv lint typecheck k8s-bin unit  ## ruff, mypy and the whole suite, the real API server tier included (e2e: make e2e)
+test: venv lint typecheck k8s-bin pytest  ## ruff, mypy and the whole suite, the real API server tier included (e2e: make e2e)
 
 bench: venv  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench
@@ -79,7 +84,7 @@ images: venv  ## build the images (a local base, no registry needed) and load th
 push:  ## build the images on the upstream base and push them: make push REGISTRY=registry.example/team IMAGE_TAG=1.0
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/path, then: helm install ... --set imageRegistry=<that path>"; exit 2; }
 	for image in operator worker; do \
-	  docker build -f images/$$image/Dockerfile -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
+	  docker build -f images/Dockerfile --target $$image -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
 	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done
 
 deploy: venv images  ## install or upgrade the chart on kind with those images

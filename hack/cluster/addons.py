@@ -1,5 +1,6 @@
-"""What the local cluster runs on top of Kubernetes itself: CoreDNS (cluster DNS for Service names) and a
-default StorageClass backed by local PersistentVolumes prepared on this machine."""
+"""What the local cluster runs on top of Kubernetes itself: CoreDNS (cluster DNS for Service names), a
+default StorageClass backed by local PersistentVolumes prepared on this machine, and the read access of
+kube-router's NetworkPolicy firewall (which runs on the node, as kube-proxy does)."""
 
 from __future__ import annotations
 
@@ -125,6 +126,44 @@ def coredns() -> list[dict[str, Any]]:
                     {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"},
                 ],
             },
+        },
+    ]
+
+
+def network_policy() -> list[dict[str, Any]]:
+    """What kube-router's firewall reads, for its user (hack.cluster.node.Node.start_network_policy)."""
+    name = "system:kube-router"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "namespaces", "nodes"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                # Its informers list these even with the service proxy off.
+                {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list", "watch"]},
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "resources": ["networkpolicies"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
         },
     ]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hack.cluster import pki, procs
-from hack.cluster.controlplane import ControlPlane
+from hack.cluster.controlplane import SERVICE_CIDR, ControlPlane
 
 NODE_NAME = "queueworker-node"
 NODE_IP = "10.250.0.1"
@@ -259,6 +259,35 @@ state = "{base / "state"}"
             )
         )
         procs.start(self.state, "kube-proxy", [str(self.plane.bin / "kube-proxy"), f"--config={config}"])
+
+    def start_network_policy(self) -> None:
+        """kube-router's NetworkPolicy firewall alone (no routing, no service proxy, no CNI): iptables
+        rules and ipsets on this machine that admit pod traffic only as the cluster's policies say."""
+        kubeconfig = self.kubeconfig_for("kube-router", "system:kube-router")
+        proc = procs.start(
+            self.state,
+            "kube-router",
+            [
+                str(self.plane.bin / "kube-router"),
+                f"--kubeconfig={kubeconfig}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--enable-cni=false",
+                f"--hostname-override={NODE_NAME}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--health-port=0",
+                "--iptables-sync-period=1m",
+            ],
+        )
+        log = self.state / "logs" / "kube-router.log"
+
+        def syncing() -> bool:  # it exits when its caches do not sync in a minute (missing RBAC, say)
+            if proc.poll() is not None:
+                raise RuntimeError(f"kube-router exited with {proc.returncode}")
+            return "Starting network policy controller full sync" in log.read_text(errors="replace")
+
+        procs.wait("kube-router's firewall", syncing, 90, lambda: procs.log_tail(self.state, "kube-router"))
 
     # -- controllers ---------------------------------------------------------------------------------
 

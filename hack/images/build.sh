@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every image the local cluster runs, with no registry: a Debian base made with debootstrap, a
-# Python base on it, the project's operator and worker images (their own Dockerfiles, unchanged, with
-# the local base as PYTHON_IMAGE), Redis from Debian's redis-server, and the pause and CoreDNS images
+# Python base on it, the project's operator and worker images (images/Dockerfile's targets, unchanged,
+# with the local base as PYTHON_IMAGE), Redis from Debian's redis-server, and the pause and CoreDNS images
 # from binaries built by hack/k8s/build.sh. Bases are cached (docker images + a rootfs tarball in
 # ${QW_CACHE}); the project's images are rebuilt each run, from Docker's layer cache when nothing changed.
 #   hack/images/build.sh TAG          (prints the image references it built, one per line, last)
@@ -49,7 +49,7 @@ docker build -q -t "queueworker.local/redis:local" -f "$here/redis.Dockerfile" "
 
 start=$SECONDS
 for image in operator worker; do
-  docker build -q --build-arg PYTHON_IMAGE=local/python:3.11-bookworm -f "$root/images/$image/Dockerfile" \
+  docker build -q --build-arg PYTHON_IMAGE=local/python:3.11-bookworm -f "$root/images/Dockerfile" --target "$image" \
     -t "queueworker/$image:$tag" "$root" >/dev/null
 done
 log "operator and worker images built in $((SECONDS - start)) s"

@@ -4,9 +4,8 @@ Each tick reads the probe for all their queues in one round trip of pipelines (a
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
 and for mode builtin asks the pure policy for replicas, with the start time measured on the worker pods
 (creation to Ready; the pods are listed only while some are not ready or the ready count changed). Before
-a scale-down it gives idle pods the lowest
-`controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet removes them before busy ones. With the
-broker unreachable, replicas are held and BrokerReachable=False.
+a scale-down it gives idle pods the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
+removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 
 import redis
 from queueworker import keys
+from queueworker.contract import busy_by_worker, redact, targets
 from queueworker.probe import QueueStats, probe
 from queueworker.spec import QueueWorker
 
@@ -27,7 +27,7 @@ from queueworker_operator import builders, labels, metrics, observe
 from queueworker_operator.kube import KubeError
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker_operator.reconcile import involved
-from queueworker_operator.runtime import Key, Observed, Runtime, redact
+from queueworker_operator.runtime import Key, Observed, Runtime
 from queueworker_operator.startup import StartTimes, pod_start_seconds
 from queueworker_operator.status import Cond, now_iso
 
@@ -48,16 +48,6 @@ class Reading:
 def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
     """The QueueWorker's queues as one policy observation (see observe.py)."""
     return observe.observation(stats, qw.spec.queues, now)
-
-
-def targets(qws: list[QueueWorker]) -> dict[str, str]:
-    """queueworker:targets fields for the QueueWorkers (first QueueWorker by namespace/name wins a queue)."""
-    out: dict[str, str] = {}
-    for qw in sorted(qws, key=lambda q: (q.namespace, q.name)):
-        for queue in qw.spec.queues:
-            out.setdefault(queue, json.dumps({"targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
-                                              "queueworker": f"{qw.namespace}/{qw.name}"}, sort_keys=True))
-    return out
 
 
 def hostname_of(heartbeat_host: str) -> str:
@@ -160,11 +150,19 @@ class Autoscaler:
             config = PolicyConfig.from_spec(qw.spec)
             if obs is not None:
                 obs = replace(obs, start_seconds=await self.start_seconds(qw, observed))
-            decision = decide(config, self.states.get(key, PolicyState()), obs, observed.replicas)
+            state = self.states.get(key, PolicyState())
+            decision = decide(config, state, obs, observed.replicas)
+            busy: dict[str, int] = {}
+            if decision.direction == "down" and obs is not None:
+                # Which pods run tasks now: the policy keeps that many, and they are marked to stay.
+                busy = await asyncio.to_thread(self._busy, qw)
+                working = sum(1 for slots in busy.values() if slots > 0)
+                if working:
+                    decision = decide(config, state, replace(obs, busy_workers=working), observed.replicas)
             self.states[key] = decision.state
             fields["desiredReplicas"] = decision.replicas
             if decision.replicas != observed.replicas:
-                await self.scale(qw, observed.replicas, decision)
+                await self.scale(qw, observed.replicas, decision, busy)
                 fields["lastScaleTime"] = now_iso()
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
@@ -191,11 +189,11 @@ class Autoscaler:
                 starts.record(uid, seconds)
         return starts.estimate()
 
-    async def scale(self, qw: QueueWorker, current: int, decision: Decision) -> None:
+    async def scale(self, qw: QueueWorker, current: int, decision: Decision, busy: dict[str, int]) -> None:
         rt = self.rt
         name = builders.worker_name(qw)
         if decision.replicas < current:
-            await self.mark_pods(qw)
+            await self.mark_pods(qw, busy)
         await rt.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
         observed = rt.deployments.get((qw.namespace, qw.name))
         if observed is not None:
@@ -212,27 +210,15 @@ class Autoscaler:
                     decision.reason)
 
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
-        client = self.rt.broker()
-        pipe = client.pipeline(transaction=False)
-        for queue in qw.spec.queues:
-            pipe.hvals(keys.heartbeat_key(queue))
-        oldest = time.time() - keys.HEARTBEAT_TTL
+        """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""
         busy: dict[str, int] = {}
-        for values in pipe.execute():
-            for raw in values:
-                try:
-                    beat = json.loads(raw)
-                    if float(beat.get("ts", 0)) < oldest:
-                        continue
-                    host = hostname_of(str(beat["hostname"]))
-                    busy[host] = busy.get(host, 0) + int(beat.get("busy", 0))
-                except (ValueError, KeyError, TypeError):
-                    continue
+        for host, slots in busy_by_worker(self.rt.broker(), qw.spec.queues).items():
+            pod = hostname_of(host)
+            busy[pod] = max(busy.get(pod, 0), slots)
         return busy
 
-    async def mark_pods(self, qw: QueueWorker) -> None:
+    async def mark_pods(self, qw: QueueWorker, busy: dict[str, int]) -> None:
         """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
-        busy = await asyncio.to_thread(self._busy, qw)
         pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=labels.selector(qw.name, "worker"))
         for pod in pods:
             meta = pod["metadata"]

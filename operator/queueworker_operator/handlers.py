@@ -12,13 +12,14 @@ import time
 from typing import Any
 
 import kopf
+from queueworker.contract import redact
 from queueworker.spec import GROUP, PLURAL, VERSION
 
 from queueworker_operator import kube, metrics, reconcile
 from queueworker_operator.autoscaler import Autoscaler
 from queueworker_operator.config import ConfigError, Settings
 from queueworker_operator.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import NamespaceSync, Runtime, redact, summary
+from queueworker_operator.runtime import NamespaceSync, Runtime, summary
 from queueworker_operator.status import StatusKeeper
 
 logger = logging.getLogger(__name__)

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 LAST_APPLIED = "queueworker.dev/last-applied"
 COMPONENT = "queueworker-operator"
+#: The field manager of every create and patch (metadata.managedFields), as `kubectl --field-manager`.
+FIELD_MANAGER = COMPONENT
 MERGE_PATCH = "application/merge-patch+json"
 
 #: apiVersion/kind -> plural, for every kind the operator writes.
@@ -216,6 +218,8 @@ class Kube:
                       content_type: str = "application/json") -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if body is not None else {}
+        if method in ("POST", "PATCH"):  # every write is recorded under our name in managedFields
+            params = {**(params or {}), "fieldManager": FIELD_MANAGER}
         async with self._session.request(method, self.server + path, data=data, params=params,
                                          headers=headers) as response:
             text = await response.text()

@@ -31,9 +31,10 @@ replica (a decaying arrival average alone does not).
 Rules: up at once when tasks wait and more slots are needed, at most
 `max(max_step_up, current x max_step_up_percent %)` replicas per decision;
 down only when every recommendation of the last `scale_down_delay_seconds` was lower than the replicas
-running, and then to the highest of them; zero only when nothing is queued, reserved or running; at
-least one replica as soon as a task waits; always within [min_replicas, max_replicas]; no observation
-means hold.
+running, and then to the highest of them, but never below the workers running tasks (busy_workers:
+removing one would cut its tasks short, so idle ones go and busy ones stay); zero only when nothing is
+queued, reserved or running; at least one replica as soon as a task waits; always within [min_replicas,
+max_replicas]; no observation means hold.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ class Observation:
     workers: int = 0  # live workers
     oldest_wait: float | None = None  # seconds the oldest queued task has waited
     completed_total: int | None = None  # monotonic counter of finished tasks (may reset)
+    #: Workers running at least one task (by pod, from heartbeats): a scale-down never goes below it,
+    #: since removing a busy worker would cut its tasks short. Callers fill it when a scale-down is near.
+    busy_workers: int = 0
     #: Seconds the queue's recent workers took from being asked for to ready (pod creation to Ready,
     #: process start to ready), as the caller measured them; None when it has no measurement yet.
     start_seconds: float | None = None
@@ -362,13 +366,19 @@ def decide(
     if target < current:
         window_max = window[0][1]
         covered = obs.time - since >= delay
-        if covered and window_max < current:
+        floor = max(window_max, obs.busy_workers)
+        if covered and floor < current:
             state = replace(state, last_scale_time=obs.time)
             reason = f"scale down: {why}; all recommendations of the last {delay:.0f}s <= {window_max}"
-            return Decision(window_max, recommended, reason, state, "down")
-        blockers = [t for t, v in window if v >= current]
-        left = (max(blockers) if blockers else since) + delay - obs.time
-        why += f"; {left:.0f}s more below {current} before scaling down"
+            if floor > window_max:
+                reason += f"; {obs.busy_workers} workers running tasks stay"
+            return Decision(floor, recommended, reason, state, "down")
+        if covered and window_max < current:
+            why += f"; {obs.busy_workers} of {current} workers running tasks: none idle to remove"
+        else:
+            blockers = [t for t, v in window if v >= current]
+            left = (max(blockers) if blockers else since) + delay - obs.time
+            why += f"; {left:.0f}s more below {current} before scaling down"
     elif target > current:
         why += "; no task waiting"
     elif wanted > config.max_replicas:

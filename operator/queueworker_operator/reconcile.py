@@ -17,13 +17,14 @@ from typing import Any
 import aiohttp
 import kopf
 from queueworker import beat
+from queueworker.contract import redact
 from queueworker.spec import API_VERSION, PLURAL, SpecError
 
 from queueworker_operator import builders, metrics
 from queueworker_operator.builders.worker import desired_replicas
 from queueworker_operator.kube import ApplyResult, KubeError, NotOurs
 from queueworker_operator.labels import MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import LAST_VALID, Observed, Runtime, redact, spec_text
+from queueworker_operator.runtime import LAST_VALID, Observed, Runtime, spec_text
 from queueworker_operator.status import Cond
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from queueworker.contract import redact
 from queueworker.spec import FieldError, QueueWorker, SpecError, parse_manifest
 
 from queueworker_operator import builders
@@ -250,14 +251,3 @@ class Runtime:
             self.broker_client = None
         self.tasks.clear()
         await self.kube.close()
-
-
-def redact(text: str, secret_url: str) -> str:
-    """`text` without the broker URL or its password (for logs, status and Events)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(secret_url)
-    for secret in (secret_url, parts.password or ""):
-        if secret:
-            text = text.replace(secret, "***")
-    return text

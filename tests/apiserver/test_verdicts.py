@@ -5,7 +5,6 @@ accepted by both, or refused by both naming the same fields. kubectl sends each 
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 import pytest
@@ -13,75 +12,23 @@ import yaml
 from queueworker.manifests import load_manifests
 
 from tests.apiserver.conftest import CHART_CRDS, ROOT, Server
-from tests.support import cel
+from tests.support import cel, verdicts
 
 CASES = cel.load_cases()
-NOT_CHECKED = "some validation rules were not checked because the object was invalid"
-OUR_VERSION = "queueworker.dev/v1alpha1"
-
-
-def server_paths(stderr: str) -> list[str]:
-    """The field paths an API server refusal names, in the spec model's dotted style."""
-    paths = re.findall(r"(?:^\* |is invalid: )(\.?[A-Za-z][\w.\[\]-]*): ", stderr, re.MULTILINE)
-    paths += re.findall(r'unknown field "([^"]+)"', stderr)
-    paths += ["metadata.namespace" for _ in re.findall(r'namespaces "[^"]*" not found', stderr)]
-    paths += ["metadata.name" for _ in re.findall(r"resource name may not be empty", stderr)]
-    for _kind, version in re.findall(r'no matches for kind "([^"]*)" in version "([^"]*)"', stderr):
-        paths.append("kind" if version == OUR_VERSION else "apiVersion")
-    return [p.lstrip(".") for p in paths]
-
-
-def dotted(path: str) -> str:
-    """`spec.nodeSelector[disk]` (the model's map-key style) -> `spec.nodeSelector.disk` (the server's)."""
-    return re.sub(r"\[([^\]0-9][^\]]*)\]", r".\1", path)
-
-
-def related(a: str, b: str) -> bool:
-    return a == b or a.startswith((b + ".", b + "[")) or b.startswith((a + ".", a + "["))
-
-
-def model_paths(path: Path) -> list[str]:
-    (loaded,) = load_manifests(path)
-    return [dotted(e.path) for e in loaded.errors]
 
 
 @pytest.fixture(scope="module")
 def namespaces(crd_server: Server) -> Server:
     """The namespaces valid cases name exist, so only the manifest itself is judged."""
-    for case in CASES:
-        meta = case.obj.get("metadata") if isinstance(case.obj, dict) else None
-        namespace = meta.get("namespace") if isinstance(meta, dict) else None
-        if case.valid and isinstance(namespace, str):
-            crd_server.kubectl("create", "namespace", namespace)
+    for namespace in sorted(verdicts.namespaces_named(CASES)):
+        crd_server.kubectl("create", "namespace", namespace)
     return crd_server
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_api_server_and_qw_render_agree(namespaces: Server, case: cel.Case) -> None:
     result = namespaces.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", str(case.path))
-    model = model_paths(case.path)
-    if case.valid:
-        assert result.returncode == 0, f"the API server refuses a case qw render accepts:\n{result.stderr}"
-        assert model == [], f"qw render refuses a case the API server accepts: {model}"
-        return
-    assert result.returncode != 0, (
-        f"the API server accepts a case qw render refuses ({model}):\n{result.stdout}"
-    )
-    assert model, "qw render accepts a case the API server refuses:\n" + result.stderr
-    named = server_paths(result.stderr)
-    assert named, f"the refusal names no field:\n{result.stderr}"
-    extra = [dotted(p) for p in case.crd_extra]
-    for path in named:
-        assert any(related(path, m) for m in model + extra), (
-            f"the API server names {path}, qw render names {model}:\n{result.stderr}"
-        )
-    unnamed = [m for m in model if not any(related(m, p) for p in named)]
-    # The server stops at its first failing stage: strict decoding (unknown fields) before the schema,
-    # the schema before CEL rules (then it says some were not checked). Later stages go unnamed.
-    stopped_early = NOT_CHECKED in result.stderr or "strict decoding error" in result.stderr
-    assert not unnamed or stopped_early, (
-        f"qw render names {unnamed}, which the API server does not:\n{result.stderr}"
-    )
+    verdicts.check(case, result.returncode, result.stdout, result.stderr)
 
 
 def test_examples_are_accepted_by_both(crd_server: Server) -> None:

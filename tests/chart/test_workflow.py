@@ -34,7 +34,8 @@ def test_skaffold_builds_both_images_and_deploys_the_chart() -> None:
     for image, artifact in artifacts.items():
         name = image.split("/")[1]
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"images/{name}/Dockerfile"
+        assert artifact["docker"]["dockerfile"] == "images/Dockerfile"
+        assert artifact["docker"]["target"] == name  # the Dockerfile's stage for this image
         assert (REPO / artifact["docker"]["dockerfile"]).exists()
     (release,) = SKAFFOLD["deploy"]["helm"]["releases"]
     assert (REPO / release["chartPath"]).resolve() == CHART
@@ -90,3 +91,8 @@ def test_makefile_has_the_workflow_targets() -> None:
     assert "cp operator/crds/*.yaml charts/queueworker/crds/" in dry.stdout
     dry = subprocess.run(["make", "-n", "dev"], cwd=REPO, capture_output=True, text=True, check=True)
     assert "skaffold dev --profile kind --kube-context kind-queueworker" in dry.stdout
+    push = ["make", "-n", "push", "REGISTRY=r.example/team"]
+    dry = subprocess.run(push, cwd=REPO, capture_output=True, text=True, check=True)
+    build = "docker build -f images/Dockerfile --target $image -t r.example/team/queueworker/$image"
+    assert build in dry.stdout
+    assert "for image in operator worker" in dry.stdout

@@ -4,6 +4,8 @@ not), refuse anything else, and the few operations the flows need (wait, run a p
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +46,37 @@ class Cluster:
         return client.CustomObjectsApi(self.api)
 
     @property
+    def policy(self) -> Any:
+        from kubernetes import client
+
+        return client.PolicyV1Api(self.api)
+
+    @property
     def extensions(self) -> Any:
         from kubernetes import client
 
         return client.ApiextensionsV1Api(self.api)
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl as a user runs it (the one built with the local cluster, else the one on PATH); with
+        `check`, a non-zero exit fails the test with kubectl's own message."""
+        from hack.cluster import binaries
+
+        built = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin" / "kubectl"
+        tool = str(built) if built.exists() else (shutil.which("kubectl") or "kubectl")
+        result = subprocess.run(
+            [tool, f"--context={self.context}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
 
 
 def connect() -> Cluster:

@@ -1,5 +1,8 @@
-"""Fixtures of the kind e2e suite. Without a reachable kind cluster every test skips with the reason
-(printed, and listed by -ra); a context that is not kind is refused the same way, never used."""
+"""Fixtures of the e2e suite (kind, or the local cluster of `make cluster-up`). Without a reachable cluster
+every test skips with the reason (printed, and listed by -ra); any other context is refused the same way.
+
+The release is installed once for the session; modules run in the order of MODULES (the verdicts before
+the install, the uninstall last), whatever order pytest was given them in."""
 
 from __future__ import annotations
 
@@ -15,6 +18,40 @@ from tests.e2e.cluster import LOCAL_CONTEXT, Cluster, Unavailable, connect, node
 
 NAMESPACE = "qw-e2e"
 RELEASE = "qw-e2e"
+MODULES = (
+    "test_guard",
+    "test_api_verdicts",
+    "test_kind",
+    "test_kubectl",
+    "test_autoscaling",
+    "test_beat",
+    "test_metrics",
+    "test_network",
+    "test_uninstall",
+)
+
+
+#: Figures the flows measured (reaction times, counts): printed at the end of the run, never asserted.
+FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("e2e figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.stem
+        return MODULES.index(name) if name in MODULES else len(MODULES)
+
+    items.sort(key=rank)  # stable: the order within a module stays
 
 
 @dataclass
@@ -32,6 +69,11 @@ class Release:
     def redis_pod(self) -> str:
         return f"{self.fullname}-redis-0"
 
+    @property
+    def operator_user(self) -> str:
+        """The identity the operator's requests carry: its ServiceAccount."""
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}-operator"
+
     def values(self, **extra: object) -> dict[str, object]:
         if self.cluster.context == LOCAL_CONTEXT:  # no registry: Redis is the image hack/images built
             extra = deploy.merge(deploy.LOCAL_REDIS, dict(extra))
@@ -47,7 +89,7 @@ def cluster() -> Cluster:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def release(cluster: Cluster) -> Iterator[Release]:
     """The chart installed in a namespace that enforces the restricted Pod Security Standard."""
     tag = os.environ.get("QW_E2E_IMAGE_TAG", "e2e")

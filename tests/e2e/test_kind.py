@@ -1,133 +1,47 @@
-"""The platform on a kind cluster, in order: install the chart, apply the examples, publish a burst and see
+"""The platform on the cluster, in order: install the chart, apply the examples, publish a burst and see
 workers scale up and every task complete, delete a worker pod mid-task and lose nothing, upgrade the
-release (Redis restarts, the password and the queued tasks stay), uninstall.
+release (Redis restarts, the password and the queued tasks stay). test_uninstall.py ends the session.
 
-Run with `make e2e` (creates the cluster and loads the images). Skips, saying why, without a kind cluster.
+Run with `make e2e` (on the local cluster of `make cluster-up`, or kind). Skips, saying why, without one.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hack.cluster import binaries
 from tests.e2e import deploy
 from tests.e2e.cluster import (
     describe_pods,
     exec_in,
     pods,
     redis_cli,
-    restricted_container,
-    run_to_completion,
     wait_for,
 )
 from tests.e2e.conftest import Release
+from tests.e2e.flows import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    completed,
+    depth,
+    publish,
+    unacked,
+    wait_all_done,
+    worker_deployment,
+)
 
 # The flows wait minutes on the cluster (scale-down delays, a 360 s drain): past the suite default.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-GROUP, VERSION, PLURAL = "queueworker.dev", "v1alpha1", "queueworkers"
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-
-PUBLISH = """
-import sys
-from tasks import app
-task, count, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-for _ in range(count):
-    app.send_task(task, args=(seconds,))  # routed by the operator's routes document, as producers do
-print(f"published {count} {task}", flush=True)
-"""
-
-
-def completed(rel: Release, queue: str) -> int:
-    return int(
-        redis_cli(rel.cluster, rel.namespace, rel.redis_pod, "GET", f"queueworker:completed:{queue}") or 0
-    )
-
-
-def depth(rel: Release, queue: str) -> int:
-    return sum(
-        int(redis_cli(rel.cluster, rel.namespace, rel.redis_pod, "LLEN", queue + suffix) or 0)
-        for suffix in PRIORITY_SUFFIXES
-    )
-
-
-def unacked(rel: Release) -> int:
-    return int(redis_cli(rel.cluster, rel.namespace, rel.redis_pod, "HLEN", "unacked") or 0)
-
-
-def worker_deployment(rel: Release, queueworker: str) -> Any:
-    items = rel.cluster.apps.list_namespaced_deployment(
-        rel.namespace,
-        label_selector=f"app.kubernetes.io/instance={queueworker},app.kubernetes.io/component=worker",
-    ).items
-    return items[0] if items else None
-
-
-def publish(rel: Release, task: str, count: int, seconds: float) -> None:
-    """Publish from a pod in the cluster: the worker image, the broker Secret, the routes ConfigMap."""
-    name = f"publish-{uuid.uuid4().hex[:8]}"
-    container = restricted_container(
-        "publish",
-        f"queueworker/worker:{rel.tag}",
-        ["python", "-c", PUBLISH, task, str(count), str(seconds)],
-        env=[
-            {
-                "name": "QUEUEWORKER_BROKER_URL",
-                "valueFrom": {"secretKeyRef": {"name": "queueworker-broker", "key": "url"}},
-            },
-            {"name": "QUEUEWORKER_ROUTES_FILE", "value": "/etc/queueworker/routes/routes.json"},
-        ],
-        mounts=[
-            {"name": "routes", "mountPath": "/etc/queueworker/routes", "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"queueworker.dev/broker-client": "true"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [container],
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [
-                {"name": "routes", "configMap": {"name": "queueworker-routes"}},
-                {"name": "tmp", "emptyDir": {}},
-            ],
-        },
-    }
-    log = run_to_completion(rel.cluster, rel.namespace, pod)
-    assert f"published {count} {task}" in log, log
-
-
-def wait_all_done(rel: Release, queue: str, target: int, timeout: float) -> None:
-    def done() -> bool:
-        return completed(rel, queue) >= target and depth(rel, queue) == 0 and unacked(rel) == 0
-
-    wait_for(
-        f"{queue}: completed >= {target}, nothing queued or unacked",
-        done,
-        timeout,
-        diagnose=lambda: (
-            f"completed={completed(rel, queue)} depth={depth(rel, queue)} "
-            f"unacked={unacked(rel)}\n{describe_pods(rel.cluster, rel.namespace)}"
-        ),
-    )
-
-
 def test_platform_is_installed(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     for suffix in ("operator", "exporter"):
@@ -146,13 +60,7 @@ def test_platform_is_installed(release: Release) -> None:
 
 
 def kubectl(rel: Release, *args: str) -> str:
-    """kubectl as a user runs it (the one built with the local cluster, else the one on PATH)."""
-    built = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin" / "kubectl"
-    tool = str(built) if built.exists() else (shutil.which("kubectl") or "kubectl")
-    out = subprocess.run([tool, f"--context={rel.cluster.context}", *args], capture_output=True, text=True,
-                         timeout=60, check=False)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+    return str(rel.cluster.kubectl(*args).stdout)
 
 
 def test_examples_scale_up_and_complete(release: Release) -> None:
@@ -180,7 +88,7 @@ def test_examples_scale_up_and_complete(release: Release) -> None:
     wait_for("the task-a Deployment", lambda: worker_deployment(release, "task-a"), timeout=60)
 
     before = completed(release, "for_task_A")
-    publish(release, "tasks.taskA", 40, 2.0)
+    publish(release, "tasks.taskA", 40, [2.0])
     highest = 0
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -206,7 +114,7 @@ def test_examples_scale_up_and_complete(release: Release) -> None:
 def test_deleting_a_worker_pod_mid_task_loses_nothing(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     before = completed(release, "for_task_A")
-    publish(release, "tasks.taskA", 12, 6.0)
+    publish(release, "tasks.taskA", 12, [6.0])
     selector = "app.kubernetes.io/instance=task-a,app.kubernetes.io/component=worker"
     running: list[Any] = wait_for(
         "a task-a pod running tasks",
@@ -255,34 +163,5 @@ def test_upgrade_keeps_the_password_and_the_queued_tasks(release: Release) -> No
     assert redis_cli(cluster, ns, release.redis_pod, "CONFIG", "GET", "appendfsync").split()[-1] == "always"
     # Workers and the operator carry on against the restarted Redis.
     before = completed(release, "for_task_B")
-    publish(release, "tasks.taskB", 6, 1.0)
+    publish(release, "tasks.taskB", 6, [1.0])
     wait_all_done(release, "for_task_B", before + 6, timeout=300)
-
-
-def test_uninstall_removes_the_platform(release: Release) -> None:
-    cluster, ns = release.cluster, release.namespace
-    for qw in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
-        cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, qw["metadata"]["name"])
-    wait_for(
-        "QueueWorkers and their Deployments to go",
-        lambda: (
-            not cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-            and not cluster.apps.list_namespaced_deployment(
-                ns, label_selector="app.kubernetes.io/managed-by=queueworker-operator"
-            ).items
-        ),
-        timeout=180,
-    )
-    deploy.uninstall(cluster.context, ns, release.name)
-    selector = f"app.kubernetes.io/instance={release.name}"
-    wait_for(
-        "the release's objects to go",
-        lambda: (
-            not cluster.apps.list_namespaced_deployment(ns, label_selector=selector).items
-            and not cluster.apps.list_namespaced_stateful_set(ns, label_selector=selector).items
-            and not cluster.core.list_namespaced_service(ns, label_selector=selector).items
-        ),
-        timeout=180,
-    )
-    # Helm never deletes CRDs from crds/: QueueWorkers elsewhere survive an uninstall.
-    assert cluster.extensions.read_custom_resource_definition("queueworkers.queueworker.dev")

@@ -12,24 +12,20 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import yaml
 from celery import Celery
 from queueworker import keys, make_app
 from queueworker.exporter import Exporter
 from queueworker_operator import metrics as operator_metrics
 
 from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.monitoring import ALERTS, DASHBOARDS, alert_rules, panel_queries, substitute
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-ALERTS = REPO / "charts" / "queueworker" / "files" / "alerts.yaml"
-DASHBOARDS = sorted((REPO / "charts" / "queueworker" / "dashboards").glob("*.json"))
 #: Panel queries that need an event this stack does not produce (no example task retries).
 NEEDS_EVENTS_NOT_PRODUCED = ("celery_task_retried_total",)
 
@@ -112,22 +108,6 @@ def load(stack: Stack) -> None:
     stack.client.hset(keys.UNACKED_HASH, "gone", json.dumps([message, "", "lost"]))
 
 
-def substitute(expr: str, queue: str, namespace: str) -> str:
-    """Grafana's variables as Grafana would put them in for one selection."""
-    return (expr.replace("$__rate_interval", "1m").replace("${queue}", queue).replace("$queue", queue)
-            .replace("${namespace}", namespace).replace("$namespace", namespace))
-
-
-def panel_queries() -> list[tuple[str, str, str, str]]:
-    """(dashboard file, panel title, legend, expr) of every query of every panel."""
-    found = []
-    for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
-            for target in panel.get("targets", []):
-                found.append((path.name, panel["title"], target.get("legendFormat", ""), target["expr"]))
-    return found
-
-
 def test_scrape_figures_are_exact(stack: Stack) -> None:
     prom = stack.prometheus
     prom.wait_for(lambda: prom.query('celery_queue_length{queue_name="emails"} == 3'), 30, "emails depth 3")
@@ -180,10 +160,6 @@ def test_dashboard_variables_list_the_values(stack: Stack) -> None:
             found.setdefault(variable["name"], set()).update(values)
     assert found["namespace"] == {"shop"}
     assert {"emails", "nobody", "lost"} <= found["queue"]
-
-
-def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
 
 
 def test_every_alert_expression_evaluates_and_fires_where_its_condition_holds(stack: Stack) -> None:

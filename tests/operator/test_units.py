@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from queueworker.probe import QueueStats
 from queueworker.spec import parse_manifest
-from queueworker_operator.autoscaler import hostname_of, observation, targets
+from queueworker_operator.autoscaler import hostname_of, observation
 from queueworker_operator.kube import _last_applied, _with_last_applied, contains, merge_patch
-from queueworker_operator.runtime import redact
 from queueworker_operator.status import Cond, merge_conditions, merged_status, status_patch
 
 
@@ -104,16 +103,7 @@ def test_observation_sums_queues_and_targets_name_the_owner():
         obs.oldest_wait,
         obs.completed_total,
     ) == (10, 2, 1, 2, 2.0, 20)
-    assert targets([qw]) == {
-        "q1": '{"queueworker": "shop/mail", "targetWaitSeconds": 12.0}',
-        "q2": '{"queueworker": "shop/mail", "targetWaitSeconds": 12.0}',
-    }
     assert hostname_of("mail@mail-worker-5d9c-x2") == "mail-worker-5d9c-x2"
-
-
-def test_redact_removes_url_and_password():
-    url = "redis://:s3cr3t@redis.platform:6379/0"
-    assert redact(f"cannot reach {url}; auth s3cr3t failed", url) == "cannot reach ***; auth *** failed"
 
 
 def test_a_worker_consuming_two_queues_is_counted_once():

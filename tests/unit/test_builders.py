@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from queueworker import contract
 from queueworker.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
 from queueworker_operator import labels as lbl
 from queueworker_operator.builders import (
@@ -16,7 +17,6 @@ from queueworker_operator.builders import (
     render,
     worker_deployment,
 )
-from queueworker_operator.builders.worker import soft_shutdown_seconds
 from queueworker_operator.config import Settings
 
 SETTINGS = Settings()
@@ -230,11 +230,8 @@ def test_worker_env_broker_from_secret_and_runtime_settings() -> None:
         "name": "QUEUEWORKER_BROKER_URL",
         "valueFrom": {"secretKeyRef": {"name": "redis-auth", "key": "broker"}},
     }
-    assert env["QUEUEWORKER_QUEUES"]["value"] == "a,b"
-    assert env["QUEUEWORKER_METRICS_PORT"]["value"] == "9999"
-    assert env["QUEUEWORKER_TARGET_WAIT_SECONDS"]["value"] == "2.5"
-    assert env["QUEUEWORKER_ROUTES_FILE"]["value"] == "/etc/queueworker/routes/routes.json"
-    assert env["QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT"]["value"] == "570"
+    shared = contract.worker_env(qw, metrics_port=9999, routes_file="/etc/queueworker/routes/routes.json")
+    assert {name: env[name]["value"] for name in shared} == shared  # the shared settings, this pod's port
     assert env["PROMETHEUS_MULTIPROC_DIR"]["value"].startswith("/tmp/")
     assert env["EXTRA"] == {"name": "EXTRA", "value": "1"}
     assert [e["name"] for e in container(deploy)["env"]][-1] == "EXTRA"  # the user's come last
@@ -245,7 +242,7 @@ def test_worker_env_broker_from_secret_and_runtime_settings() -> None:
 def test_user_env_replaces_ours_without_duplicates() -> None:
     qw = make_qw(
         env=(
-            {"name": "QUEUEWORKER_QUEUES", "value": "x"},
+            {"name": "QUEUEWORKER_ROUTES_FILE", "value": "x"},
             {"name": "A", "value": "1"},
             {"name": "A", "value": "2"},
         )
@@ -253,12 +250,7 @@ def test_user_env_replaces_ours_without_duplicates() -> None:
     names = [e["name"] for e in container(worker_deployment(qw, SETTINGS))["env"]]
     assert len(names) == len(set(names))
     env = env_of(worker_deployment(qw, SETTINGS))
-    assert env["QUEUEWORKER_QUEUES"]["value"] == "x" and env["A"]["value"] == "2"
-
-
-@pytest.mark.parametrize(("grace", "soft"), [(1, 0), (10, 9), (60, 54), (300, 270), (86400, 86370)])
-def test_soft_shutdown_fits_in_the_grace_period(grace: int, soft: int) -> None:
-    assert soft_shutdown_seconds(grace) == soft
+    assert env["QUEUEWORKER_ROUTES_FILE"]["value"] == "x" and env["A"]["value"] == "2"
 
 
 def test_restricted_security_and_read_only_root() -> None:
@@ -354,6 +346,10 @@ def test_checksum_follows_the_pod_spec_only() -> None:
                 base.spec, autoscaling=Autoscaling(mode="off", max_replicas=99, scale_down_delay_seconds=1)
             ),
         ),
+        # the wait target is the autoscaler's and the exporter's (queueworker:targets), not the pod's
+        dataclasses.replace(
+            base, spec=dataclasses.replace(base.spec, autoscaling=Autoscaling(target_wait_seconds=5))
+        ),
     ]
     for qw in same:
         assert checksum_of(qw) == checksum_of(base)
@@ -364,7 +360,6 @@ def test_checksum_follows_the_pod_spec_only() -> None:
         dataclasses.replace(base.spec, shutdown=Shutdown(grace_period_seconds=30)),
         dataclasses.replace(base.spec, resources={"limits": {"memory": "1Gi"}}),
         dataclasses.replace(base.spec, queues=("emails", "more")),
-        dataclasses.replace(base.spec, autoscaling=Autoscaling(mode="off", target_wait_seconds=5)),
     ]
     sums = {checksum_of(dataclasses.replace(base, spec=spec)) for spec in changed}
     assert len(sums) == len(changed) and checksum_of(base) not in sums

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from queueworker import spec_checks
+from queueworker import cron, spec_checks
 from queueworker.spec import MODES, POOLS, SpecError, parse_manifest
 
 from tests.support import cel
@@ -239,7 +239,7 @@ def test_patterns_and_enums_are_the_models() -> None:
     assert props["queues"]["items"]["pattern"] == spec_checks.QUEUE.pattern == schedule["queue"]["pattern"]
     assert props["serviceAccountName"]["pattern"] == spec_checks.DNS_SUBDOMAIN.pattern
     assert schedule["name"]["pattern"] == spec_checks.DNS_LABEL.pattern
-    assert schedule["cron"]["pattern"] == spec_checks.CRON.pattern
+    assert schedule["cron"]["pattern"] == cron.CRON.pattern
     assert (
         props["resources"]["properties"]["limits"]["additionalProperties"]["pattern"]
         == spec_checks.QUANTITY.pattern

@@ -289,6 +289,24 @@ def test_no_scale_up_while_nothing_waits() -> None:
     assert "no task waiting" in d.reason
 
 
+def test_a_scale_down_keeps_every_worker_running_tasks() -> None:
+    # Two 75 s tasks on two of four workers: the slots alone ask for one worker (two slots), but removing
+    # a busy worker would cut its task short, so the scale-down stops at the two running them.
+    config = PolicyConfig(min_replicas=0, scale_down_delay_seconds=30)
+    d = decide(config, PolicyState(), obs(0, busy=2), 4)
+    for t in range(5, 30, 5):
+        d = decide(config, d.state, obs(t, busy=2), d.replicas)
+    state = d.state
+    plain = decide(config, state, obs(30, busy=2), 4)
+    assert (plain.replicas, plain.direction) == (1, "down")
+    kept = decide(config, state, dataclasses.replace(obs(30, busy=2), busy_workers=2), 4)
+    assert (kept.replicas, kept.direction) == (2, "down")
+    assert "2 workers running tasks stay" in kept.reason
+    held = decide(config, state, dataclasses.replace(obs(30, busy=4), busy_workers=4), 4)
+    assert (held.replicas, held.direction) == (4, "hold")
+    assert "none idle to remove" in held.reason
+
+
 def _time(d: Decision) -> float:
     assert d.state.last is not None
     return d.state.last.time

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from queueworker.cron import cron_ok
 from queueworker.spec import (
     Autoscaling,
     QueueWorker,
@@ -14,7 +15,7 @@ from queueworker.spec import (
     parse_manifest,
     parse_spec,
 )
-from queueworker.spec_checks import cron_ok, duration_seconds
+from queueworker.spec_checks import duration_seconds
 
 
 def manifest(**spec: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Redis lock (redbeat) keeps a second beat from firing too. The operator and local
 `sync_schedules` with the desired entries of every QueueWorker they own; it creates, changes and deletes
 only entries whose names start with the owner prefix (`qw/{namespace}/`, or `qw/` for everything the
 platform owns), writes nothing when an entry is unchanged, and keeps an entry's last run time when its
-definition changes (so an edit does not make it fire at once). Cron expressions are five fields, UTC.
+definition changes (so an edit does not make it fire at once). Cron expressions are five fields, UTC,
+in the spec's grammar (queueworker.cron): every expression the spec accepts loads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab, schedule
 
+from queueworker.cron import celery_crontab
 from queueworker.keys import BEAT_ENTRY_PREFIX
 from queueworker.spec import QueueWorker
 
@@ -73,19 +75,13 @@ def desired_entries(qw: QueueWorker) -> list[BeatEntry]:
 
 
 def celery_schedule(when: str | float) -> crontab | schedule:
-    """A Celery schedule for a cron expression (validated) or an interval in seconds."""
+    """What beat runs for a schedule: a cron expression the spec accepts (queueworker.cron.celery_crontab,
+    ValueError for any other string) or an interval in seconds (> 0)."""
     if isinstance(when, str):
-        from croniter import croniter
-
-        fields = when.split()
-        if len(fields) != 5 or not croniter.is_valid(when):
-            raise ValueError(f"invalid cron expression {when!r}: expected five fields, e.g. '0 7 * * *'")
-        minute, hour, day_of_month, month_of_year, day_of_week = fields
-        return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
-                       day_of_week=day_of_week)
+        return celery_crontab(when)
     seconds = float(when)
-    if seconds <= 0:
-        raise ValueError(f"invalid interval {when!r}: must be > 0 seconds")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"invalid interval {when!r}: must be a finite number of seconds > 0")
     return schedule(run_every=timedelta(seconds=seconds))
 
 

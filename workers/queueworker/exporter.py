@@ -20,7 +20,6 @@ from itertools import compress
 from operator import attrgetter
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
@@ -89,20 +88,6 @@ class Scrape:
 
     stats: dict[str, QueueStats] | None
     duration: float
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ***, for log lines."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redis_client(url: str, timeout: float = REDIS_TIMEOUT) -> redis.Redis:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from queueworker.cron import cron_never_fires, cron_problem
 from queueworker.spec_checks import (
     APP,
     DNS_LABEL,
@@ -18,8 +19,6 @@ from queueworker.spec_checks import (
     Checker,
     FieldError,
     SpecError,
-    cron_never_fires,
-    cron_problem,
     describe,
     duration_seconds,
     is_json,

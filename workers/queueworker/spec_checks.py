@@ -4,7 +4,7 @@ value (the default) so checking can go on and report everything at once.
 
 The rules mirror the CRD (operator/crds/queueworker.dev_queueworkers.yaml); a test runs one corpus
 through both. Like the Kubernetes API server: a `null` field counts as absent, an integral float such
-as `2.0` is an integer, `2.5` and `true` are not.
+as `2.0` is an integer, `2.5` and `true` are not. The cron grammar is queueworker.cron's.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from croniter import croniter
 
 INT32_MAX = 2**31 - 1
 
@@ -34,41 +32,6 @@ QUANTITY = re.compile(rf"^{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIM
 DURATION = re.compile(r"^(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?$")
 
 
-def _cron_field(value: str) -> str:
-    item = rf"(\*|({value})(-({value}))?)(/[1-9][0-9]?)?"
-    return rf"{item}(,{item})*"
-
-
-_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-_DAYS = "sun|mon|tue|wed|thu|fri|sat"
-_CRON_VALUES = (
-    ("minute", "0-59", "[0-5]?[0-9]"),
-    ("hour", "0-23", "[01]?[0-9]|2[0-3]"),
-    ("day of month", "1-31", "0?[1-9]|[12][0-9]|3[01]"),
-    ("month", "1-12 or jan-dec", f"0?[1-9]|1[0-2]|(?i:{_MONTHS})"),
-    ("day of week", "0-7 or sun-sat", f"[0-7]|(?i:{_DAYS})"),
-)
-_CRON_FIELDS = [re.compile(f"^{_cron_field(v)}$") for _, _, v in _CRON_VALUES]
-#: Five cron fields with their ranges: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec,
-#: day of week 0-7 (0 and 7 are Sunday) or sun-sat; each field a list of `*`, N or N-M, optionally `/step`.
-CRON = re.compile("^" + " +".join(_cron_field(v) for _, _, v in _CRON_VALUES) + "$")
-
-
-def cron_problem(expr: str) -> str | None:
-    """What is wrong with a cron expression, naming the field; None when it is valid."""
-    fields = expr.split()
-    if len(fields) != 5:
-        return f"must have five fields (minute hour day-of-month month day-of-week), got {len(fields)}"
-    if expr != expr.strip() or re.search(r"[^ \S]", expr):
-        return "must be five fields separated by spaces, without tabs, line breaks or spaces at either end"
-    for (name, allowed, _), field, pattern in zip(_CRON_VALUES, fields, _CRON_FIELDS, strict=True):
-        if not pattern.match(field):
-            return f"{name} field {field!r} is not valid: use {allowed} as *, N, N-M, lists (a,b) and /step"
-    if not croniter.is_valid(expr):
-        return "is not a valid cron expression"
-    return None
-
-
 def duration_seconds(text: str) -> float | None:
     """'1h30m' -> 5400.0; units d, h, m, s in that order; None when `text` is not such a duration."""
     match = DURATION.match(text)
@@ -76,40 +39,6 @@ def duration_seconds(text: str) -> float | None:
         return None
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
-
-
-def cron_ok(expr: str) -> bool:
-    return CRON.match(expr) is not None and cron_problem(expr) is None
-
-
-_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def cron_never_fires(expr: str) -> bool:
-    """True when a valid expression's days of month occur in none of its months (e.g. `0 0 30 2 *`)."""
-    _, _, days, months, _ = croniter(expr).expanded
-    if "*" in days or "*" in months:
-        return False
-    return min(int(d) for d in days) > max(_MONTH_DAYS[int(m) - 1] for m in months)
-
-
-_CRONTAB_KEYS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-
-
-def crontab_kwargs(expr: str) -> dict[str, str]:
-    """A valid cron expression as `celery.schedules.crontab(**kwargs)` takes it: each field becomes `*` or
-    the explicit, sorted list of values croniter expands it to (names become numbers, weekday 7 becomes
-    0, `N/step` and wrapping ranges are spelled out), which Celery's parser always accepts.
-    Note: when both day of month and day of week are restricted, Celery's crontab fires when both match,
-    while classic cron (and croniter) fire when either does."""
-    out: dict[str, str] = {}
-    for key, values in zip(_CRONTAB_KEYS, croniter(expr).expanded, strict=True):
-        if "*" in values:
-            out[key] = "*"
-            continue
-        numbers = {int(v) % 7 if key == "day_of_week" else int(v) for v in values}
-        out[key] = ",".join(str(v) for v in sorted(numbers))
-    return out
 
 
 @dataclass(frozen=True)

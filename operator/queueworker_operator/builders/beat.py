@@ -9,6 +9,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from queueworker import contract
 from queueworker.spec import QueueWorker
 
 from queueworker_operator.builders.common import (
@@ -23,8 +24,6 @@ from queueworker_operator.builders.common import (
 from queueworker_operator.config import Settings
 from queueworker_operator.labels import labels, selector
 
-BEAT_APP = "queueworker.beat_app:app"
-SCHEDULER = "redbeat.RedBeatScheduler"
 BEAT_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"memory": "256Mi"},
@@ -69,7 +68,7 @@ def beat_deployment(qws: Sequence[QueueWorker], settings: Settings) -> dict[str,
         "image": settings.default_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["celery"],
-        "args": ["-A", BEAT_APP, "beat", "--scheduler", SCHEDULER, "--loglevel", "INFO"],
+        "args": contract.beat_args(),
         "env": [broker_env(settings)],
         "resources": copy.deepcopy(BEAT_RESOURCES),
         "securityContext": container_security_context(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from queueworker import contract
 from queueworker.spec import QueueWorker
 
 from queueworker_operator.builders.common import (
@@ -16,7 +17,6 @@ from queueworker_operator.builders.common import (
     container_security_context,
     controller_ref,
     metadata,
-    number_text,
     plain,
     pod_security_context,
     worker_labels,
@@ -36,51 +36,19 @@ READINESS = {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3, "s
 STARTUP = {"periodSeconds": 5, "timeoutSeconds": 10, "failureThreshold": 60, "successThreshold": 1}
 
 
-def soft_shutdown_seconds(grace_period: int) -> int:
-    """Celery's soft-shutdown budget: the pod's grace period minus a margin (10 %, 1..30 s) so
-    Celery requeues unfinished tasks before the kubelet's SIGKILL."""
-    margin = min(30, max(1, grace_period // 10))
-    return max(grace_period - margin, 0)
-
-
-def worker_args(qw: QueueWorker) -> list[str]:
-    spec = qw.spec
-    args = [
-        "-A", spec.app,
-        "worker",
-        "-Q", ",".join(spec.queues),
-        "--concurrency", str(spec.concurrency),
-        "--pool", spec.pool,
-        "--prefetch-multiplier", str(spec.prefetch_multiplier),
-        "--hostname", f"{qw.name}@%h",
-        "--loglevel", "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]  # fmt: skip
-    if spec.max_tasks_per_child > 0:
-        args += ["--max-tasks-per-child", str(spec.max_tasks_per_child)]
-    return args
-
-
 def worker_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
-    spec = qw.spec
-    target_wait = spec.autoscaling.target_wait_seconds
+    """The broker URL from the Secret, the shared worker settings (queueworker.contract.worker_env), the
+    pod's metrics directory; then the spec's entries."""
+    ours = contract.worker_env(qw, metrics_port=settings.worker_metrics_port, routes_file=ROUTES_FILE)
     env: list[dict[str, Any]] = [
         broker_env(settings),
-        {"name": "QUEUEWORKER_QUEUES", "value": ",".join(spec.queues)},
-        {"name": "QUEUEWORKER_METRICS_PORT", "value": str(settings.worker_metrics_port)},
-        {"name": "QUEUEWORKER_TARGET_WAIT_SECONDS", "value": number_text(target_wait)},
-        {"name": "QUEUEWORKER_ROUTES_FILE", "value": ROUTES_FILE},
-        {
-            "name": "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT",
-            "value": str(soft_shutdown_seconds(spec.shutdown.grace_period_seconds)),
-        },
+        *contract.env_items(ours),
         {"name": "PROMETHEUS_MULTIPROC_DIR", "value": MULTIPROC_DIR},
     ]
     # The user's entries come last and replace ours of the same name (a duplicate name would make
     # the env list ambiguous, and server-side apply rejects it); of repeated user names the last wins.
     user: dict[str, dict[str, Any]] = {}
-    for item in spec.env:
+    for item in qw.spec.env:
         user.pop(str(item.get("name")), None)
         user[str(item.get("name"))] = plain(item)
     return [item for item in env if item["name"] not in user] + list(user.values())
@@ -98,7 +66,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
         "image": spec.image or settings.default_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["celery"],
-        "args": worker_args(qw),
+        "args": contract.worker_args(qw, f"{qw.name}@%h"),
         "env": worker_env(qw, settings),
         "ports": [
             {"name": METRICS_PORT_NAME, "containerPort": settings.worker_metrics_port, "protocol": "TCP"}

@@ -41,7 +41,8 @@ def resolve(args: argparse.Namespace) -> tuple[str, list[str], bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from queueworker.exporter import Exporter, redact
+    from queueworker.contract import redact
+    from queueworker.exporter import Exporter
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,5 +1,6 @@
 """What local mode runs for a QueueWorker: the `celery worker` command line and environment (the same
-settings the operator puts in a worker pod), plus the beat and exporter commands. Pure functions.
+settings the operator puts in a worker pod: queueworker.contract), plus the beat and exporter commands.
+Pure functions.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from queueworker.contract import beat_args, worker_args, worker_env
 from queueworker.spec import QueueWorker
 
-BEAT_APP = "queueworker.beat_app:app"
 ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 
 
@@ -26,11 +27,6 @@ class LocalContext:
     #: Directories given with -f: on every worker's import path, after the manifest's own directory.
     roots: tuple[Path, ...] = ()
     log_level: str = "warning"
-
-
-def soft_shutdown_timeout(grace: float) -> float:
-    """Time running tasks get on SIGTERM: the grace period minus a margin for Celery to requeue and exit."""
-    return max(1.0, grace - min(10.0, max(3.0, grace * 0.25)))
 
 
 def python_path(manifest_dir: Path | None, ctx: LocalContext, inherited: str | None) -> str:
@@ -83,66 +79,23 @@ def worker_command(
     metrics_port: int,
     environ: Mapping[str, str],
 ) -> tuple[list[str], dict[str, str]]:
-    spec = qw.spec
-    grace = spec.shutdown.grace_period_seconds
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--quiet",
-        "-A",
-        spec.app,
-        "worker",
-        "-Q",
-        ",".join(spec.queues),
-        "--concurrency",
-        str(spec.concurrency),
-        "--pool",
-        spec.pool,
-        "--prefetch-multiplier",
-        str(spec.prefetch_multiplier),
-        "--hostname",
-        hostname(qw, index),
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        ctx.log_level.upper(),
-    ]
-    if spec.max_tasks_per_child:
-        argv += ["--max-tasks-per-child", str(spec.max_tasks_per_child)]
+    """`python -m celery --quiet` with the shared worker arguments, and the environment: this machine's
+    (Redis, routes file, import path), the shared worker settings, then the spec's literal `env` entries,
+    which replace any of those of the same name (as in a pod); last what must differ between the workers
+    sharing this machine: each one's metrics port and state directory."""
+    argv = [sys.executable, "-m", "celery", "--quiet", *worker_args(qw, hostname(qw, index), ctx.log_level)]
     env = base_env(ctx, manifest_dir, environ)
+    env.update(worker_env(qw, metrics_port=metrics_port, routes_file=str(ctx.routes_file)))
     env.update(spec_env(qw)[0])
-    env.update(
-        {
-            "QUEUEWORKER_QUEUES": ",".join(spec.queues),
-            "QUEUEWORKER_METRICS_PORT": str(metrics_port),
-            "QUEUEWORKER_TARGET_WAIT_SECONDS": f"{spec.autoscaling.target_wait_seconds:g}",
-            "QUEUEWORKER_PREFETCH_MULTIPLIER": str(spec.prefetch_multiplier),
-            "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": f"{soft_shutdown_timeout(grace):g}",
-            "QUEUEWORKER_STATE_DIR": str(ctx.state_dir / "workers" / f"{qw.name}-{index}"),
-        }
-    )
+    env["QUEUEWORKER_METRICS_PORT"] = str(metrics_port)
+    env["QUEUEWORKER_STATE_DIR"] = str(ctx.state_dir / "workers" / f"{qw.name}-{index}")
     return argv, env
 
 
 def beat_command(ctx: LocalContext, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--quiet",
-        "-A",
-        BEAT_APP,
-        "beat",
-        "--scheduler",
-        "redbeat.RedBeatScheduler",
-        "--loglevel",
-        ctx.log_level.upper(),
-        "--schedule",
-        str(ctx.state_dir / "celerybeat-schedule"),
-        "--pidfile",
-        "",
-    ]
+    """The shared beat arguments; its (unused by redbeat) schedule file in the state directory, no pidfile."""
+    argv = [sys.executable, "-m", "celery", "--quiet", *beat_args(ctx.log_level)]
+    argv += ["--schedule", str(ctx.state_dir / "celerybeat-schedule"), "--pidfile", ""]
     return argv, base_env(ctx, None, environ)
 
 

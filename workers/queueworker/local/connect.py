@@ -16,7 +16,7 @@ def find_redis(redis_url: str | None, state_dir: str | None) -> tuple[str, str, 
     """(url, url for people, state dir)."""
     root = state.state_dir(state_dir)
     if redis_url:
-        from queueworker.local.publish import redact
+        from queueworker.contract import redact
 
         return redis_url, redact(redis_url), root
     endpoint = state.read_endpoint(root)

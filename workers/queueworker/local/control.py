@@ -10,7 +10,6 @@ state file says), seen to within one interval.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from queueworker_operator.policy import Decision, Observation, PolicyConfig, Pol
 from queueworker_operator.startup import StartTimes
 
 from queueworker import keys
+from queueworker.contract import busy_by_worker, targets
 from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
@@ -88,16 +88,7 @@ class Controller:
         self.queues = tuple(dict.fromkeys(q for m in managed for q in m.qw.spec.queues))
 
     def write_targets(self) -> None:
-        mapping: dict[Any, Any] = {
-            q: json.dumps(
-                {
-                    "targetWaitSeconds": m.qw.spec.autoscaling.target_wait_seconds,
-                    "queueworker": f"{m.qw.namespace}/{m.qw.name}",
-                }
-            )
-            for m in self.managed
-            for q in m.qw.spec.queues
-        }
+        mapping: dict[Any, Any] = targets(m.qw for m in self.managed)
         if mapping:
             self.client.hset(keys.TARGETS_HASH, mapping=mapping)
 
@@ -137,6 +128,13 @@ class Controller:
                 m.last_scale = ScaleEvent(time.time(), current, m.desired, "mode off: spec.replicas")
             return
         decision = decide(m.config, m.state, obs, current)
+        if decision.direction == "down" and obs is not None:
+            # Workers running tasks stay (as the operator keeps busy pods): the policy keeps that many.
+            busy = self.busy_by_hostname(m.qw.spec.queues)
+            alive = {c.hostname for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None}
+            working = sum(1 for host, slots in busy.items() if slots > 0 and host in alive)
+            if working:
+                decision = decide(m.config, m.state, replace(obs, busy_workers=working), current)
         m.state, m.decision = decision.state, decision
         if decision.replicas != current:
             m.last_scale = ScaleEvent(time.time(), current, decision.replicas, decision.reason)
@@ -199,16 +197,10 @@ class Controller:
         self.supervisor.stop_all(("worker",), interrupted=hurry)
 
     def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
-        busy: dict[str, int] = {}
         try:
-            for q in queues:
-                for host, raw in self.client.hgetall(keys.heartbeat_key(q)).items():
-                    beat = json.loads(raw)
-                    name = host.decode() if isinstance(host, bytes) else str(host)
-                    busy[name] = max(busy.get(name, 0), int(beat.get("busy", 0)))
-        except (redis.RedisError, OSError, ValueError, TypeError):
+            return busy_by_worker(self.client, queues)
+        except (redis.RedisError, OSError):
             return {}
-        return busy
 
     def row(self, m: Managed, obs: Observation | None, now: float) -> Row:
         children = self.supervisor.workers_of(m.qw.name)

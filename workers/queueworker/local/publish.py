@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from queueworker.contract import redact
 from queueworker.local.state import RedisEndpoint
 
 
@@ -106,17 +107,3 @@ def publish(
 
 def display_url(endpoint: RedisEndpoint | None, url: str) -> str:
     return endpoint.display if endpoint is not None else redact(url)
-
-
-def redact(url: str) -> str:
-    """A Redis URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username + ':' if parts.username else ':'}***@{host}" + (
-        f":{parts.port}" if parts.port else ""
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -20,6 +20,7 @@ from types import FrameType
 
 import redis
 
+from queueworker.contract import redact
 from queueworker.local import state
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
 from queueworker.local.control import Controller, Managed, policy_config
@@ -119,7 +120,7 @@ def run(opts: UpOptions) -> int:
     qws = [qw for qw, _ in opts.qws]
     try:
         if opts.redis_url:
-            url, shown = opts.redis_url, _redact(opts.redis_url)
+            url, shown = opts.redis_url, redact(opts.redis_url)
         else:
             embedded = EmbeddedRedis(root)
             endpoint = embedded.start(environ)
@@ -297,9 +298,3 @@ def _shutdown(supervisor: Supervisor, controller: Controller | None, out: Output
     supervisor.stop_all(("worker",), interrupted=lambda: stop.hurry)
     supervisor.stop_all(("beat", "exporter"), interrupted=lambda: stop.hurry)
     out.info("qw up: all processes stopped")
-
-
-def _redact(url: str) -> str:
-    from queueworker.local.publish import redact
-
-    return redact(url)

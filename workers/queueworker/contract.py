@@ -1,0 +1,135 @@
+"""What the operator and local mode must agree on, written once: the `celery worker` command line and
+the QueueWorker settings in its environment, the `celery beat` command line, the soft-shutdown budget,
+the `queueworker:targets` hash, how heartbeats are read, and how secrets are kept out of text. The
+operator's builders and autoscaler and local mode's commands and control loop call these; each side
+adds only its own wiring (a pod's Secret reference and mounts; a local process's interpreter, state
+directory and free port).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from queueworker import keys
+
+if TYPE_CHECKING:
+    from queueworker.spec import QueueWorker
+
+
+def soft_shutdown_seconds(grace_period: int) -> int:
+    """Time running tasks get after SIGTERM before the worker cancels and requeues them
+    (QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT): the grace period minus a margin of 10 %, 1..30 s, left for
+    Celery to requeue and exit before the SIGKILL. 0 (no bound) for a 1 s grace period."""
+    margin = min(30, max(1, grace_period // 10))
+    return max(grace_period - margin, 0)
+
+
+def worker_args(qw: QueueWorker, hostname: str, log_level: str = "INFO") -> list[str]:
+    """`celery` arguments of one worker of `qw`: `-A app worker -Q queues` and the spec's settings."""
+    spec = qw.spec
+    args = [
+        "-A", spec.app,
+        "worker",
+        "-Q", ",".join(spec.queues),
+        "--concurrency", str(spec.concurrency),
+        "--pool", spec.pool,
+        "--prefetch-multiplier", str(spec.prefetch_multiplier),
+        "--hostname", hostname,
+        "--loglevel", log_level.upper(),
+        "--without-gossip",
+        "--without-mingle",
+    ]  # fmt: skip
+    if spec.max_tasks_per_child > 0:
+        args += ["--max-tasks-per-child", str(spec.max_tasks_per_child)]
+    return args
+
+
+#: The beat process's app (celery-redbeat's scheduler is also set there) and scheduler.
+BEAT_APP = "queueworker.beat_app:app"
+BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+
+
+def beat_args(log_level: str = "INFO") -> list[str]:
+    """`celery` arguments of the one beat: the QueueWorker beat app on the Redis-backed scheduler."""
+    return ["-A", BEAT_APP, "beat", "--scheduler", BEAT_SCHEDULER, "--loglevel", log_level.upper()]
+
+
+def worker_env(qw: QueueWorker, *, metrics_port: int, routes_file: str) -> dict[str, str]:
+    """The QueueWorker settings of a worker's environment (the broker URL is each side's own: a Secret
+    reference in a pod, a literal locally). The spec's `env` entries come after these and replace any
+    of the same name."""
+    budget = soft_shutdown_seconds(qw.spec.shutdown.grace_period_seconds)
+    return {
+        "QUEUEWORKER_METRICS_PORT": str(metrics_port),
+        "QUEUEWORKER_ROUTES_FILE": routes_file,
+        "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": str(budget),
+    }
+
+
+def targets(qws: Iterable[QueueWorker]) -> dict[str, str]:
+    """`queueworker:targets` fields: queue -> JSON {targetWaitSeconds, queueworker}. When QueueWorkers
+    share a queue, the first by (namespace, name) wins: the same answer whatever order they are read in."""
+    out: dict[str, str] = {}
+    for qw in sorted(qws, key=lambda q: (q.namespace, q.name)):
+        for queue in qw.spec.queues:
+            out.setdefault(queue, json.dumps({"targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
+                                              "queueworker": f"{qw.namespace}/{qw.name}"}, sort_keys=True))
+    return out
+
+
+class HashReader(Protocol):
+    def hvals(self, name: str) -> Any: ...
+
+
+def busy_by_worker(client: HashReader, queues: Iterable[str], now: float | None = None) -> dict[str, int]:
+    """Busy slots per worker (Celery hostname) from the live heartbeats of `queues`. A worker writes the
+    same record (its whole pool's busy slots) to every queue it consumes, so the figures are not added
+    up across queues: a worker counts once, with its largest (the freshest) figure. Records older than
+    HEARTBEAT_TTL are a dead worker's and are skipped; unreadable ones too."""
+    oldest = (time.time() if now is None else now) - keys.HEARTBEAT_TTL
+    busy: dict[str, int] = {}
+    for queue in queues:
+        for raw in client.hvals(keys.heartbeat_key(queue)):
+            try:
+                beat = json.loads(raw)
+                if float(beat.get("ts", 0)) < oldest:
+                    continue
+                host = str(beat["hostname"])
+                busy[host] = max(busy.get(host, 0), int(beat.get("busy", 0)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+    return busy
+
+
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s'\"<>]*)")
+
+
+def _mask(match: re.Match[str]) -> str:
+    scheme, netloc = match.group(1), match.group(2)
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return match.group(0)
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{user}:***@{host}"
+
+
+def redact(text: str, secret_url: str | None = None) -> str:
+    """`text` (a URL, a log line, an error message) without passwords: every `scheme://user:password@`
+    shows `***` for the password, and the password of `secret_url`, wherever it appears, too."""
+    from urllib.parse import urlsplit
+
+    out = _URL.sub(_mask, text)
+    try:
+        password = urlsplit(secret_url).password if secret_url else None
+    except ValueError:
+        password = None
+    return out.replace(password, "***") if password else out
+
+
+def env_items(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Name/value pairs as a container's `env` list."""
+    return [{"name": name, "value": value} for name, value in env.items()]
