@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import redis
 import yaml
 from queueworker.keys import heartbeat_key
 from queueworker.local.state import read_endpoint
+from queueworker.local.view import VIEW_KEY
 from queueworker_operator.policy import PolicyConfig
 
 from bench.autoscale.policies import Builtin
@@ -59,6 +61,8 @@ CONFIG = PolicyConfig(
 TOLERANCE = {"wait_abs_seconds": 1.5, "wait_rel": 0.5, "cost_rel": 0.3}
 #: Phases of the controller's clock averaged in the simulation (the real one is not known exactly).
 PHASES = 8
+#: The start time in a policy decision ("12 queued in 1s: projected wait ...").
+PLANNED_START = re.compile(r"queued in (\d+)s")
 
 TASKS = """
 import time
@@ -78,7 +82,8 @@ def work(index, seconds, sent_at):
 
 
 class Monitor(threading.Thread):
-    """Samples the run every 0.1 s: worker processes alive (by hostname) and when each first heartbeat."""
+    """Samples the run every 0.1 s: worker processes alive (by hostname), when each first heartbeat, and
+    the start time local mode's policy plans with (from the decision `qw status` shows)."""
 
     def __init__(self, marker: str, client: redis.Redis, queue: str) -> None:
         super().__init__(daemon=True)
@@ -86,6 +91,7 @@ class Monitor(threading.Thread):
         self.samples: list[tuple[float, int]] = []
         self.spawned: dict[str, float] = {}
         self.ready: dict[str, float] = {}
+        self.planned_starts: list[float] = []
         self.stop = threading.Event()
 
     def workers(self) -> set[str]:
@@ -115,8 +121,12 @@ class Monitor(threading.Thread):
             try:
                 for raw in self.client.hkeys(heartbeat_key(self.queue)):
                     self.ready.setdefault(raw.decode() if isinstance(raw, bytes) else str(raw), now)
+                view = self.client.hget(VIEW_KEY, self.marker)
             except redis.RedisError:
-                pass
+                view = None
+            planned = PLANNED_START.search(str(json.loads(view).get("decision", ""))) if view else None
+            if planned:
+                self.planned_starts.append(float(planned.group(1)))
             self.samples.append((now, len(alive)))
 
     def worker_seconds(self, start: float, end: float) -> float:
@@ -220,6 +230,7 @@ def real_run(arrival: np.ndarray, service: np.ndarray, workdir: Path) -> dict[st
             "waits": np.array([waits[i] for i in sorted(waits)]),
             "cost": monitor.worker_seconds(t0, t0 + TRACE.duration),
             "start_delays": monitor.start_delays(),
+            "planned_starts": monitor.planned_starts,
             "peak_workers": max(n for _, n in monitor.samples),
         }
     finally:
@@ -258,6 +269,7 @@ def main() -> dict[str, Any]:
     delays = real["start_delays"]
     start_delay = float(np.median(delays)) if delays else 2.0
     sim = simulated(arrival, service, start_delay)
+    planned = real["planned_starts"]
     real_w, sim_w = _percentiles(real["waits"]), _percentiles(sim["waits"])
     checks = {}
     for key in ("p50", "p95", "mean"):
@@ -276,6 +288,9 @@ def main() -> dict[str, Any]:
             "interval": INTERVAL,
         },
         "worker_start_delay_seconds": round(start_delay, 2),
+        # What local mode's policy planned with at its first and last decisions with a backlog (whole
+        # seconds): the default (10 s) until a worker started, then the start time it measured.
+        "local_mode_planned_start_seconds": (planned[:1] + planned[-1:]) or None,
         "real": {
             "waits": real_w,
             "cost_worker_seconds": round(real["cost"], 1),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker_operator.startup import StartTimes
 
 from bench.autoscale.sim import View
 
@@ -43,23 +44,33 @@ ORACLE_UTILIZATION = 0.9
 
 
 class Builtin:
-    """The operator's policy, fed what the probe returns, every autoscale interval (5 s)."""
+    """The operator's policy, fed what the probe returns, every autoscale interval (5 s), and the pods'
+    start times as the operator measures them (unless `learn` is off: then it assumes its default)."""
 
     prefers_idle = True
 
-    def __init__(self, config: PolicyConfig, interval: float = 5.0, name: str = "builtin") -> None:
+    def __init__(self, config: PolicyConfig, interval: float = 5.0, name: str = "builtin",
+                 learn: bool = True) -> None:
         self.name = name
         self.config = config
         self.interval = interval
+        self.learn = learn
         self.state = PolicyState()
         self.decisions: list[Decision] = []
+        self.starts = StartTimes()
+        self._measured = 0
 
     def tick(self, now: float, view: View, current: int) -> int:
         hb = view.heartbeat
+        if self.learn:
+            starts = view.pod_starts
+            for pod, seconds in starts[self._measured:]:
+                self.starts.record(str(pod), seconds)
+            self._measured = len(starts)
         obs = Observation(
             time=now, backlog=view.backlog, reserved=view.reserved, busy_slots=hb.busy,
             total_slots=hb.total, workers=hb.workers, oldest_wait=view.oldest_wait,
-            completed_total=hb.completed,
+            completed_total=hb.completed, start_seconds=self.starts.estimate(),
         )
         decision = decide(self.config, self.state, obs, current)
         self.state = decision.state
@@ -75,6 +86,7 @@ class HpaAlgorithm:
     target: float
     min_replicas: int
     max_replicas: int
+    down_window: float = HPA_DOWN_WINDOW  # behavior.scaleDown.stabilizationWindowSeconds
     recommendations: list[tuple[float, int]] = field(default_factory=list)
 
     def desired(self, now: float, metric: float, current: int) -> int:
@@ -83,7 +95,7 @@ class HpaAlgorithm:
         ratio = metric / (self.target * current)
         raw = current if abs(ratio - 1.0) <= HPA_TOLERANCE else math.ceil(metric / self.target)
         raw = min(max(raw, self.min_replicas), self.max_replicas)
-        self.recommendations = [(t, r) for t, r in self.recommendations if t > now - HPA_DOWN_WINDOW]
+        self.recommendations = [(t, r) for t, r in self.recommendations if t > now - self.down_window]
         self.recommendations.append((now, raw))
         down = max(r for _, r in self.recommendations)
         desired = current

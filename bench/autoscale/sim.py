@@ -78,6 +78,12 @@ class View:
     def heartbeat(self) -> Heartbeat:
         return self._sim.heartbeat
 
+    @property
+    def pod_starts(self) -> list[tuple[int, float]]:
+        """(pod id, seconds from creation to ready) of every pod that became ready, in that order: what
+        the operator reads from the pods' Ready conditions."""
+        return self._sim.pod_starts
+
 
 class Controller(Protocol):
     name: str
@@ -126,6 +132,7 @@ class Simulation:
         self.start = np.full(len(arrival), np.nan)
         self.ups = self.downs = 0
         self.samples: list[tuple[float, int, int]] = []
+        self.pod_starts: list[tuple[int, float]] = []
         self._events: list[tuple[float, int, int, int]] = []
         self._seq = 0
         for i, t in enumerate(arrival):
@@ -156,6 +163,8 @@ class Simulation:
         if pod.ended is not None or pod.draining:
             return
         pod.ready = True
+        if self.now > pod.created:  # not one of the replicas running from the start
+            self.pod_starts.append((pod.id, self.now - pod.created))
         self.free.extend([pod] * pod.slots)
         self._dispatch()
 

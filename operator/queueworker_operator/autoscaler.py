@@ -2,9 +2,10 @@
 
 Each tick reads the probe for all their queues in one round trip of pipelines (and writes the
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
-and for mode builtin asks the pure policy for replicas. Before a scale-down it gives idle pods the lowest
-`controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet removes them before busy ones. With the
-broker unreachable, replicas are held and BrokerReachable=False.
+and for mode builtin asks the pure policy for replicas, with the start time measured on the worker pods
+(creation to Ready; the pods are listed only while some are not ready or the ready count changed). Before
+a scale-down it gives idle pods the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
+removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from queueworker_operator import builders, labels, metrics, observe
 from queueworker_operator.kube import KubeError
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker_operator.reconcile import involved
-from queueworker_operator.runtime import Key, Runtime
+from queueworker_operator.runtime import Key, Observed, Runtime
+from queueworker_operator.startup import StartTimes, pod_start_seconds
 from queueworker_operator.status import Cond, now_iso
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ class Autoscaler:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.states: dict[Key, PolicyState] = {}
+        #: Worker pods' start times per QueueWorker, and the ready count when the pods were last listed.
+        self.starts: dict[Key, StartTimes] = {}
+        self.listed_ready: dict[Key, int] = {}
         #: Namespaces that had QueueWorkers during this run: their stale targets are removed.
         self.namespaces: set[str] = set()
 
@@ -121,6 +126,10 @@ class Autoscaler:
         for key in list(self.states):
             if key not in live:
                 del self.states[key]
+        for key in list(self.starts):
+            if key not in live:
+                del self.starts[key]
+                self.listed_ready.pop(key, None)
         rt.last_tick = time.time()
         rt.ticks += 1
 
@@ -139,6 +148,8 @@ class Autoscaler:
         observed = rt.deployments.get(key)
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
+            if obs is not None:
+                obs = replace(obs, start_seconds=await self.start_seconds(qw, observed))
             state = self.states.get(key, PolicyState())
             decision = decide(config, state, obs, observed.replicas)
             busy: dict[str, int] = {}
@@ -156,6 +167,27 @@ class Autoscaler:
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
         await rt.status.update(qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker})
+
+    async def start_seconds(self, qw: QueueWorker, observed: Observed) -> float | None:
+        """The worker pods' start time (median of the last few, creation to Ready), None until measured.
+        Pods are listed only while some are not ready or the ready count changed since the last list."""
+        key = (qw.namespace, qw.name)
+        starts = self.starts.setdefault(key, StartTimes())
+        if observed.ready >= (observed.replicas or 0) and self.listed_ready.get(key) == observed.ready:
+            return starts.estimate()
+        try:
+            selector = labels.selector(qw.name, "worker")
+            pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=selector)
+        except KubeError as exc:  # the policy then uses what it learnt before, or its default
+            logger.warning("listing the worker pods of %s/%s failed: %s", qw.namespace, qw.name, exc)
+            return starts.estimate()
+        self.listed_ready[key] = observed.ready
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            uid = str(meta.get("uid") or meta.get("name"))
+            if not starts.seen(uid) and (seconds := pod_start_seconds(pod)) is not None:
+                starts.record(uid, seconds)
+        return starts.estimate()
 
     async def scale(self, qw: QueueWorker, current: int, decision: Decision, busy: dict[str, int]) -> None:
         rt = self.rt

@@ -15,7 +15,8 @@ Poisson noise (a burst starting or ending). The slots needed are the larger of t
   scale-down window;
 - backlog (policy_wait): only while tasks wait. It projects, at the measured rate, the queue left when
   a replica asked for now could be ready (`start_delay_seconds`): the backlog plus what arrives until
-  then, less what the current slots start meanwhile. A task that a finishing one will start needs no
+  then, less what the current slots start meanwhile (the start delay is the measured one, see
+  Observation.start_seconds, else `start_delay_seconds`). A task that a finishing one will start needs no
   new replica. When, with the current replicas, the task queued at that moment would wait longer than
   `target_wait_seconds`, or the tasks arriving over the next `scale_down_delay_seconds` (the least a new
   replica will run) would wait longer than `planned_wait_fraction` of the target on average, it asks for
@@ -23,8 +24,9 @@ Poisson noise (a burst starting or ending). The slots needed are the larger of t
   asks for nothing more than the current replicas, which a scale-down keeps for the delay anyway.
 
 The waits are planned near, not far below, the target: a burst's backlog is drained over the time the
-new replicas are kept, not at once. Until a service time has been measured, every waiting task asks for
-a slot. Nothing queued or running asks for no replica (a decaying arrival average alone does not).
+new replicas are kept, not at once. Until a service time has been measured (or while it measures 0: no
+heartbeat saw a task running), every waiting task asks for a slot. Nothing queued or running asks for no
+replica (a decaying arrival average alone does not).
 
 Rules: up at once when tasks wait and more slots are needed, at most
 `max(max_step_up, current x max_step_up_percent %)` replicas per decision;
@@ -41,7 +43,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from queueworker_operator.policy_wait import Capacity, Plan, projected_wait, waiting_when_ready
+from queueworker_operator.policy_wait import backlog_slots
 
 if TYPE_CHECKING:
     from queueworker.spec import QueueWorkerSpec
@@ -83,7 +85,8 @@ class PolicyConfig:
     #: uses the measured rate: a queue is the evidence). Wide, as a short average just after a change
     #: of rate is noisy: the keep-up term is a floor, the backlog term sizes.
     confidence: float = 5.0
-    #: Seconds from asking for a replica to its first task (pod scheduling, image, worker boot).
+    #: Seconds from asking for a replica to its first task (pod scheduling, image, worker boot) until the
+    #: caller has measured one (Observation.start_seconds).
     start_delay_seconds: float = 10.0
     #: The mean wait the backlog term plans for, as a fraction of target_wait_seconds: near, not far
     #: below, the target.
@@ -152,6 +155,9 @@ class Observation:
     #: Workers running at least one task (by pod, from heartbeats): a scale-down never goes below it,
     #: since removing a busy worker would cut its tasks short. Callers fill it when a scale-down is near.
     busy_workers: int = 0
+    #: Seconds the queue's recent workers took from being asked for to ready (pod creation to Ready,
+    #: process start to ready), as the caller measured them; None when it has no measurement yet.
+    start_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ class PolicyState:
     since: float | None = None
     last_scale_time: float | None = None
     last_up_time: float | None = None  # of the last scale-up: its replicas may still be starting
+    #: The last measured start time (Observation.start_seconds): kept when later observations have none.
+    start_seconds: float | None = None
 
     @property
     def arrival_rate(self) -> float | None:
@@ -271,43 +279,6 @@ def _arrival_rate(config: PolicyConfig, state: PolicyState) -> float:
     return max(rate - config.confidence * sd, 0.0)
 
 
-def _capacity(config: PolicyConfig, state: PolicyState, obs: Observation, current: int) -> Capacity:
-    """The slots that start waiting tasks before a replica asked for now could: live and starting ones."""
-    asked = current * config.slots_per_replica
-    live = min(max(obs.total_slots, obs.busy_slots), asked)
-    busy = min(max(obs.busy_slots, obs.reserved), live)
-    delay = config.start_delay_seconds
-    starting_at = delay
-    if state.last_up_time is not None:
-        starting_at = min(max(delay - (obs.time - state.last_up_time), 0.0), delay)
-    return Capacity(free=live - busy, live=live, starting=asked - live, starting_at=starting_at,
-                    start_delay=delay)
-
-
-def _backlog_slots(
-    config: PolicyConfig, state: PolicyState, obs: Observation, current: int, service: float
-) -> tuple[float, str]:
-    """Slots the queued tasks ask for beyond the current replicas' (0 when those are enough)."""
-    if obs.backlog <= 0 or service <= 0:  # a service time of 0: tasks too short for any heartbeat to see
-        return 0.0, ""
-    target, per = config.target_wait_seconds, config.slots_per_replica
-    arrival = state.arrival_rate or 0.0  # the queue is evidence enough: no noise margin here
-    cap = _capacity(config, state, obs, current)
-    plan = Plan(
-        waiting=waiting_when_ready(obs.backlog, arrival, cap, service), arrival=arrival, service=service,
-        slots_per_replica=per, target=target, planned=config.planned_wait_fraction * target,
-        horizon=max(config.scale_down_delay_seconds, target),  # a replica added now runs at least this long
-    )
-    projected = projected_wait(plan.waiting, service, current * per)
-    why = f", {plan.waiting:.0f} queued in {cap.start_delay:.0f}s: projected wait {projected:.0f}s"
-    if not plan.late(current):
-        # The current replicas start the backlog soon enough, and a scale-down waits for the delay.
-        return 0.0, why
-    replicas = plan.fewest(current, config.max_replicas)
-    slots = min(float(replicas * per), float(obs.backlog + max(obs.busy_slots, obs.reserved)))  # 1 per task
-    return slots, f"{why} -> {slots:.0f} slots"
-
-
 def _needed_slots(
     config: PolicyConfig, state: PolicyState, obs: Observation, current: int
 ) -> tuple[float, str]:
@@ -316,12 +287,15 @@ def _needed_slots(
     target = config.target_wait_seconds
     service = service_seconds(config, state)
     arrival = _arrival_rate(config, state)
-    if service is None:
+    if service is None or service <= 0:
+        # Not known yet, or 0: tasks finished but no heartbeat saw one running (shorter than heartbeats
+        # resolve). Either way the queue is the evidence: every waiting task asks for a slot.
         slots = float(obs.busy_slots + backlog)
-        why = f"{backlog} waiting, {obs.busy_slots} busy, service time not known yet"
+        known = "not known yet" if service is None else "too short to measure"
+        why = f"{backlog} waiting, {obs.busy_slots} busy, service time {known}"
     else:
         steady = arrival * service / config.target_utilization
-        drain, more = _backlog_slots(config, state, obs, current, service)
+        drain, more = backlog_slots(config, state, obs, current, service)
         slots = max(steady, drain)
         why = f"{backlog} waiting, arrival {arrival:.2f}/s x service {service:.1f}s -> {steady:.1f} slots"
         why += more
@@ -362,6 +336,8 @@ def decide(
         held = replace(state, last=None, window=(), since=None)
         return _clamped(config, held, current, current, f"broker unreachable: holding {current} replicas")
     obs = observation
+    if obs.start_seconds is not None and obs.start_seconds >= 0:
+        state = replace(state, start_seconds=obs.start_seconds)
     state, note = _update_rates(config, state, obs)
     slots, why = _needed_slots(config, state, obs, current)
     if note:

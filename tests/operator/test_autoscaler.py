@@ -248,3 +248,36 @@ async def test_scale_from_zero_and_never_scale_keda_or_hpa(cluster, start_operat
         for name in ("kq", "hq"):
             assert replicas(cluster, name) is None, f"{name}: its autoscaler owns replicas"
             assert not events(cluster, name, "ScaledUp")
+
+
+def started_pod(name: str, created: str, ready_at: str | None) -> dict:
+    pod = worker_pod(name, "slow")
+    pod["metadata"]["creationTimestamp"] = created
+    ready = {"type": "Ready", "status": "True", "lastTransitionTime": ready_at}
+    pod["status"] = {"conditions": [] if ready_at is None else [ready],
+                     "containerStatuses": [{"name": "worker", "restartCount": 0}]}
+    return pod
+
+
+async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(cluster, start_operator,
+                                                                          monkeypatch):
+    memo = kopf.Memo()
+    seen: list[float | None] = []
+
+    def recording_decide(config, state, observation, current):
+        if observation is not None:
+            seen.append(observation.start_seconds)
+        return decide(config, state, observation, current)
+
+    monkeypatch.setattr(autoscaler, "decide", recording_decide)
+    async with start_operator(memo=memo):
+        spec = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 3}
+        await create(cluster, manifest("slow", autoscaling=spec))
+        await eventually(lambda: bool(seen))
+        assert seen[-1] is None  # nothing measured yet: the policy's default
+        # Pods that became Ready 17 s and 23 s after their creation, and one still starting.
+        created = "2026-12-06T10:00:00Z"
+        cluster.put_object(PODS, started_pod("slow-worker-a", created, "2026-12-06T10:00:17Z"))
+        cluster.put_object(PODS, started_pod("slow-worker-b", created, "2026-12-06T10:00:23Z"))
+        cluster.put_object(PODS, started_pod("slow-worker-c", created, None))
+        await eventually(lambda: seen[-1] == 20.0)  # the median of the measured starts

@@ -269,6 +269,19 @@ def test_unknown_service_time_gives_each_waiting_task_a_slot() -> None:
     assert "service time not known" in d.reason
 
 
+def test_tasks_too_short_for_any_heartbeat_to_see_still_get_slots_when_they_queue() -> None:
+    # Found by bench.realrun: 0.4 s tasks at 0.5/s finished between heartbeats, so every heartbeat said 0
+    # busy and the service time measured 0; a burst's queue then asked for no replica at all.
+    config = PolicyConfig(max_replicas=4)
+    d = decide(config, PolicyState(), obs(0, completed=0), 1)
+    for t in range(1, 21):
+        d = decide(config, d.state, obs(t, completed=t // 2), 1)  # tasks complete, none seen running
+    assert service_seconds(config, d.state) == 0
+    d = decide(config, d.state, obs(21, backlog=25, completed=10, oldest=2), 1)
+    assert (d.direction, d.replicas) == ("up", 4)
+    assert "service time too short to measure" in d.reason
+
+
 def test_no_scale_up_while_nothing_waits() -> None:
     config = PolicyConfig(max_replicas=20, confidence=0, target_utilization=0.9)
     d, _, _ = steady(config, rate=2.0, service=4.0, seconds=300, current=4)  # 8 slots busy of 8

@@ -169,6 +169,23 @@ def test_driver_runs_what_exists_and_ends_with_the_result_line(
     assert out.strip().splitlines()[-1] == "RESULT p95_wait_ratio=0.46 cost_ratio=1.04"
 
 
+def test_driver_prints_the_tuned_result_before_the_result_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = tmp_path / "fakebench2"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    _write(pkg, "auto", "def main():\n    return {'p95_wait_ratio': 0.41, 'cost_ratio': 1.07,"
+                        " 'tuned_p95_wait_ratio': 0.384, 'tuned_cost_ratio': 1.146}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(driver, "MODULES", ("fakebench2.auto",))
+    monkeypatch.setattr(driver, "AUTOSCALE", "fakebench2.auto")
+    assert driver.main() == 0
+    last = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert last == ["RESULT_TUNED p95_wait_ratio=0.38 cost_ratio=1.15",
+                    "RESULT p95_wait_ratio=0.41 cost_ratio=1.07"]
+
+
 def test_driver_without_the_autoscale_result_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver, "MODULES", ("fakebench_absent.x",))
     assert driver.main() == 1

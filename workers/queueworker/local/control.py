@@ -3,7 +3,9 @@ many workers each QueueWorker needs, and start or stop worker processes to match
 
 Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode runs them as `builtin`
 (and says so at start). A scale-down stops the least busy workers first (by their heartbeats), as the
-operator's pod-deletion-cost does. With Redis unreachable, the policy holds the replicas.
+operator's pod-deletion-cost does. With Redis unreachable, the policy holds the replicas. The policy
+learns how long a worker takes to start: from its spawn to its readiness (the consumer started, as its
+state file says), seen to within one interval.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import redis
 from queueworker_operator.observe import observation
 from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker_operator.startup import StartTimes
 
 from queueworker import keys
 from queueworker.contract import busy_by_worker, targets
@@ -25,6 +28,7 @@ from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, ScaleEvent
+from queueworker.probes import FILE_NAME, read_state
 from queueworker.spec import QueueWorker
 
 THROUGHPUT_WINDOW = 15.0
@@ -40,6 +44,7 @@ class Managed:
     decision: Decision | None = None
     last_scale: ScaleEvent | None = None
     completions: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=256))
+    starts: StartTimes = field(default_factory=StartTimes)
 
     @property
     def mode(self) -> str:
@@ -109,6 +114,8 @@ class Controller:
                 while len(m.completions) > 2 and now - m.completions[0][0] > THROUGHPUT_WINDOW:
                     m.completions.popleft()
             current = self.running_count(m)
+            if obs is not None:
+                obs = replace(obs, start_seconds=self.measure_starts(m))
             self.decide(m, obs, current, now)
             self.scale(m)
             rows.append(self.row(m, obs, now))
@@ -132,6 +139,20 @@ class Controller:
         if decision.replicas != current:
             m.last_scale = ScaleEvent(time.time(), current, decision.replicas, decision.reason)
         m.desired = decision.replicas
+
+    def measure_starts(self, m: Managed) -> float | None:
+        """Records the start time (spawn to ready) of each worker process that became ready since the
+        last tick; returns the estimate the policy gets (None until one was measured)."""
+        now = self.supervisor.clock()
+        for child in self.supervisor.workers_of(m.qw.name):
+            key = f"{child.name}:{child.pid}:{child.started_at}"
+            folder = child.env.get("QUEUEWORKER_STATE_DIR")
+            if child.pid is None or child.stopping_since is not None or not folder or m.starts.seen(key):
+                continue
+            data = read_state(Path(folder) / FILE_NAME)
+            if data is not None and data.get("pid") == child.pid and data.get("ready"):
+                m.starts.record(key, now - child.started_at)
+        return m.starts.estimate()
 
     def running_count(self, m: Managed) -> int:
         """Workers that exist for the policy: running or waiting for a restart, not those stopping."""
