@@ -28,8 +28,9 @@ run: venv  ## the main job: run the example QueueWorkers on this machine with a 
 render: venv  ## print the Kubernetes objects the examples become
 	$(BIN)/qw render -f examples/ -R
 
-lint: venv  ## ruff
+lint: venv  ## ruff: the lint rules, and the formatting (`ruff format .` fixes it)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: venv  ## mypy
 	$(BIN)/mypy

@@ -65,8 +65,10 @@ def main() -> int:
         print(f"RESULT missing: {AUTOSCALE} did not run")
         return 1
     if "tuned_p95_wait_ratio" in autoscale:  # builtin-60 against keda-tuned; RESULT stays the last line
-        print(f"RESULT_TUNED p95_wait_ratio={autoscale['tuned_p95_wait_ratio']:.2f}"
-              f" cost_ratio={autoscale['tuned_cost_ratio']:.2f}")
+        print(
+            f"RESULT_TUNED p95_wait_ratio={autoscale['tuned_p95_wait_ratio']:.2f}"
+            f" cost_ratio={autoscale['tuned_cost_ratio']:.2f}"
+        )
     print(f"RESULT p95_wait_ratio={autoscale['p95_wait_ratio']:.2f} cost_ratio={autoscale['cost_ratio']:.2f}")
     return 1 if failed else 0
 

@@ -43,7 +43,8 @@ def run_mode(atomic: bool, faults: list[str], rounds: int, stop_seconds: float, 
     for fault in faults:
         mine = [r for r in matrix.rounds if r.fault == fault]
         summary[fault] = {
-            "rounds": len(mine), "published": sum(r.tally.published for r in mine),
+            "rounds": len(mine),
+            "published": sum(r.tally.published for r in mine),
             "lost": sum(r.tally.lost for r in mine),
             "rounds_with_loss": sum(1 for r in mine if r.tally.lost),
             "run_twice": sum(r.tally.twice for r in mine),
@@ -57,10 +58,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--stop-seconds", type=float, default=60.0)
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument("--faults", default=",".join(FAULTS),
-                        help=f"comma-separated, from {', '.join(FAULTS)}")
-    parser.add_argument("--modes", default="atomic,stock",
-                        help="atomic (the atomic fetch), stock (QUEUEWORKER_ATOMIC_FETCH=0, the baseline)")
+    parser.add_argument(
+        "--faults", default=",".join(FAULTS), help=f"comma-separated, from {', '.join(FAULTS)}"
+    )
+    parser.add_argument(
+        "--modes",
+        default="atomic,stock",
+        help="atomic (the atomic fetch), stock (QUEUEWORKER_ATOMIC_FETCH=0, the baseline)",
+    )
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = [f for f in faults if f not in FAULTS]

@@ -51,7 +51,7 @@ sys.path[:0] = [p for p in (str(REPO), str(REPO / "workers")) if p not in sys.pa
 from tests.support.celery_worker import CeleryWorker  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
-PLAIN = '''
+PLAIN = """
 import os
 from celery import Celery
 
@@ -64,9 +64,9 @@ app.conf.update(task_serializer="json", result_serializer="json", accept_content
 @app.task(name="bench.noop")
 def noop(i):
     return i
-'''
+"""
 
-QUEUEWORKER = '''
+QUEUEWORKER = """
 from queueworker import make_app
 
 app = make_app("qwbench", task_ignore_result=True)
@@ -75,13 +75,14 @@ app = make_app("qwbench", task_ignore_result=True)
 @app.task(name="bench.noop")
 def noop(i):
     return i
-'''
+"""
 
 
 #: The same make_app worker consuming the stock kombu way (BRPOP, then record): the transport before the
 #: atomic fetch, measured in the same run.
 QUEUEWORKER_BRPOP = "import os\nos.environ['QUEUEWORKER_ATOMIC_FETCH'] = '0'\n" + QUEUEWORKER.replace(
-    '"qwbench"', '"qwbrpopbench"')
+    '"qwbench"', '"qwbrpopbench"'
+)
 KINDS = ("plain", "qw", "qwbrpop")
 
 
@@ -141,8 +142,9 @@ def published_template(redis: RedisServer) -> bytes:
     return template
 
 
-def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, window: float,
-                 min_backlog: int = 300) -> dict[str, float]:
+def side_by_side(
+    module_dir: Path, redis: RedisServer, n: int, first: str, window: float, min_backlog: int = 300
+) -> dict[str, float]:
     """Tasks done and CPU seconds of each worker over the windows where both had a backlog."""
     client = redis.client()
     client.flushall()
@@ -151,11 +153,20 @@ def side_by_side(module_dir: Path, redis: RedisServer, n: int, first: str, windo
     for kind in kinds:
         preload_fast(client, template, f"bench_{kind}", n)
     defaults = {"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"}  # the default (the test helper's is shorter)
-    workers = {kind: CeleryWorker(f"{kind}bench", [f"bench_{kind}"], broker_url=redis.url,
-                                  pythonpath=[module_dir], concurrency=2, loglevel="WARNING", env=defaults,
-                                  heartbeat_interval=5.0,
-                                  metrics_port=free_port() if kind != "plain" else None)
-               for kind in kinds}
+    workers = {
+        kind: CeleryWorker(
+            f"{kind}bench",
+            [f"bench_{kind}"],
+            broker_url=redis.url,
+            pythonpath=[module_dir],
+            concurrency=2,
+            loglevel="WARNING",
+            env=defaults,
+            heartbeat_interval=5.0,
+            metrics_port=free_port() if kind != "plain" else None,
+        )
+        for kind in kinds
+    }
     done = {kind: 0.0 for kind in kinds}
     cpu = {kind: 0.0 for kind in kinds}
     try:
@@ -197,17 +208,40 @@ def callgrind_instructions(module_dir: Path, kind: str, n: int) -> int:
         preload_fast(client, published_template(redis), "bench", n)
         state = Path(tempfile.mkdtemp(prefix="qw-bench-state-"))
         path = os.pathsep.join([str(module_dir), str(REPO), str(REPO / "workers")])
-        env = {**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": "0", "QUEUEWORKER_BROKER_URL": redis.url,
-               "QUEUEWORKER_STATE_DIR": str(state),
-               "QUEUEWORKER_METRICS_PORT": str(free_port()) if kind != "plain" else "off",
-               "QUEUEWORKER_METRICS_FLUSH_INTERVAL": str(1 * SLOWDOWN),
-               "QUEUEWORKER_HEARTBEAT_INTERVAL": str(5 * SLOWDOWN)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": path,
+            "PYTHONHASHSEED": "0",
+            "QUEUEWORKER_BROKER_URL": redis.url,
+            "QUEUEWORKER_STATE_DIR": str(state),
+            "QUEUEWORKER_METRICS_PORT": str(free_port()) if kind != "plain" else "off",
+            "QUEUEWORKER_METRICS_FLUSH_INTERVAL": str(1 * SLOWDOWN),
+            "QUEUEWORKER_HEARTBEAT_INTERVAL": str(5 * SLOWDOWN),
+        }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
-                   "celery", "-A", f"{kind}bench", "worker", "-P", "solo", "-Q", "bench", "-l", "WARNING",
-                   "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        proc = subprocess.Popen(command, env=env, cwd=state, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            f"{kind}bench",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            "bench",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        proc = subprocess.Popen(
+            command, env=env, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 600
             while client.llen("bench") or client.hlen("unacked"):
@@ -233,16 +267,19 @@ def instructions(module_dir: Path) -> dict[str, Any]:
         return {"skipped": "valgrind not found (apt-get install valgrind)"}
     jobs = [(kind, n) for kind in KINDS for n in (SMALL, LARGE)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: callgrind_instructions(module_dir, *job), jobs),
-                          strict=True))
-    per_task = {kind: (counts[(kind, LARGE)] - counts[(kind, SMALL)]) / (LARGE - SMALL)
-                for kind in KINDS}
-    return {"plain_per_task": round(per_task["plain"]), "queueworker_per_task": round(per_task["qw"]),
-            "queueworker_brpop_per_task": round(per_task["qwbrpop"]),
-            "instruction_ratio": round(per_task["plain"] / per_task["qw"], 3),
-            "instruction_ratio_brpop": round(per_task["plain"] / per_task["qwbrpop"], 3),
-            "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
-            "tasks": f"{LARGE} - {SMALL}, solo pool, PYTHONHASHSEED=0"}
+        counts = dict(
+            zip(jobs, pool.map(lambda job: callgrind_instructions(module_dir, *job), jobs), strict=True)
+        )
+    per_task = {kind: (counts[(kind, LARGE)] - counts[(kind, SMALL)]) / (LARGE - SMALL) for kind in KINDS}
+    return {
+        "plain_per_task": round(per_task["plain"]),
+        "queueworker_per_task": round(per_task["qw"]),
+        "queueworker_brpop_per_task": round(per_task["qwbrpop"]),
+        "instruction_ratio": round(per_task["plain"] / per_task["qw"], 3),
+        "instruction_ratio_brpop": round(per_task["plain"] / per_task["qwbrpop"], 3),
+        "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
+        "tasks": f"{LARGE} - {SMALL}, solo pool, PYTHONHASHSEED=0",
+    }
 
 
 def redis_cpu_per_task(module_dir: Path, n: int = 3000) -> dict[str, Any]:
@@ -255,9 +292,17 @@ def redis_cpu_per_task(module_dir: Path, n: int = 3000) -> dict[str, Any]:
             client = redis.client()
             preload_fast(client, published_template(redis), "bench", n)
             assert redis.proc is not None
-            worker = CeleryWorker(f"{kind}bench", ["bench"], broker_url=redis.url, pythonpath=[module_dir],
-                                  concurrency=1, pool="solo", loglevel="WARNING", heartbeat_interval=5.0,
-                                  env={"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"})
+            worker = CeleryWorker(
+                f"{kind}bench",
+                ["bench"],
+                broker_url=redis.url,
+                pythonpath=[module_dir],
+                concurrency=1,
+                pool="solo",
+                loglevel="WARNING",
+                heartbeat_interval=5.0,
+                env={"QUEUEWORKER_METRICS_FLUSH_INTERVAL": "1"},
+            )
             before = tree_cpu_seconds(redis.proc.pid)
             try:
                 worker.start()
@@ -272,7 +317,8 @@ def redis_cpu_per_task(module_dir: Path, n: int = 3000) -> dict[str, Any]:
             per_task[kind] = 1e6 * used / n
     return {f"{kind}_us_per_task": round(us, 1) for kind, us in per_task.items()} | {
         "atomic_vs_brpop": round(per_task["qwbrpop"] / per_task["qw"], 3),
-        "note": "Redis CPU per task (includes the runtime's heartbeats and the idle polls while draining)"}
+        "note": "Redis CPU per task (includes the runtime's heartbeats and the idle polls while draining)",
+    }
 
 
 def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
@@ -288,8 +334,9 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     if any(not run[f"{k}_done"] for run in runs for k in KINDS):
         raise RuntimeError(f"a round had no window with both workers busy: {runs}")
     ratios = sorted(run["qw_done"] / run["plain_done"] for run in runs)
-    cpu_ratios = sorted((run["plain_cpu"] / run["plain_done"]) / (run["qw_cpu"] / run["qw_done"])
-                        for run in runs)
+    cpu_ratios = sorted(
+        (run["plain_cpu"] / run["plain_done"]) / (run["qw_cpu"] / run["qw_done"]) for run in runs
+    )
     brpop_ratio = statistics.median(run["qwbrpop_done"] / run["plain_done"] for run in runs)
     atomic_vs_brpop = statistics.median(run["qw_done"] / run["qwbrpop_done"] for run in runs)
     ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
@@ -299,15 +346,22 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     meets = ratio >= 0.95 and counted.get("instruction_ratio", 1.0) >= 0.95
     result = {
         "benchmark": "worker runtime overhead: make_app worker (atomic fetch), the same with the stock BRPOP "
-                     "transport, and plain Celery, side by side (1 worker x 2 prefork each, no-op tasks)",
-        "tasks_compared": {"plain": int(total["plain_done"]), "queueworker": int(total["qw_done"]),
-                           "queueworker_brpop": int(total["qwbrpop_done"])},
-        "ratio": round(ratio, 3), "target": 0.95, "meets_target": meets,
-        "ratio_brpop": round(brpop_ratio, 3), "atomic_vs_brpop": round(atomic_vs_brpop, 3),
+        "transport, and plain Celery, side by side (1 worker x 2 prefork each, no-op tasks)",
+        "tasks_compared": {
+            "plain": int(total["plain_done"]),
+            "queueworker": int(total["qw_done"]),
+            "queueworker_brpop": int(total["qwbrpop_done"]),
+        },
+        "ratio": round(ratio, 3),
+        "target": 0.95,
+        "meets_target": meets,
+        "ratio_brpop": round(brpop_ratio, 3),
+        "atomic_vs_brpop": round(atomic_vs_brpop, 3),
         "round_ratios": [round(r, 3) for r in ratios],
         "plain_cpu_s_per_1000": round(1000 * total["plain_cpu"] / total["plain_done"], 3),
         "queueworker_cpu_s_per_1000": round(1000 * total["qw_cpu"] / total["qw_done"], 3),
-        "cpu_ratio": round(cpu_ratio, 3), "round_cpu_ratios": [round(r, 3) for r in cpu_ratios],
+        "cpu_ratio": round(cpu_ratio, 3),
+        "round_cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "instructions": counted,
         "redis_cpu": redis_cpu,
     }

@@ -49,9 +49,23 @@ def private_redis() -> Iterator[redis.Redis]:
     if shutil.which("redis-server"):
         port = _free_port()
         client = redis.Redis(host="127.0.0.1", port=port)
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(workdir)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_ping(client)
             yield client
@@ -98,16 +112,44 @@ def message(queue: str, stamp: float, priority: int) -> str:
     """A task message as kombu stores it, with the headers Celery and make_app put in."""
     task_id = f"{queue}-{stamp:.6f}"
     headers: dict[str, Any] = {
-               "lang": "py", "task": "shop.tasks.work", "id": task_id, "shadow": None, "eta": None,
-               "expires": None, "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-               "root_id": task_id, "parent_id": None, "argsrepr": "(1, 2)", "kwargsrepr": "{}",
-               "origin": "gen1@bench", "ignore_result": False, "stamped_headers": None, "stamps": {},
-               keys.PUBLISHED_HEADER: stamp}
-    properties = {"correlation_id": task_id, "reply_to": "4d3c", "delivery_mode": 2,
-                  "delivery_info": {"exchange": "", "routing_key": queue}, "priority": priority,
-                  "body_encoding": "base64", "delivery_tag": task_id}
-    return json.dumps({"body": BODY, "content-encoding": "utf-8", "content-type": "application/json",
-                       "headers": headers, "properties": properties})
+        "lang": "py",
+        "task": "shop.tasks.work",
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "(1, 2)",
+        "kwargsrepr": "{}",
+        "origin": "gen1@bench",
+        "ignore_result": False,
+        "stamped_headers": None,
+        "stamps": {},
+        keys.PUBLISHED_HEADER: stamp,
+    }
+    properties = {
+        "correlation_id": task_id,
+        "reply_to": "4d3c",
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": queue},
+        "priority": priority,
+        "body_encoding": "base64",
+        "delivery_tag": task_id,
+    }
+    return json.dumps(
+        {
+            "body": BODY,
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": properties,
+        }
+    )
 
 
 def load(client: redis.Redis, n: int, now: float) -> list[str]:
@@ -124,13 +166,20 @@ def load(client: redis.Redis, n: int, now: float) -> list[str]:
             pipe.lpush(f"{queue}{sep}9", message(queue, now - 5, 9))
         if i % 2 == 0:
             for w in range(1 + i % 4 // 3):
-                beat = {"hostname": f"w{w}@{queue}", "pid": 10, "busy": w, "total": 4, "processed": 9,
-                        "ts": now - 1}
+                beat = {
+                    "hostname": f"w{w}@{queue}",
+                    "pid": 10,
+                    "busy": w,
+                    "total": 4,
+                    "processed": 9,
+                    "ts": now - 1,
+                }
                 pipe.hset(keys.heartbeat_key(queue), f"w{w}@{queue}", json.dumps(beat))
             pipe.set(keys.completed_key(queue), i)
         if i % 5 == 0:
-            pipe.hset(keys.UNACKED_HASH, f"tag-{queue}", json.dumps([json.loads(message(queue, now, 0)), "",
-                                                                     queue]))
+            pipe.hset(
+                keys.UNACKED_HASH, f"tag-{queue}", json.dumps([json.loads(message(queue, now, 0)), "", queue])
+            )
         if i % 10 == 1:
             pipe.hset(keys.TARGETS_HASH, queue, json.dumps({"targetWaitSeconds": 30, "queueworker": "a/b"}))
         if i % 1000 == 999:
@@ -150,8 +199,10 @@ def naive(client: redis.Redis, queues: list[str], now: float) -> dict[str, Figur
     for raw in client.hvals(keys.UNACKED_HASH):
         routing_key = json.loads(raw)[2]
         reserved[routing_key] = reserved.get(routing_key, 0) + 1
-    targets = {k.decode() if isinstance(k, bytes) else k: float(json.loads(v)["targetWaitSeconds"])
-               for k, v in client.hgetall(keys.TARGETS_HASH).items()}
+    targets = {
+        k.decode() if isinstance(k, bytes) else k: float(json.loads(v)["targetWaitSeconds"])
+        for k, v in client.hgetall(keys.TARGETS_HASH).items()
+    }
     for queue in queues:
         depths, stamps = [], []
         for lst in keys.queue_lists(queue):
@@ -162,13 +213,24 @@ def naive(client: redis.Redis, queues: list[str], now: float) -> dict[str, Figur
                 stamp = json.loads(tail or b"{}").get("headers", {}).get(keys.PUBLISHED_HEADER)
                 if stamp is not None:
                     stamps.append(float(stamp))
-        live = [beat for beat in map(json.loads, client.hgetall(keys.heartbeat_key(queue)).values())
-                if beat["ts"] >= now - keys.HEARTBEAT_TTL]
+        live = [
+            beat
+            for beat in map(json.loads, client.hgetall(keys.heartbeat_key(queue)).values())
+            if beat["ts"] >= now - keys.HEARTBEAT_TTL
+        ]
         completed = int(client.get(keys.completed_key(queue)) or 0)
         wait = (max(now - min(stamps), 0.0) if stamps else None) if sum(depths) else 0.0
         busy, total = sum(b["busy"] for b in live), sum(b["total"] for b in live)
-        out[queue] = (tuple(depths), wait, len(live), busy, total, completed, reserved.get(queue, 0),
-                      targets.get(queue))
+        out[queue] = (
+            tuple(depths),
+            wait,
+            len(live),
+            busy,
+            total,
+            completed,
+            reserved.get(queue, 0),
+            targets.get(queue),
+        )
     return out
 
 
@@ -201,13 +263,22 @@ def measure(client: redis.Redis, fn: Callable[[], Any], runs: int) -> Timing:
         walls.append(time.perf_counter() - start)
         local.append(time.process_time() - before_local)
         server.append(redis_cpu() - before_server)
-    return Timing(statistics.median(walls), min(walls), statistics.median(local), statistics.median(server),
-                  result)
+    return Timing(
+        statistics.median(walls), min(walls), statistics.median(local), statistics.median(server), result
+    )
 
 
 def figures(stats: QueueStats) -> Figures:
-    return (stats.depths, stats.oldest_wait, stats.workers, stats.busy_slots, stats.total_slots,
-            stats.completed_total, stats.reserved, stats.target_wait)
+    return (
+        stats.depths,
+        stats.oldest_wait,
+        stats.workers,
+        stats.busy_slots,
+        stats.total_slots,
+        stats.completed_total,
+        stats.reserved,
+        stats.target_wait,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -230,8 +301,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if mismatched or set(discovered.result) != set(queues):
         raise SystemExit(f"probe and naive loop disagree on {len(mismatched)} queues, e.g. {mismatched[:3]}")
     result = {
-        "queues": args.queues, "keys": keys_in_db, "runs": args.runs, "load_average": os.getloadavg()[0],
-        "target_s": TARGET_SECONDS, "naive_s": loop.wall_median, "naive_cpu_s": loop.cpu,
+        "queues": args.queues,
+        "keys": keys_in_db,
+        "runs": args.runs,
+        "load_average": os.getloadavg()[0],
+        "target_s": TARGET_SECONDS,
+        "naive_s": loop.wall_median,
+        "naive_cpu_s": loop.cpu,
         "ratio_naive_over_probe": loop.wall_median / named.wall_median,
         "ratio_naive_over_probe_cpu": loop.cpu / named.cpu,
         "probe_under_target": named.wall_median < TARGET_SECONDS,
@@ -239,24 +315,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "scrape_bytes": len(scrape.result),
     }
     for name, timing in (("probe", named), ("probe_discover", discovered), ("scrape", scrape)):
-        result.update({f"{name}_median_s": timing.wall_median, f"{name}_best_s": timing.wall_best,
-                       f"{name}_cpu_s": timing.cpu, f"{name}_client_cpu_s": timing.client_cpu,
-                       f"{name}_redis_cpu_s": timing.redis_cpu})
+        result.update(
+            {
+                f"{name}_median_s": timing.wall_median,
+                f"{name}_best_s": timing.wall_best,
+                f"{name}_cpu_s": timing.cpu,
+                f"{name}_client_cpu_s": timing.client_cpu,
+                f"{name}_redis_cpu_s": timing.redis_cpu,
+            }
+        )
     ms = 1e3
-    print(f"queue probe, {args.queues:,} queues ({keys_in_db:,} keys), {args.runs} runs;"
-          " wall = median / best, CPU = median per call (client process + Redis server):")
-    for label, timing in (("probe(queues)", named), ("probe(discover=True)", discovered),
-                          ("exporter scrape (text)", scrape), ("naive loop (1 cmd/key)", loop)):
-        print(f"  {label:24s} wall {timing.wall_median * ms:7.1f} / {timing.wall_best * ms:7.1f} ms"
-              f"   CPU {timing.cpu * ms:7.1f} ms = client {timing.client_cpu * ms:6.1f} + Redis"
-              f" {timing.redis_cpu * ms:5.1f}")
+    print(
+        f"queue probe, {args.queues:,} queues ({keys_in_db:,} keys), {args.runs} runs;"
+        " wall = median / best, CPU = median per call (client process + Redis server):"
+    )
+    for label, timing in (
+        ("probe(queues)", named),
+        ("probe(discover=True)", discovered),
+        ("exporter scrape (text)", scrape),
+        ("naive loop (1 cmd/key)", loop),
+    ):
+        print(
+            f"  {label:24s} wall {timing.wall_median * ms:7.1f} / {timing.wall_best * ms:7.1f} ms"
+            f"   CPU {timing.cpu * ms:7.1f} ms = client {timing.client_cpu * ms:6.1f} + Redis"
+            f" {timing.redis_cpu * ms:5.1f}"
+        )
     verdict = {True: "met", False: "MISSED"}
     wall_ok, cpu_ok = verdict[result["probe_under_target"]], verdict[result["probe_cpu_under_target"]]
-    print(f"  target < {TARGET_SECONDS * ms:.0f} ms for probe(queues): wall {wall_ok}, CPU {cpu_ok}"
-          f" (load average {result['load_average']:.1f} on {os.cpu_count()} cores: wall includes waiting"
-          " for a CPU)")
-    print(f"  exposition {len(scrape.result) / 1e6:.1f} MB; ratio naive / probe: wall"
-          f" {result['ratio_naive_over_probe']:.1f} x, CPU {result['ratio_naive_over_probe_cpu']:.1f} x")
+    print(
+        f"  target < {TARGET_SECONDS * ms:.0f} ms for probe(queues): wall {wall_ok}, CPU {cpu_ok}"
+        f" (load average {result['load_average']:.1f} on {os.cpu_count()} cores: wall includes waiting"
+        " for a CPU)"
+    )
+    print(
+        f"  exposition {len(scrape.result) / 1e6:.1f} MB; ratio naive / probe: wall"
+        f" {result['ratio_naive_over_probe']:.1f} x, CPU {result['ratio_naive_over_probe_cpu']:.1f} x"
+    )
     return result
 
 

@@ -43,13 +43,15 @@ class KedaTuned:
     prefers_idle = False
     interval = TUNED_POLLING
 
-    def __init__(self, min_replicas: int, max_replicas: int, list_length: float,
-                 name: str = "keda-tuned") -> None:
+    def __init__(
+        self, min_replicas: int, max_replicas: int, list_length: float, name: str = "keda-tuned"
+    ) -> None:
         self.name = name
         self.min_replicas = min_replicas
         self.list_length = list_length
-        self.hpa = HpaAlgorithm(list_length, max(min_replicas, 1), max_replicas,
-                                down_window=TUNED_DOWN_WINDOW)
+        self.hpa = HpaAlgorithm(
+            list_length, max(min_replicas, 1), max_replicas, down_window=TUNED_DOWN_WINDOW
+        )
         self.last_sync = -math.inf
         self.last_active = -math.inf
 
@@ -73,8 +75,9 @@ class LatencyScaler:
     prefers_idle = False
     interval = LATENCY_INTERVAL
 
-    def __init__(self, min_replicas: int, max_replicas: int, target_wait: float,
-                 name: str = "latency") -> None:
+    def __init__(
+        self, min_replicas: int, max_replicas: int, target_wait: float, name: str = "latency"
+    ) -> None:
         self.name = name
         self.min_replicas = min_replicas
         self.max_replicas = max_replicas

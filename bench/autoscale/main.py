@@ -40,12 +40,14 @@ def _describe() -> None:
         " (the spec defaults; the same bounds for every policy)"
     )
     length = tuned_list_length(CONFIG.slots_per_replica, CONFIG.target_wait_seconds, SERVICE_MEAN)
-    print("policies: builtin (the operator's; learns the pod start time), builtin-60 (the same with"
-          f" scaleDownDelaySeconds {TUNED_DOWN_WINDOW:g}), keda (ScaledObject defaults, redis listLength 5),"
-          f" keda-tuned (pollingInterval {TUNED_POLLING:g}s, listLength {length:g} = concurrency x target /"
-          f" task seconds, scale-up 100 % or 4 pods per 15 s, scale-down window {TUNED_DOWN_WINDOW:g}s),"
-          " latency (replicas x oldest wait / target every 10 s), hpa (autoscaling/v2 defaults on"
-          " celery_queue_length, 5 per pod), oracle (knows the trace in advance; not an autoscaler)")
+    print(
+        "policies: builtin (the operator's; learns the pod start time), builtin-60 (the same with"
+        f" scaleDownDelaySeconds {TUNED_DOWN_WINDOW:g}), keda (ScaledObject defaults, redis listLength 5),"
+        f" keda-tuned (pollingInterval {TUNED_POLLING:g}s, listLength {length:g} = concurrency x target /"
+        f" task seconds, scale-up 100 % or 4 pods per 15 s, scale-down window {TUNED_DOWN_WINDOW:g}s),"
+        " latency (replicas x oldest wait / target every 10 s), hpa (autoscaling/v2 defaults on"
+        " celery_queue_length, 5 per pod), oracle (knows the trace in advance; not an autoscaler)"
+    )
     print(
         f"service time lognormal mean {SERVICE_MEAN:g}s sigma {SERVICE_SIGMA:g}; pod start {START_DELAY:g}s;"
         f" seeds {list(SEEDS)}; waits pooled over seeds, worker-hours summed over seeds"
@@ -56,8 +58,10 @@ def _describe() -> None:
 
 def _verdict(name: str, p95: float, cost: float, p95_target: float, cost_target: float) -> bool:
     met = p95 <= p95_target and cost <= cost_target
-    print(f"{HEADLINE}: p95 wait {name} = {p95:.2f} (target <= {p95_target}), cost {name} = {cost:.2f}"
-          f" (target <= {cost_target}): {'targets met' if met else 'targets NOT met'}")
+    print(
+        f"{HEADLINE}: p95 wait {name} = {p95:.2f} (target <= {p95_target}), cost {name} = {cost:.2f}"
+        f" (target <= {cost_target}): {'targets met' if met else 'targets NOT met'}"
+    )
     return met
 
 
@@ -65,8 +69,9 @@ def main(out_dir: Path = OUT_DIR) -> dict[str, Any]:
     from bench.autoscale.report import plot
 
     started = time.perf_counter()
-    print("== autoscale: simulated queue, builtin policy vs KEDA (defaults and tuned), HPA,"
-          " a latency scaler ==")
+    print(
+        "== autoscale: simulated queue, builtin policy vs KEDA (defaults and tuned), HPA, a latency scaler =="
+    )
     _describe()
     rows, first = run_all()
     print(table(rows))
@@ -79,14 +84,18 @@ def main(out_dir: Path = OUT_DIR) -> dict[str, Any]:
     tuned_met = _verdict("builtin-60/keda-tuned", tuned_p95, tuned_cost, TUNED_P95_TARGET, TUNED_COST_TARGET)
     others = {t: _ratios(rows, t, "builtin-60", "keda-tuned") for t in TRACES if t != HEADLINE}
 
-    print(f"-- robustness on the {HEADLINE} trace: p95 / cost ratios; other task lengths keep the busy slots"
-          " (the arrival rate scales), keda-tuned's listLength follows the task length; builtin-fixed"
-          f" assumes a {CONFIG.start_delay_seconds:g}s start instead of measuring it --")
+    print(
+        f"-- robustness on the {HEADLINE} trace: p95 / cost ratios; other task lengths keep the busy slots"
+        " (the arrival rate scales), keda-tuned's listLength follows the task length; builtin-fixed"
+        f" assumes a {CONFIG.start_delay_seconds:g}s start instead of measuring it --"
+    )
     cases = robustness.lengths() + robustness.starts()
     seeds = robustness.other_seeds()
     print(robustness.table([*cases, seeds]))
-    print(f"-- frontier on the {HEADLINE} trace: builtin-60 with other targetWaitSeconds, keda-tuned with"
-          " other listLengths, against keda-tuned as in the table --")
+    print(
+        f"-- frontier on the {HEADLINE} trace: builtin-60 with other targetWaitSeconds, keda-tuned with"
+        " other listLengths, against keda-tuned as in the table --"
+    )
     builtin, keda = robustness.frontier()
     base = next(r for r in rows if r.trace == HEADLINE and r.policy == "keda-tuned")
     print(robustness.frontier_table(builtin, keda, base))
@@ -101,6 +110,10 @@ def main(out_dir: Path = OUT_DIR) -> dict[str, Any]:
         "tuned_targets_met": tuned_met,
         "tuned_other_traces": others,
         "rows": rows,
-        "robustness": {c.label: {f"{a}/{b}": c.ratios(a, b) for a, b in robustness.COLUMNS
-                                 if a in c.rows and b in c.rows} for c in [*cases, seeds]},
+        "robustness": {
+            c.label: {
+                f"{a}/{b}": c.ratios(a, b) for a, b in robustness.COLUMNS if a in c.rows and b in c.rows
+            }
+            for c in [*cases, seeds]
+        },
     }

@@ -49,8 +49,9 @@ class Builtin:
 
     prefers_idle = True
 
-    def __init__(self, config: PolicyConfig, interval: float = 5.0, name: str = "builtin",
-                 learn: bool = True) -> None:
+    def __init__(
+        self, config: PolicyConfig, interval: float = 5.0, name: str = "builtin", learn: bool = True
+    ) -> None:
         self.name = name
         self.config = config
         self.interval = interval
@@ -64,13 +65,19 @@ class Builtin:
         hb = view.heartbeat
         if self.learn:
             starts = view.pod_starts
-            for pod, seconds in starts[self._measured:]:
+            for pod, seconds in starts[self._measured :]:
                 self.starts.record(str(pod), seconds)
             self._measured = len(starts)
         obs = Observation(
-            time=now, backlog=view.backlog, reserved=view.reserved, busy_slots=hb.busy,
-            total_slots=hb.total, workers=hb.workers, oldest_wait=view.oldest_wait,
-            completed_total=hb.completed, start_seconds=self.starts.estimate(),
+            time=now,
+            backlog=view.backlog,
+            reserved=view.reserved,
+            busy_slots=hb.busy,
+            total_slots=hb.total,
+            workers=hb.workers,
+            oldest_wait=view.oldest_wait,
+            completed_total=hb.completed,
+            start_seconds=self.starts.estimate(),
         )
         decision = decide(self.config, self.state, obs, current)
         self.state = decision.state
@@ -160,8 +167,15 @@ class Clairvoyant:
     prefers_idle = True
     interval = 5.0
 
-    def __init__(self, rate: Callable[[float], float], service_mean: float, config: PolicyConfig,
-                 duration: float, start_delay: float, name: str = "oracle") -> None:
+    def __init__(
+        self,
+        rate: Callable[[float], float],
+        service_mean: float,
+        config: PolicyConfig,
+        duration: float,
+        start_delay: float,
+        name: str = "oracle",
+    ) -> None:
         self.name = name
         self.lead = start_delay + self.interval
         self.hold = config.scale_down_delay_seconds
@@ -174,4 +188,4 @@ class Clairvoyant:
     def tick(self, now: float, view: View, current: int) -> int:
         lo = round((now - self.hold - self.origin) / self.interval)
         hi = round((now + self.lead - self.origin) / self.interval)
-        return int(self.needs[max(lo, 0): max(hi + 1, 1)].max())
+        return int(self.needs[max(lo, 0) : max(hi + 1, 1)].max())

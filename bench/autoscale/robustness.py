@@ -31,8 +31,13 @@ CASE_POLICIES = ("builtin", "builtin-60", "builtin-fixed", "keda", "keda-tuned",
 TARGETS = (30.0, 45.0, 60.0, 75.0, 90.0)
 LIST_LENGTHS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 
-COLUMNS = (("builtin", "keda"), ("builtin-fixed", "keda"), ("builtin-60", "keda-tuned"),
-           ("builtin", "keda-tuned"), ("latency", "keda-tuned"))
+COLUMNS = (
+    ("builtin", "keda"),
+    ("builtin-fixed", "keda"),
+    ("builtin-60", "keda-tuned"),
+    ("builtin", "keda-tuned"),
+    ("latency", "keda-tuned"),
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,13 @@ class Case:
         return a.p95 / b.p95, a.cost / b.cost
 
 
-def case(label: str, service_mean: float = SERVICE_MEAN, start_delay: float = START_DELAY,
-         seeds: tuple[int, ...] = SEEDS, policies: tuple[str, ...] = CASE_POLICIES) -> Case:
+def case(
+    label: str,
+    service_mean: float = SERVICE_MEAN,
+    start_delay: float = START_DELAY,
+    seeds: tuple[int, ...] = SEEDS,
+    policies: tuple[str, ...] = CASE_POLICIES,
+) -> Case:
     rows, _ = run_all((HEADLINE,), seeds, CONFIG, service_mean, policies, start_delay)
     return Case(label, {r.policy: r for r in rows})
 
@@ -76,8 +86,11 @@ def starts() -> list[Case]:
 
 
 def other_seeds() -> Case:
-    return case(f"seeds {OTHER_SEEDS[0]}-{OTHER_SEEDS[-1]}", seeds=OTHER_SEEDS,
-                policies=("builtin", "builtin-60", "keda", "keda-tuned", "latency"))
+    return case(
+        f"seeds {OTHER_SEEDS[0]}-{OTHER_SEEDS[-1]}",
+        seeds=OTHER_SEEDS,
+        policies=("builtin", "builtin-60", "keda", "keda-tuned", "latency"),
+    )
 
 
 def _burst(label: str, make: Callable[[], Controller]) -> Row:
@@ -88,9 +101,15 @@ def _burst(label: str, make: Callable[[], Controller]) -> Row:
         arrival = arrivals(TRACES[HEADLINE], rng)
         service = service_times(len(arrival), rng)
         controller = make()
-        sim = Simulation(arrival, service, controller, duration=TRACES[HEADLINE].duration,
-                         concurrency=CONFIG.slots_per_replica, initial_replicas=max(CONFIG.min_replicas, 1),
-                         phase=float(rng.uniform(0.0, controller.interval)))
+        sim = Simulation(
+            arrival,
+            service,
+            controller,
+            duration=TRACES[HEADLINE].duration,
+            concurrency=CONFIG.slots_per_replica,
+            initial_replicas=max(CONFIG.min_replicas, 1),
+            phase=float(rng.uniform(0.0, controller.interval)),
+        )
         results.append(sim.run())
     return summarise(HEADLINE, label, results)
 
@@ -103,8 +122,10 @@ def frontier() -> tuple[list[Row], list[Row]]:
     """builtin-60 with other targetWaitSeconds, and keda-tuned with other listLengths, on the burst trace
     (the same seeds and arrivals as the main table)."""
     builtin = [_burst(f"target {t:g}s", partial(_builtin_60, t)) for t in TARGETS]
-    keda = [_burst(f"listLength {n:g}", partial(KedaTuned, CONFIG.min_replicas, CONFIG.max_replicas, n))
-            for n in LIST_LENGTHS]
+    keda = [
+        _burst(f"listLength {n:g}", partial(KedaTuned, CONFIG.min_replicas, CONFIG.max_replicas, n))
+        for n in LIST_LENGTHS
+    ]
     return builtin, keda
 
 
@@ -112,6 +133,8 @@ def frontier_table(builtin: list[Row], keda: list[Row], base: Row) -> str:
     lines = [f"{'setting':<24} {'p95 s':>7} {'worker-h':>9} {'p95/tuned':>10} {'cost/tuned':>11}"]
     for label, rows in (("builtin-60", builtin), ("keda-tuned", keda)):
         for r in rows:
-            lines.append(f"{label + ', ' + r.policy:<24} {r.p95:>7.1f} {r.cost:>9.2f}"
-                         f" {r.p95 / base.p95:>10.2f} {r.cost / base.cost:>11.2f}")
+            lines.append(
+                f"{label + ', ' + r.policy:<24} {r.p95:>7.1f} {r.cost:>9.2f}"
+                f" {r.p95 / base.p95:>10.2f} {r.cost / base.cost:>11.2f}"
+            )
     return "\n".join(lines)

@@ -25,8 +25,13 @@ SEEDS = (1, 2, 3, 4, 5)
 POLICIES = ("builtin", "builtin-60", "keda", "keda-tuned", "latency", "hpa", "oracle")
 
 
-def make_controller(policy: str, config: PolicyConfig = CONFIG, trace: Trace | None = None,
-                    service_mean: float = SERVICE_MEAN, start_delay: float = START_DELAY) -> Controller:
+def make_controller(
+    policy: str,
+    config: PolicyConfig = CONFIG,
+    trace: Trace | None = None,
+    service_mean: float = SERVICE_MEAN,
+    start_delay: float = START_DELAY,
+) -> Controller:
     if policy == "oracle":
         if trace is None:
             raise ValueError("the oracle needs the trace")
@@ -54,8 +59,14 @@ def make_controller(policy: str, config: PolicyConfig = CONFIG, trace: Trace | N
     raise ValueError(f"unknown policy {policy!r}")
 
 
-def simulate(trace: Trace, policy: str, seed: int, config: PolicyConfig = CONFIG,
-             service_mean: float = SERVICE_MEAN, start_delay: float = START_DELAY) -> Result:
+def simulate(
+    trace: Trace,
+    policy: str,
+    seed: int,
+    config: PolicyConfig = CONFIG,
+    service_mean: float = SERVICE_MEAN,
+    start_delay: float = START_DELAY,
+) -> Result:
     rng = np.random.default_rng(seed)
     # Other service times keep the offered load (busy slots) of the trace: the rate scales inversely.
     arrival = arrivals(trace, rng, scale=SERVICE_MEAN / service_mean)
@@ -63,8 +74,14 @@ def simulate(trace: Trace, policy: str, seed: int, config: PolicyConfig = CONFIG
     controller = make_controller(policy, config, trace, service_mean, start_delay)
     phase = float(rng.uniform(0.0, controller.interval))
     sim = Simulation(
-        arrival, service, controller, duration=trace.duration, concurrency=config.slots_per_replica,
-        initial_replicas=max(config.min_replicas, 1), phase=phase, start_delay=start_delay,
+        arrival,
+        service,
+        controller,
+        duration=trace.duration,
+        concurrency=config.slots_per_replica,
+        initial_replicas=max(config.min_replicas, 1),
+        phase=phase,
+        start_delay=start_delay,
     )
     return sim.run()
 
@@ -86,21 +103,35 @@ def summarise(trace: str, policy: str, results: list[Result]) -> Row:
     waits = np.concatenate([r.waits for r in results])
     p50, p95, p99 = (float(x) for x in np.percentile(waits, [50, 95, 99]))
     n = len(results)
-    return Row(trace, policy, len(waits), p50, p95, p99, sum(r.cost for r in results) / 3600.0,
-               sum(r.ups for r in results) / n, sum(r.downs for r in results) / n)
+    return Row(
+        trace,
+        policy,
+        len(waits),
+        p50,
+        p95,
+        p99,
+        sum(r.cost for r in results) / 3600.0,
+        sum(r.ups for r in results) / n,
+        sum(r.downs for r in results) / n,
+    )
 
 
-def run_all(traces: tuple[str, ...] = tuple(TRACES), seeds: tuple[int, ...] = SEEDS,
-            config: PolicyConfig = CONFIG, service_mean: float = SERVICE_MEAN,
-            policies: tuple[str, ...] = POLICIES, start_delay: float = START_DELAY,
-            ) -> tuple[list[Row], dict[tuple[str, str], Result]]:
+def run_all(
+    traces: tuple[str, ...] = tuple(TRACES),
+    seeds: tuple[int, ...] = SEEDS,
+    config: PolicyConfig = CONFIG,
+    service_mean: float = SERVICE_MEAN,
+    policies: tuple[str, ...] = POLICIES,
+    start_delay: float = START_DELAY,
+) -> tuple[list[Row], dict[tuple[str, str], Result]]:
     """Rows per (trace, policy), and the first seed's result of each for plotting."""
     rows: list[Row] = []
     first: dict[tuple[str, str], Result] = {}
     for name in traces:
         for policy in policies:
-            results = [simulate(TRACES[name], policy, seed, config, service_mean, start_delay)
-                       for seed in seeds]
+            results = [
+                simulate(TRACES[name], policy, seed, config, service_mean, start_delay) for seed in seeds
+            ]
             first[(name, policy)] = results[0]
             rows.append(summarise(name, policy, results))
     return rows, first

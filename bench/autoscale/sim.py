@@ -245,8 +245,10 @@ class Simulation:
                 self.samples.append((t, len(self.queue), self.replicas))
                 self._push(t + SAMPLE_INTERVAL, _SAMPLE, 0)
         end = self.duration
-        cost = sum(min(p.ended if p.ended is not None else end, end) - p.created
-                   for p in self.pods if p.created < end)
+        cost = sum(
+            min(p.ended if p.ended is not None else end, end) - p.created
+            for p in self.pods
+            if p.created < end
+        )
         started = np.where(np.isnan(self.start), self.now, self.start)
-        return Result(self.controller.name, started - self.arrival, cost, self.ups, self.downs,
-                      self.samples)
+        return Result(self.controller.name, started - self.arrival, cost, self.ups, self.downs, self.samples)

@@ -85,8 +85,9 @@ def arrivals(trace: Trace, rng: np.random.Generator, scale: float = 1.0) -> np.n
     return times[keep]
 
 
-def service_times(n: int, rng: np.random.Generator, mean: float = SERVICE_MEAN,
-                  sigma: float = SERVICE_SIGMA) -> np.ndarray:
+def service_times(
+    n: int, rng: np.random.Generator, mean: float = SERVICE_MEAN, sigma: float = SERVICE_SIGMA
+) -> np.ndarray:
     """Lognormal service times with the given mean (seconds)."""
     mu = math.log(mean) - sigma * sigma / 2
     return rng.lognormal(mu, sigma, n)

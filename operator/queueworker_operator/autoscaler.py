@@ -81,8 +81,10 @@ class Autoscaler:
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
         stats = probe(client, queues) if queues else {}
         wanted = targets(qws)
-        current = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                   for k, v in client.hgetall(keys.TARGETS_HASH).items()}
+        current = {
+            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+            for k, v in client.hgetall(keys.TARGETS_HASH).items()
+        }
         stale = []
         for queue, raw in current.items():
             try:
@@ -118,8 +120,12 @@ class Autoscaler:
             try:
                 await self.handle(qw, reading, now)
             except (KubeError, OSError, redis.RedisError) as exc:
-                logger.warning("autoscaling %s/%s failed: %s", qw.namespace, qw.name,
-                               redact(str(exc), rt.settings.redis_url))
+                logger.warning(
+                    "autoscaling %s/%s failed: %s",
+                    qw.namespace,
+                    qw.name,
+                    redact(str(exc), rt.settings.redis_url),
+                )
             except Exception:  # one QueueWorker's failure never stops the others
                 logger.exception("autoscaling %s/%s failed", qw.namespace, qw.name)
         live = {(qw.namespace, qw.name) for qw in qws}
@@ -143,8 +149,11 @@ class Autoscaler:
         else:
             broker = Cond(True, "BrokerReachable", "the broker answered the last probe")
             obs = observation(qw, reading.stats, now)
-            fields = {"backlog": obs.backlog, "reserved": obs.reserved,
-                      "oldestWaitSeconds": None if obs.oldest_wait is None else round(obs.oldest_wait)}
+            fields = {
+                "backlog": obs.backlog,
+                "reserved": obs.reserved,
+                "oldestWaitSeconds": None if obs.oldest_wait is None else round(obs.oldest_wait),
+            }
         observed = rt.deployments.get(key)
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
@@ -204,10 +213,21 @@ class Autoscaler:
         metrics.SCALE_EVENTS.labels(qw.namespace, qw.name, direction).inc()
         body = {"metadata": {"namespace": qw.namespace, "name": qw.name, "uid": qw.uid}}
         reason = "ScaledUp" if direction == "up" else "ScaledDown"
-        await rt.kube.event(involved(body), "Normal", reason,
-                            f"worker replicas {current} -> {decision.replicas}: {decision.reason}")
-        logger.info("%s/%s: %s %d -> %d (%s)", qw.namespace, qw.name, reason, current, decision.replicas,
-                    decision.reason)
+        await rt.kube.event(
+            involved(body),
+            "Normal",
+            reason,
+            f"worker replicas {current} -> {decision.replicas}: {decision.reason}",
+        )
+        logger.info(
+            "%s/%s: %s %d -> %d (%s)",
+            qw.namespace,
+            qw.name,
+            reason,
+            current,
+            decision.replicas,
+            decision.reason,
+        )
 
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
         """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""

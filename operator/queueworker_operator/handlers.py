@@ -45,7 +45,8 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     settings.persistence.finalizer = "queueworker.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="queueworker.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="queueworker.dev", key="last-handled-configuration")
+        prefix="queueworker.dev", key="last-handled-configuration"
+    )
     settings.execution.max_workers = 4
     info = kube.connection_info()
     if info is None:
@@ -53,15 +54,19 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     client = kube.Kube(info)
     rt = Runtime(settings=config, kube=client, status=StatusKeeper(client))
     rt.catalog.index = kwargs["qw_index"]
-    rt.namespaces = NamespaceSync(lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url,
-                                  ready=rt.ready)
+    rt.namespaces = NamespaceSync(
+        lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url, ready=rt.ready
+    )
     rt.tasks.append(asyncio.create_task(rt.namespaces.run(), name="queueworker-namespaces"))
     rt.tasks.append(asyncio.create_task(Autoscaler(rt).run(), name="queueworker-autoscaler"))
     rt.tasks.append(asyncio.create_task(reconcile.correct_drift(rt), name="queueworker-drift"))
     rt.metrics_server = metrics.serve(config.metrics_port)
     memo["runtime"] = rt
-    logger.info("QueueWorker operator started: autoscale every %.1fs, drift check every %.0fs",
-                config.autoscale_interval, config.drift_interval)
+    logger.info(
+        "QueueWorker operator started: autoscale every %.1fs, drift check every %.0fs",
+        config.autoscale_interval,
+        config.drift_interval,
+    )
 
 
 @kopf.on.cleanup()
@@ -96,8 +101,9 @@ async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> N
 
 
 @kopf.on.delete(*QW)
-async def queueworker_deleted(*, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger,
-                              **_: Any) -> None:
+async def queueworker_deleted(
+    *, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     rt: Runtime = memo["runtime"]
     rt.ready.set()
     namespace = namespace or "default"

@@ -52,8 +52,10 @@ class NotOurs(Exception):
     """A live object with the desired name is controlled by something else: it is never taken over."""
 
     def __init__(self, kind: str, namespace: str | None, name: str, owner: str) -> None:
-        super().__init__(f"{kind} {namespace}/{name} already exists and is controlled by {owner}: "
-                         "rename or remove it, it is not taken over")
+        super().__init__(
+            f"{kind} {namespace}/{name} already exists and is controlled by {owner}: "
+            "rename or remove it, it is not taken over"
+        )
 
 
 def controller_of(obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -82,8 +84,13 @@ def connection_info() -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
 
 
-def path_of(api_version: str, plural: str, namespace: str | None, name: str | None = None,
-            subresource: str | None = None) -> str:
+def path_of(
+    api_version: str,
+    plural: str,
+    namespace: str | None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     if namespace:
         base += f"/namespaces/{namespace}"
@@ -106,8 +113,11 @@ def contains(live: Any, desired: Any) -> bool:
     if isinstance(desired, dict):
         return isinstance(live, dict) and all(contains(live.get(k), v) for k, v in desired.items())
     if isinstance(desired, list):
-        return (isinstance(live, list) and len(live) == len(desired)
-                and all(contains(a, b) for a, b in zip(live, desired, strict=True)))
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
     if isinstance(desired, bool) or isinstance(live, bool):
         return live is desired
     if isinstance(desired, int | float) and isinstance(live, int | float):
@@ -115,8 +125,9 @@ def contains(live: Any, desired: Any) -> bool:
     return bool(live == desired)
 
 
-def merge_patch(last: Mapping[str, Any], desired: Mapping[str, Any],
-                live: Mapping[str, Any]) -> dict[str, Any]:
+def merge_patch(
+    last: Mapping[str, Any], desired: Mapping[str, Any], live: Mapping[str, Any]
+) -> dict[str, Any]:
     """A JSON merge patch turning `live` into `desired`: keys in `last` (what we applied before) but not
     in `desired` are removed; differing values are replaced (lists whole); everything else is kept."""
     patch: dict[str, Any] = {}
@@ -206,22 +217,32 @@ class Kube:
         elif info.username and info.password:
             auth = aiohttp.BasicAuth(info.username, info.password)
         self._session = aiohttp.ClientSession(
-            headers=headers, auth=auth, timeout=aiohttp.ClientTimeout(total=timeout),
-            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=32))
+            headers=headers,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=32),
+        )
         self.instance = socket.gethostname()
 
     async def close(self) -> None:
         await self._session.close()
 
-    async def request(self, method: str, path: str, body: Any = None, *,
-                      params: Mapping[str, str] | None = None,
-                      content_type: str = "application/json") -> dict[str, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if body is not None else {}
         if method in ("POST", "PATCH"):  # every write is recorded under our name in managedFields
             params = {**(params or {}), "fieldManager": FIELD_MANAGER}
-        async with self._session.request(method, self.server + path, data=data, params=params,
-                                         headers=headers) as response:
+        async with self._session.request(
+            method, self.server + path, data=data, params=params, headers=headers
+        ) as response:
             text = await response.text()
             if response.status >= 400:
                 try:
@@ -233,8 +254,9 @@ class Kube:
             return json.loads(text) if text else {}
 
     # -- reads --------------------------------------------------------------------------------------
-    async def get(self, api_version: str, plural: str, namespace: str | None,
-                  name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, plural: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         try:
             return await self.request("GET", path_of(api_version, plural, namespace, name))
         except KubeError as exc:
@@ -242,15 +264,23 @@ class Kube:
                 return None
             raise
 
-    async def list(self, api_version: str, plural: str, namespace: str | None = None,
-                   labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Objects of a kind; with `labels`, only those carrying all of them (also checked client-side)."""
         params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
         answer = await self.request("GET", path_of(api_version, plural, namespace), params=params)
         items = answer.get("items") or []
         if labels:
-            items = [i for i in items if all((i.get("metadata", {}).get("labels") or {}).get(k) == v
-                                             for k, v in labels.items())]
+            items = [
+                i
+                for i in items
+                if all((i.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items())
+            ]
         return items
 
     # -- writes -------------------------------------------------------------------------------------
@@ -258,10 +288,21 @@ class Kube:
         path = path_of(obj["apiVersion"], plural_of(obj), obj["metadata"].get("namespace"))
         return await self.request("POST", path, obj)
 
-    async def patch(self, api_version: str, plural: str, namespace: str | None, name: str,  # noqa: PLR0917
-                    patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
-        return await self.request("PATCH", path_of(api_version, plural, namespace, name, subresource), patch,
-                                  content_type=MERGE_PATCH)
+    async def patch(  # noqa: PLR0917
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            path_of(api_version, plural, namespace, name, subresource),
+            patch,
+            content_type=MERGE_PATCH,
+        )
 
     async def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> bool:
         """Delete with background propagation; False when it was already gone."""
@@ -303,15 +344,17 @@ class Kube:
             patch.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
         return ApplyResult("patched", await self.patch(api_version, plural, namespace, name, patch), patch)
 
-    async def patch_status(self, api_version: str, plural: str, namespace: str, name: str,
-                           status: Mapping[str, Any]) -> dict[str, Any]:
+    async def patch_status(
+        self, api_version: str, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
         return await self.patch(api_version, plural, namespace, name, {"status": dict(status)}, "status")
 
     async def scale(self, api_version: str, plural: str, namespace: str, name: str, replicas: int) -> None:
         await self.patch(api_version, plural, namespace, name, {"spec": {"replicas": replicas}}, "scale")
 
-    async def annotate(self, api_version: str, plural: str, namespace: str, name: str,
-                       annotations: Mapping[str, str | None]) -> None:
+    async def annotate(
+        self, api_version: str, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
         patch = {"metadata": {"annotations": dict(annotations)}}
         await self.patch(api_version, plural, namespace, name, patch)
 
@@ -321,18 +364,32 @@ class Kube:
         now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = meta.get("namespace") or "default"
         event = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta.get('name', 'queueworker')}.{uuid.uuid4().hex[:16]}",
-                         "namespace": namespace},
-            "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
-                               "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid")},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name', 'queueworker')}.{uuid.uuid4().hex[:16]}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
             "reportingInstance": self.instance[:128],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
         }
         try:
             await self.create(event)
         except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("could not post the %s Event on %s/%s: %s", reason, namespace, meta.get("name"),
-                           exc)
+            logger.warning(
+                "could not post the %s Event on %s/%s: %s", reason, namespace, meta.get("name"), exc
+            )

@@ -16,16 +16,33 @@ logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-RECONCILES = Counter("queueworker_reconciles", "QueueWorker reconciles by result (ok, invalid, error).",
-                     ["result"], registry=REGISTRY)
-RECONCILE_ERRORS = Counter("queueworker_reconcile_errors", "Reconciles that failed with an error.",
-                           registry=REGISTRY)
-SCALE_EVENTS = Counter("queueworker_scale_events", "Replica changes made by the builtin autoscaler.",
-                       ["namespace", "queueworker", "direction"], registry=REGISTRY)
-REPLICAS_DESIRED = Gauge("queueworker_replicas_desired", "Replicas the operator wants per QueueWorker.",
-                         ["namespace", "queueworker"], registry=REGISTRY)
-REPLICAS_READY = Gauge("queueworker_replicas_ready", "Ready worker replicas per QueueWorker.",
-                       ["namespace", "queueworker"], registry=REGISTRY)
+RECONCILES = Counter(
+    "queueworker_reconciles",
+    "QueueWorker reconciles by result (ok, invalid, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    "queueworker_reconcile_errors", "Reconciles that failed with an error.", registry=REGISTRY
+)
+SCALE_EVENTS = Counter(
+    "queueworker_scale_events",
+    "Replica changes made by the builtin autoscaler.",
+    ["namespace", "queueworker", "direction"],
+    registry=REGISTRY,
+)
+REPLICAS_DESIRED = Gauge(
+    "queueworker_replicas_desired",
+    "Replicas the operator wants per QueueWorker.",
+    ["namespace", "queueworker"],
+    registry=REGISTRY,
+)
+REPLICAS_READY = Gauge(
+    "queueworker_replicas_ready",
+    "Ready worker replicas per QueueWorker.",
+    ["namespace", "queueworker"],
+    registry=REGISTRY,
+)
 
 
 def reconciled(result: str) -> None:

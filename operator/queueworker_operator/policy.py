@@ -243,8 +243,14 @@ def _update_rates(config: PolicyConfig, state: PolicyState, obs: Observation) ->
     if _rate_changed(config, state):
         # A burst started or ended: what came before the last tick says nothing about the new rate.
         restart = replace(
-            state, arrived=arrived, done=done, seconds=dt, seconds_sq=dt, arrived_fast=arrived,
-            seconds_fast=dt, seconds_sq_fast=dt,
+            state,
+            arrived=arrived,
+            done=done,
+            seconds=dt,
+            seconds_sq=dt,
+            arrived_fast=arrived,
+            seconds_fast=dt,
+            seconds_sq_fast=dt,
         )
         return restart, "arrival rate changed"
     return state, ""

@@ -76,8 +76,10 @@ class Plan:
 
     def late(self, replicas: int) -> bool:
         slots = float(replicas * self.slots_per_replica)
-        return (projected_wait(self.waiting, self.service, slots) > self.target
-                or mean_wait(self.waiting, self.arrival, self.service, slots, self.horizon) > self.planned)
+        return (
+            projected_wait(self.waiting, self.service, slots) > self.target
+            or mean_wait(self.waiting, self.arrival, self.service, slots, self.horizon) > self.planned
+        )
 
     def fewest(self, late: int, most: int) -> int:
         """The fewest replicas above `late` (late ones) within bounds; `most` (or late + 1) if none is."""
@@ -102,8 +104,9 @@ def capacity(config: PolicyConfig, state: PolicyState, obs: Observation, current
     starting_at = delay
     if state.last_up_time is not None:
         starting_at = min(max(delay - (obs.time - state.last_up_time), 0.0), delay)
-    return Capacity(free=live - busy, live=live, starting=asked - live, starting_at=starting_at,
-                    start_delay=delay)
+    return Capacity(
+        free=live - busy, live=live, starting=asked - live, starting_at=starting_at, start_delay=delay
+    )
 
 
 def backlog_slots(
@@ -116,8 +119,12 @@ def backlog_slots(
     arrival = state.arrival_rate or 0.0  # the queue is evidence enough: no noise margin here
     cap = capacity(config, state, obs, current)
     plan = Plan(
-        waiting=waiting_when_ready(obs.backlog, arrival, cap, service), arrival=arrival, service=service,
-        slots_per_replica=per, target=target, planned=config.planned_wait_fraction * target,
+        waiting=waiting_when_ready(obs.backlog, arrival, cap, service),
+        arrival=arrival,
+        service=service,
+        slots_per_replica=per,
+        target=target,
+        planned=config.planned_wait_fraction * target,
         horizon=max(config.scale_down_delay_seconds, target),  # a replica added now runs at least this long
     )
     projected = projected_wait(plan.waiting, service, current * per)

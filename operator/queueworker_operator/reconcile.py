@@ -40,9 +40,11 @@ CONFLICT_DELAY = 30.0
 
 def involved(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata", {})
-    return {"apiVersion": API_VERSION, "kind": "QueueWorker",
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
-                         "uid": meta.get("uid")}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "QueueWorker",
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+    }
 
 
 def invalid_message(exc: SpecError) -> str:
@@ -62,11 +64,14 @@ def autoscaling_condition(mode: str, spec_replicas: int) -> Cond:
 def observe(deployment: Mapping[str, Any]) -> Observed:
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     labels = (spec.get("selector") or {}).get("matchLabels") or {}
-    return Observed(name=deployment["metadata"]["name"], replicas=spec.get("replicas"),
-                    ready=int(status.get("readyReplicas") or 0),
-                    available=int(status.get("availableReplicas") or 0),
-                    selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-                    generation=int((deployment.get("metadata") or {}).get("generation") or 0))
+    return Observed(
+        name=deployment["metadata"]["name"],
+        replicas=spec.get("replicas"),
+        ready=int(status.get("readyReplicas") or 0),
+        available=int(status.get("availableReplicas") or 0),
+        selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        generation=int((deployment.get("metadata") or {}).get("generation") or 0),
+    )
 
 
 def readiness(observed: Observed) -> Cond:
@@ -82,9 +87,12 @@ async def report_invalid(rt: Runtime, body: Mapping[str, Any], exc: SpecError) -
     meta = body.get("metadata", {})
     message = invalid_message(exc)
     changed = await rt.status.update(
-        meta["namespace"], meta["name"], generation=meta.get("generation"),
+        meta["namespace"],
+        meta["name"],
+        generation=meta.get("generation"),
         fields={"observedGeneration": meta.get("generation")},
-        conditions={"Ready": Cond(False, "InvalidSpec", message)})
+        conditions={"Ready": Cond(False, "InvalidSpec", message)},
+    )
     if changed:
         await rt.kube.event(involved(body), "Warning", "InvalidSpec", message)
 
@@ -137,9 +145,12 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
 
     deployment = next(r.object for r in results if r.object.get("kind") == "Deployment")
     observed = rt.saw_deployment((namespace, name), observe(deployment))
-    fields: dict[str, Any] = {"observedGeneration": meta.get("generation"), "selector": observed.selector,
-                              "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
-                              "readyReplicas": observed.ready}
+    fields: dict[str, Any] = {
+        "observedGeneration": meta.get("generation"),
+        "selector": observed.selector,
+        "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
+        "readyReplicas": observed.ready,
+    }
     if mode == "off":
         fields["desiredReplicas"] = qw.spec.replicas
     elif mode == "builtin" and "desiredReplicas" not in rt.status.get(namespace, name):
@@ -147,10 +158,19 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
         fields["desiredReplicas"] = initial
     elif mode in SCALERS:
         fields["desiredReplicas"] = observed.replicas
-    await rt.status.update(namespace, name, generation=meta.get("generation"), fields=fields, conditions={
-        "Ready": readiness(observed), "Autoscaling": autoscaling_condition(mode, qw.spec.replicas)})
-    changed = [f"{r.object.get('kind')}/{r.object['metadata']['name']}"
-               for r in results if r.outcome != "unchanged"]
+    await rt.status.update(
+        namespace,
+        name,
+        generation=meta.get("generation"),
+        fields=fields,
+        conditions={
+            "Ready": readiness(observed),
+            "Autoscaling": autoscaling_condition(mode, qw.spec.replicas),
+        },
+    )
+    changed = [
+        f"{r.object.get('kind')}/{r.object['metadata']['name']}" for r in results if r.outcome != "unchanged"
+    ]
     if changed:
         created = all(r.outcome == "created" for r in results)
         reason = "Created" if created else ("Corrected" if quiet else "Updated")
@@ -160,8 +180,11 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
 
 async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted: bool) -> None:
     """A worker Deployment changed: report replicas and readiness on its QueueWorker."""
-    refs = [r for r in deployment.get("metadata", {}).get("ownerReferences") or []
-            if r.get("kind") == "QueueWorker" and r.get("controller")]
+    refs = [
+        r
+        for r in deployment.get("metadata", {}).get("ownerReferences") or []
+        if r.get("kind") == "QueueWorker" and r.get("controller")
+    ]
     if not refs:
         return
     namespace, name = deployment["metadata"]["namespace"], refs[0]["name"]
@@ -172,8 +195,11 @@ async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted
     if rt.saw_deployment((namespace, name), observed) is not observed:
         return  # a late event, older than a scale the operator already made: keep what it knows
     metrics.REPLICAS_READY.labels(namespace, name).set(observed.ready)
-    fields: dict[str, Any] = {"replicas": int((deployment.get("status") or {}).get("replicas") or 0),
-                              "readyReplicas": observed.ready, "selector": observed.selector}
+    fields: dict[str, Any] = {
+        "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
+        "readyReplicas": observed.ready,
+        "selector": observed.selector,
+    }
     conditions = {}
     if not rt.catalog.is_invalid(namespace, name):
         conditions["Ready"] = readiness(observed)
@@ -194,8 +220,10 @@ async def sync_namespace(rt: Runtime, namespace: str) -> None:
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
     for obj in objects:
         await rt.kube.apply(obj)
-    for api_version, plural, kind, name in (("v1", "configmaps", "ConfigMap", rt.settings.routes_configmap),
-                                            ("apps/v1", "deployments", "Deployment", rt.settings.beat_name)):
+    for api_version, plural, kind, name in (
+        ("v1", "configmaps", "ConfigMap", rt.settings.routes_configmap),
+        ("apps/v1", "deployments", "Deployment", rt.settings.beat_name),
+    ):
         if (kind, name) in wanted:
             continue
         live = await rt.kube.get(api_version, plural, namespace, name)
@@ -216,14 +244,21 @@ async def correct_drift(rt: Runtime) -> None:
             try:
                 await reconcile(rt, body, quiet=True)
             except kopf.TemporaryError as exc:
-                logger.warning("drift correction of %s/%s failed: %s", body["metadata"].get("namespace"),
-                               body["metadata"].get("name"), exc)
+                logger.warning(
+                    "drift correction of %s/%s failed: %s",
+                    body["metadata"].get("namespace"),
+                    body["metadata"].get("name"),
+                    exc,
+                )
 
     await rt.ready.wait()
     while True:
         await asyncio.sleep(rt.settings.drift_interval)
         for namespace in rt.catalog.namespaces():
-            bodies = [b for b in list(rt.catalog.index.get(namespace, ()))
-                      if not b.get("metadata", {}).get("deletionTimestamp")]
+            bodies = [
+                b
+                for b in list(rt.catalog.index.get(namespace, ()))
+                if not b.get("metadata", {}).get("deletionTimestamp")
+            ]
             await asyncio.gather(*(one(b) for b in bodies))
             rt.request_namespace(namespace)

@@ -36,13 +36,20 @@ LAST_VALID = "queueworker.dev/last-valid-spec"
 def summary(body: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a QueueWorker body the catalog needs (what the index stores)."""
     meta = body.get("metadata", {})
-    kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "labels", "deletionTimestamp")
-            if meta.get(k) is not None}
+    kept = {
+        k: meta[k]
+        for k in ("name", "namespace", "uid", "generation", "labels", "deletionTimestamp")
+        if meta.get(k) is not None
+    }
     last_valid = (meta.get("annotations") or {}).get(LAST_VALID)
     if last_valid is not None:
         kept["annotations"] = {LAST_VALID: last_valid}
-    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": kept,
-            "spec": body.get("spec")}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": kept,
+        "spec": body.get("spec"),
+    }
 
 
 def spec_text(spec: Any) -> str:
@@ -52,8 +59,9 @@ def spec_text(spec: Any) -> str:
 def parse(body: Mapping[str, Any]) -> QueueWorker:
     """The spec model's view of a body, plus what builders cannot build; raises SpecError."""
     manifest = summary(body)
-    manifest["metadata"] = {k: v for k, v in manifest["metadata"].items()
-                            if k not in ("deletionTimestamp", "annotations")}
+    manifest["metadata"] = {
+        k: v for k, v in manifest["metadata"].items() if k not in ("deletionTimestamp", "annotations")
+    }
     qw = parse_manifest(manifest, manifest["metadata"].get("namespace") or "default")
     problems = [p if isinstance(p, FieldError) else FieldError(*p) for p in builders.problems(qw)]
     if problems:
@@ -140,8 +148,13 @@ class NamespaceSync:
     """Coalesces requests to re-render a namespace's shared objects: a burst of QueueWorker events makes
     one sync per namespace. A failed sync is retried after `retry_delay`."""
 
-    def __init__(self, sync: Callable[[str], Awaitable[None]], retry_delay: float = 5.0,
-                 secret_url: str = "", ready: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        sync: Callable[[str], Awaitable[None]],
+        retry_delay: float = 5.0,
+        secret_url: str = "",
+        ready: asyncio.Event | None = None,
+    ) -> None:
         self._sync = sync
         self._ready = ready
         self._secret_url = secret_url
@@ -174,8 +187,12 @@ class NamespaceSync:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    logger.warning("syncing the shared objects of namespace %s failed, retrying in %.0fs: %s",
-                                   namespace, self.retry_delay, redact(repr(exc), self._secret_url))
+                    logger.warning(
+                        "syncing the shared objects of namespace %s failed, retrying in %.0fs: %s",
+                        namespace,
+                        self.retry_delay,
+                        redact(repr(exc), self._secret_url),
+                    )
                     loop.call_later(self.retry_delay, self._retry, namespace)
                     for future in futures:
                         if not future.done():
@@ -228,8 +245,12 @@ class Runtime:
 
     def broker(self) -> redis.Redis:
         if self.broker_client is None:
-            self.broker_client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5.0,
-                                                      socket_connect_timeout=3.0, health_check_interval=30)
+            self.broker_client = redis.Redis.from_url(
+                self.settings.redis_url,
+                socket_timeout=5.0,
+                socket_connect_timeout=3.0,
+                health_check_interval=30,
+            )
         return self.broker_client
 
     def request_namespace(self, namespace: str) -> asyncio.Future[None]:

@@ -40,16 +40,22 @@ def now_iso() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merge_conditions(previous: list[dict[str, Any]] | None, updates: Mapping[str, Cond], now: str,
-                     generation: int | None) -> list[dict[str, Any]]:
+def merge_conditions(
+    previous: list[dict[str, Any]] | None, updates: Mapping[str, Cond], now: str, generation: int | None
+) -> list[dict[str, Any]]:
     """Previous conditions with `updates` applied, in CONDITION_TYPES order, other types kept after."""
     by_type = {c.get("type"): dict(c) for c in previous or [] if isinstance(c, dict)}
     for type_, cond in updates.items():
         status = "True" if cond.ok else "False"
         old = by_type.get(type_)
         changed = old is None or old.get("status") != status
-        new = {"type": type_, "status": status, "reason": cond.reason, "message": cond.message[:1024],
-               "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now)}
+        new = {
+            "type": type_,
+            "status": status,
+            "reason": cond.reason,
+            "message": cond.message[:1024],
+            "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now),
+        }
         if generation is not None:
             new["observedGeneration"] = generation
         elif old is not None and "observedGeneration" in old:
@@ -59,8 +65,13 @@ def merge_conditions(previous: list[dict[str, Any]] | None, updates: Mapping[str
     return ordered + list(by_type.values())
 
 
-def merged_status(previous: Mapping[str, Any], fields: Mapping[str, Any], conditions: Mapping[str, Cond],
-                  now: str, generation: int | None = None) -> dict[str, Any]:
+def merged_status(
+    previous: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    conditions: Mapping[str, Cond],
+    now: str,
+    generation: int | None = None,
+) -> dict[str, Any]:
     """`previous` with `fields` set (None removes a field) and `conditions` merged."""
     status = copy.deepcopy(dict(previous))
     for key, value in fields.items():
@@ -109,8 +120,15 @@ class StatusKeeper:
         self._known.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
 
-    async def update(self, namespace: str, name: str, *, fields: Mapping[str, Any] | None = None,
-                     conditions: Mapping[str, Cond] | None = None, generation: int | None = None) -> bool:
+    async def update(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        conditions: Mapping[str, Cond] | None = None,
+        generation: int | None = None,
+    ) -> bool:
         """Merge and write; True when a patch was sent. A vanished QueueWorker is forgotten quietly."""
         key = (namespace, name)
         lock = self._locks.setdefault(key, asyncio.Lock())

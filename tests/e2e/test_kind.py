@@ -42,6 +42,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
 def test_platform_is_installed(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     for suffix in ("operator", "exporter"):

@@ -25,16 +25,26 @@ from tests.support.redis_server import RedisServer
 EVERY = cel.version_schema()["properties"]["spec"]["properties"]["schedules"]["items"]["properties"]["every"]
 START = datetime(2026, 3, 7, 13, 17, 0, tzinfo=UTC)
 #: No explain phase: it traces every line run, and the CEL evaluator then takes minutes per example.
-GRAMMAR = settings(max_examples=120, deadline=None, database=None,
-                   phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+GRAMMAR = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def manifest(when: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker",
-            "metadata": {"name": "emails", "namespace": "shop"},
-            "spec": {"app": "shop.tasks", "queues": ["emails"],
-                     "schedules": [{"name": "s", "task": "t.a", **when}]}}
+    return {
+        "apiVersion": "queueworker.dev/v1alpha1",
+        "kind": "QueueWorker",
+        "metadata": {"name": "emails", "namespace": "shop"},
+        "spec": {
+            "app": "shop.tasks",
+            "queues": ["emails"],
+            "schedules": [{"name": "s", "task": "t.a", **when}],
+        },
+    }
 
 
 def accepted(obj: dict[str, Any]) -> bool:

@@ -83,8 +83,11 @@ def test_busy_by_worker_counts_a_worker_once_and_skips_dead_ones(redis_client: r
         ("rediss://user:pw@host/2", None, "rediss://user:***@host/2"),
         ("redis://localhost:6379/0", None, "redis://localhost:6379/0"),
         ("redis://user@host/0", None, "redis://user@host/0"),
-        ("Error connecting to redis://:s3cr3t@r:6379/0: auth s3cr3t failed", "redis://:s3cr3t@r:6379/0",
-         "Error connecting to redis://:***@r:6379/0: auth *** failed"),
+        (
+            "Error connecting to redis://:s3cr3t@r:6379/0: auth s3cr3t failed",
+            "redis://:s3cr3t@r:6379/0",
+            "Error connecting to redis://:***@r:6379/0: auth *** failed",
+        ),
         ("redis://:p@ss@host/0", None, "redis://:***@host/0"),  # an unencoded @ in the password
         ("redis://[::1", None, "redis://[::1"),  # unparsable: left alone, no exception
     ],

@@ -53,8 +53,9 @@ def scrape(port: int, path: str = "/metrics") -> str:
 
 
 def promtool_check(text: str) -> str:
-    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -77,20 +78,26 @@ def test_collector_values_are_exact(redis_client: redis.Redis) -> None:
     text = generate_latest(registry).decode()
     got = samples(text)
     assert {k: v for k, v in got.items() if k[0] != "queueworker_scrape_duration_seconds"} == {
-        ("celery_queue_length", "emails"): 3.0, ("celery_queue_length", "unstamped"): 1.0,
+        ("celery_queue_length", "emails"): 3.0,
+        ("celery_queue_length", "unstamped"): 1.0,
         ("celery_queue_length", "idle"): 0.0,
-        ("queueworker_queue_reserved", "emails"): 1.0, ("queueworker_queue_reserved", "unstamped"): 0.0,
+        ("queueworker_queue_reserved", "emails"): 1.0,
+        ("queueworker_queue_reserved", "unstamped"): 0.0,
         ("queueworker_queue_reserved", "idle"): 0.0,
-        ("queueworker_queue_workers", "emails"): 1.0, ("queueworker_queue_workers", "unstamped"): 0.0,
+        ("queueworker_queue_workers", "emails"): 1.0,
+        ("queueworker_queue_workers", "unstamped"): 0.0,
         ("queueworker_queue_workers", "idle"): 0.0,
-        ("queueworker_queue_busy_slots", "emails"): 1.0, ("queueworker_queue_busy_slots", "unstamped"): 0.0,
+        ("queueworker_queue_busy_slots", "emails"): 1.0,
+        ("queueworker_queue_busy_slots", "unstamped"): 0.0,
         ("queueworker_queue_busy_slots", "idle"): 0.0,
-        ("queueworker_queue_total_slots", "emails"): 4.0, ("queueworker_queue_total_slots", "unstamped"): 0.0,
+        ("queueworker_queue_total_slots", "emails"): 4.0,
+        ("queueworker_queue_total_slots", "unstamped"): 0.0,
         ("queueworker_queue_total_slots", "idle"): 0.0,
         # the oldest is the base list's tail (NOW - 40); "unstamped" has no series: unknown, not 0
         ("queueworker_queue_oldest_wait_seconds", "emails"): 40.0,
         ("queueworker_queue_oldest_wait_seconds", "idle"): 0.0,
-        ("queueworker_queue_orphaned", "emails"): 0.0, ("queueworker_queue_orphaned", "unstamped"): 1.0,
+        ("queueworker_queue_orphaned", "emails"): 0.0,
+        ("queueworker_queue_orphaned", "unstamped"): 1.0,
         ("queueworker_queue_orphaned", "idle"): 0.0,
         ("queueworker_queue_completed_total", "emails"): 17.0,
         ("queueworker_queue_completed_total", "unstamped"): 0.0,
@@ -119,13 +126,16 @@ def test_fast_exposition_matches_prometheus_client(redis_client: redis.Redis) ->
     text = render(collector.scrape())
     ours = samples(text)
     assert ours.keys() == reference.keys()
-    assert ({k: v for k, v in ours.items() if k[0] != "queueworker_scrape_duration_seconds"}
-            == {k: v for k, v in reference.items() if k[0] != "queueworker_scrape_duration_seconds"})
+    assert {k: v for k, v in ours.items() if k[0] != "queueworker_scrape_duration_seconds"} == {
+        k: v for k, v in reference.items() if k[0] != "queueworker_scrape_duration_seconds"
+    }
     assert ours[("queueworker_queue_oldest_wait_seconds", odd)] == 5.25
     promtool_check(text)
     down = render(Scrape(None, 0.25))
-    assert samples(down) == {("queueworker_broker_up", ""): 0.0,
-                             ("queueworker_scrape_duration_seconds", ""): 0.25}
+    assert samples(down) == {
+        ("queueworker_broker_up", ""): 0.0,
+        ("queueworker_scrape_duration_seconds", ""): 0.25,
+    }
     promtool_check(down)
 
 
@@ -159,8 +169,17 @@ def protected() -> Iterator[RedisServer]:
 def start_cli(url: str, port: int, *extra: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "QUEUEWORKER_REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
-        command = [sys.executable, "-m", "queueworker.cli", "exporter", "--port", str(port),
-                   "--address", "127.0.0.1", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "queueworker.cli",
+            "exporter",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            *extra,
+        ]
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -184,8 +203,9 @@ def test_cli_survives_the_broker_going_away_and_never_shows_the_password(protect
         assert scrape(port, "/healthz") == "ok\n"
         with pytest.raises(urllib.error.HTTPError, match="404"):
             scrape(port, "/favicon.ico")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
-                                         headers={"Accept-Encoding": "gzip"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["Content-Encoding"] == "gzip"
             unzipped = samples(gzip.decompress(response.read()).decode())
@@ -235,8 +255,9 @@ def test_wrong_password_is_broker_down_without_the_password_in_sight(protected: 
     assert PASSWORD not in text
 
 
-def test_a_server_error_is_logged_with_its_message(redis_client: redis.Redis,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_server_error_is_logged_with_its_message(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     redis_client.set(keys.TARGETS_HASH, "not a hash")  # what a script cannot read
     registry = CollectorRegistry()
     registry.register(QueueCollector(redis_client, ["emails"]))

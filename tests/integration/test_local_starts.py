@@ -19,8 +19,14 @@ from queueworker.spec import parse_manifest
 
 
 def test_a_worker_start_is_measured_from_spawn_to_ready_once(tmp_path: Path) -> None:
-    qw = parse_manifest({"apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker",
-                         "metadata": {"name": "starts"}, "spec": {"app": "tasks:app", "queues": ["starts"]}})
+    qw = parse_manifest(
+        {
+            "apiVersion": "queueworker.dev/v1alpha1",
+            "kind": "QueueWorker",
+            "metadata": {"name": "starts"},
+            "spec": {"app": "tasks:app", "queues": ["starts"]},
+        }
+    )
     managed = Managed(qw, None, policy_config(qw, None))
     now = [1000.0]
     lines: list[tuple[str, str]] = []
@@ -30,11 +36,18 @@ def test_a_worker_start_is_measured_from_spawn_to_ready_once(tmp_path: Path) -> 
     folder = tmp_path / "starts-1"
     folder.mkdir()
     try:
-        child = supervisor.start(Child(
-            name="starts-1", argv=[sys.executable, "-c", "import time; time.sleep(60)"],
-            env={**os.environ, "QUEUEWORKER_STATE_DIR": str(folder)}, cwd=tmp_path, grace=1.0,
-            owner="starts", index=1, hostname="starts-1@here",
-        ))
+        child = supervisor.start(
+            Child(
+                name="starts-1",
+                argv=[sys.executable, "-c", "import time; time.sleep(60)"],
+                env={**os.environ, "QUEUEWORKER_STATE_DIR": str(folder)},
+                cwd=tmp_path,
+                grace=1.0,
+                owner="starts",
+                index=1,
+                hostname="starts-1@here",
+            )
+        )
         state: dict[str, Any] = {"pid": child.pid, "hostname": "starts-1@here", "ready": False}
         # The state file an earlier process left in the same folder says nothing about this one.
         (folder / FILE_NAME).write_text(json.dumps({**state, "pid": 1, "ready": True}))

@@ -56,11 +56,20 @@ def kombu_message(queue: str, stamp: float | None, priority: int = 0) -> dict[st
     headers: dict[str, Any] = {"lang": "py", "task": "tests.noop", "id": f"id-{queue}", "argsrepr": "[1]"}
     if stamp is not None:
         headers[keys.PUBLISHED_HEADER] = stamp
-    return {"body": "W1sxXSwge30sIHt9XQ==", "content-encoding": "utf-8", "content-type": "application/json",
-            "headers": headers,
-            "properties": {"correlation_id": f"id-{queue}", "delivery_mode": 2, "priority": priority,
-                           "delivery_info": {"exchange": "", "routing_key": queue}, "body_encoding": "base64",
-                           "delivery_tag": f"tag-{queue}"}}
+    return {
+        "body": "W1sxXSwge30sIHt9XQ==",
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            "correlation_id": f"id-{queue}",
+            "delivery_mode": 2,
+            "priority": priority,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "body_encoding": "base64",
+            "delivery_tag": f"tag-{queue}",
+        },
+    }
 
 
 def unacked(client: redis.Redis, tag: str, routing_key: Any, exchange: str = "") -> None:
@@ -70,8 +79,15 @@ def unacked(client: redis.Redis, tag: str, routing_key: Any, exchange: str = "")
 
 
 def test_depth_per_priority_list_and_oldest_wait(redis_client: redis.Redis, publisher: Celery) -> None:
-    for stamp, priority in [(NOW - 100.0, 0), (NOW - 90.5, 3), (NOW - 80.25, 6), (NOW - 120.125, 9),
-                            (NOW - 10.0, 0), (NOW - 5.0, 9), (NOW - 4.0, None)]:
+    for stamp, priority in [
+        (NOW - 100.0, 0),
+        (NOW - 90.5, 3),
+        (NOW - 80.25, 6),
+        (NOW - 120.125, 9),
+        (NOW - 10.0, 0),
+        (NOW - 5.0, 9),
+        (NOW - 4.0, None),
+    ]:
         publish(publisher, "pq", stamp, priority)
     stats = probe(redis_client, ["pq"], now=NOW)["pq"]
     assert stats.depths == (3, 1, 1, 2)
@@ -99,8 +115,9 @@ def test_make_app_stamps_every_publish(redis_client: redis.Redis, publisher: Cel
     assert stats.oldest_wait == after + 60.0 - first
 
 
-def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(redis_client: redis.Redis,
-                                                                   publisher: Celery) -> None:
+def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(
+    redis_client: redis.Redis, publisher: Celery
+) -> None:
     push_unstamped(redis_client, "plain")
     publish(publisher, "plain", NOW - 3.0)  # newer and stamped: the oldest (the tail) is not
     push_unstamped(redis_client, "mixed")
@@ -139,11 +156,14 @@ def test_completed_counter_and_targets(redis_client: redis.Redis) -> None:
     redis_client.incrby(keys.completed_key("done"), 41)
     redis_client.incrby(keys.completed_key("done"), 1)
     redis_client.set(keys.completed_key("junk"), "lots")
-    redis_client.hset(keys.TARGETS_HASH, mapping={
-        "done": json.dumps({"targetWaitSeconds": 12.5, "queueworker": "shop/emails"}),
-        "junk": "{not json",
-        "other": json.dumps({"queueworker": "shop/other"}),
-    })
+    redis_client.hset(
+        keys.TARGETS_HASH,
+        mapping={
+            "done": json.dumps({"targetWaitSeconds": 12.5, "queueworker": "shop/emails"}),
+            "junk": "{not json",
+            "other": json.dumps({"queueworker": "shop/other"}),
+        },
+    )
     stats = probe(redis_client, ["done", "junk", "other"], now=NOW)
     assert stats["done"].completed_total == 42
     assert stats["done"].target_wait == 12.5
@@ -163,7 +183,13 @@ def test_reserved_counts_unacked_entries_by_routing_key(redis_client: redis.Redi
     redis_client.hset(keys.UNACKED_HASH, "x0", "not json")
     stats = probe(redis_client, ["alpha", "beta", 'we"ird', "caf\u00e9", "delta", "zeta"], now=NOW)
     assert {q: s.reserved for q, s in stats.items()} == {
-        "alpha": 3, "beta": 1, 'we"ird': 1, "caf\u00e9": 1, "delta": 1, "zeta": 0}
+        "alpha": 3,
+        "beta": 1,
+        'we"ird': 1,
+        "caf\u00e9": 1,
+        "delta": 1,
+        "zeta": 0,
+    }
 
 
 def test_reserved_in_a_large_unacked_hash(redis_client: redis.Redis) -> None:
@@ -312,8 +338,9 @@ def test_probe_works_on_a_full_noeviction_redis() -> None:
         client.close()
 
 
-def test_a_client_decoding_responses_gets_the_same_figures(redis_server: RedisServer,
-                                                          redis_client: redis.Redis) -> None:
+def test_a_client_decoding_responses_gets_the_same_figures(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
     redis_client.lpush("txt", json.dumps(kombu_message("txt", NOW - 1.5)))
     redis_client.sadd(f"{keys.BINDING_PREFIX}txt", f"txt{keys.PRIORITY_SEP}{keys.PRIORITY_SEP}txt")
     redis_client.hset(keys.TARGETS_HASH, "txt", json.dumps({"targetWaitSeconds": 4}))

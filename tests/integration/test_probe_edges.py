@@ -17,12 +17,16 @@ SEP = keys.PRIORITY_SEP
 def test_stamp_is_the_header_not_a_longer_key_that_ends_like_it(redis_client: redis.Redis) -> None:
     message = kombu_message("lookalike", None)
     # keys that end with the header's name come first; the real header is the last one
-    message["headers"] = {f"x{keys.PUBLISHED_HEADER}": NOW - 100.0, "argsrepr": f'"{keys.PUBLISHED_HEADER}"',
-                          keys.PUBLISHED_HEADER: NOW - 4.5}
+    message["headers"] = {
+        f"x{keys.PUBLISHED_HEADER}": NOW - 100.0,
+        "argsrepr": f'"{keys.PUBLISHED_HEADER}"',
+        keys.PUBLISHED_HEADER: NOW - 4.5,
+    }
     message["properties"][f"my_{keys.PUBLISHED_HEADER}"] = NOW - 200.0
     redis_client.lpush("lookalike", json.dumps(message))
-    spaced = json.dumps(kombu_message("spaced", NOW - 2.0)).replace(f'"{keys.PUBLISHED_HEADER}": ',
-                                                                     f'"{keys.PUBLISHED_HEADER}"  :\t')
+    spaced = json.dumps(kombu_message("spaced", NOW - 2.0)).replace(
+        f'"{keys.PUBLISHED_HEADER}": ', f'"{keys.PUBLISHED_HEADER}"  :\t'
+    )
     redis_client.lpush("spaced", spaced)
     compact = json.dumps(kombu_message("compact", NOW - 1.25), separators=(",", ":"))
     redis_client.lpush("compact", compact)
@@ -47,11 +51,14 @@ def test_counters_and_heartbeats_in_unusual_shapes(redis_client: redis.Redis) ->
     redis_client.set(keys.completed_key("zero"), "0")
     redis_client.set(keys.completed_key("negative"), "-3")
     # a heartbeat in another key order, with floats, and one without counts: decoded as JSON
-    redis_client.hset(keys.heartbeat_key("shapes"), mapping={
-        "a": json.dumps({"ts": NOW - 1, "total": 2.5, "busy": 1, "hostname": "a"}),
-        "b": json.dumps({"ts": NOW, "hostname": "b"}),
-        "c": json.dumps([NOW]),
-    })
+    redis_client.hset(
+        keys.heartbeat_key("shapes"),
+        mapping={
+            "a": json.dumps({"ts": NOW - 1, "total": 2.5, "busy": 1, "hostname": "a"}),
+            "b": json.dumps({"ts": NOW, "hostname": "b"}),
+            "c": json.dumps([NOW]),
+        },
+    )
     heartbeat(redis_client, "shapes", "d", busy=3, total=4, ts=NOW - keys.HEARTBEAT_TTL - 1)
     stats = probe(redis_client, ["zeros", "zero", "negative", "shapes"], now=NOW)
     assert [stats[q].completed_total for q in ("zeros", "zero", "negative")] == [7, 0, 0]
@@ -78,8 +85,9 @@ def test_chunks_keep_the_order_and_every_queue(redis_client: redis.Redis) -> Non
 def test_discovery_reads_binding_sets_around_a_key_that_is_not_one(redis_client: redis.Redis) -> None:
     redis_client.sadd(f"{keys.BINDING_PREFIX}one", f"one{SEP}{SEP}one", f"x{SEP}{SEP}shared")
     redis_client.sadd(f"{keys.BINDING_PREFIX}two", f"two{SEP}{SEP}two", f"y{SEP}{SEP}shared")
-    redis_client.sadd(f"{keys.BINDING_PREFIX}odd", f"a{SEP}b", f"a{SEP}b{SEP}", f"a{SEP}b{SEP}c{SEP}d",
-                      f"{SEP}{SEP}fine")
+    redis_client.sadd(
+        f"{keys.BINDING_PREFIX}odd", f"a{SEP}b", f"a{SEP}b{SEP}", f"a{SEP}b{SEP}c{SEP}d", f"{SEP}{SEP}fine"
+    )
     assert discover_queues(redis_client) == ["fine", "one", "shared", "two"]
     redis_client.set(f"{keys.BINDING_PREFIX}broken", "not a set")
     assert discover_queues(redis_client) == ["fine", "one", "shared", "two"]

@@ -29,8 +29,9 @@ def heartbeat(client: redis.Redis, host: str) -> dict[str, float]:
     return json.loads(raw) if raw else {}
 
 
-def test_in_flight_tasks_priorities_heartbeats_and_completions(redis_url: str, redis_client: redis.Redis,
-                                                               producer: Celery) -> None:
+def test_in_flight_tasks_priorities_heartbeats_and_completions(
+    redis_url: str, redis_client: redis.Redis, producer: Celery
+) -> None:
     worker = CeleryWorker("tasks", [QUEUE], broker_url=redis_url, concurrency=2, pool="threads")
     with worker:
         worker.wait_ready()
@@ -40,8 +41,11 @@ def test_in_flight_tasks_priorities_heartbeats_and_completions(redis_url: str, r
 
         for _ in range(2):  # both slots busy for the rest of the test; acks_late keeps them unacked
             producer.send_task("tasks.taskA", kwargs={"seconds": 300}, queue=QUEUE)
-        wait_for(lambda: redis_client.hlen(keys.UNACKED_HASH) == 2 and redis_client.llen(QUEUE) == 0, 30,
-                 message="two tasks in flight")
+        wait_for(
+            lambda: redis_client.hlen(keys.UNACKED_HASH) == 2 and redis_client.llen(QUEUE) == 0,
+            30,
+            message="two tasks in flight",
+        )
         wait_for(lambda: heartbeat(redis_client, worker.hostname).get("busy") == 2, 30, message="busy 2")
         for priority in (0, 3, 6, 9):
             producer.send_task("tasks.taskA", kwargs={"seconds": 0}, queue=QUEUE, priority=priority)

@@ -45,13 +45,17 @@ class Stack:
 def stack() -> Iterator[Stack]:
     server = RedisServer().start()
     client = server.client()
-    client.hset(keys.TARGETS_HASH, mapping={
-        "emails": json.dumps({"targetWaitSeconds": 0.5, "queueworker": "shop/emails"}),
-        "lost": json.dumps({"targetWaitSeconds": 60, "queueworker": "shop/lost"}),
-    })
+    client.hset(
+        keys.TARGETS_HASH,
+        mapping={
+            "emails": json.dumps({"targetWaitSeconds": 0.5, "queueworker": "shop/emails"}),
+            "lost": json.dumps({"targetWaitSeconds": 60, "queueworker": "shop/lost"}),
+        },
+    )
     producer = make_app("prometheus-tests", broker_url=server.url)
-    worker = CeleryWorker("tasks", ["emails"], broker_url=server.url, concurrency=2, pool="threads",
-                          metrics_port=free_port())
+    worker = CeleryWorker(
+        "tasks", ["emails"], broker_url=server.url, concurrency=2, pool="threads", metrics_port=free_port()
+    )
     exporter = Exporter(server.url, discover=True, port=0, address="127.0.0.1").start()
     operator_metrics.REPLICAS_DESIRED.labels("shop", "emails").set(2)
     operator_metrics.REPLICAS_READY.labels("shop", "emails").set(1)
@@ -63,11 +67,16 @@ def stack() -> Iterator[Stack]:
     worker_target = f"127.0.0.1:{worker.env['QUEUEWORKER_METRICS_PORT']}"
     # the worker job gets what the chart's PodMonitor adds: the pod's namespace and its QueueWorker
     worker_labels = {"namespace": "shop", "queueworker": "emails"}
-    prometheus = PrometheusServer({
-        "queueworker-exporter": [f"127.0.0.1:{exporter.port}"],
-        "queueworker-operator": [f"127.0.0.1:{operator_port}"],
-        "queueworker-workers": {"static_configs": [{"targets": [worker_target], "labels": worker_labels}]},
-    }, rule_files=[ALERTS])
+    prometheus = PrometheusServer(
+        {
+            "queueworker-exporter": [f"127.0.0.1:{exporter.port}"],
+            "queueworker-operator": [f"127.0.0.1:{operator_port}"],
+            "queueworker-workers": {
+                "static_configs": [{"targets": [worker_target], "labels": worker_labels}]
+            },
+        },
+        rule_files=[ALERTS],
+    )
     worker.start()
     prometheus.start()
     stack = Stack(server, client, producer, worker, exporter, prometheus, operator_server)
@@ -98,8 +107,11 @@ def load(stack: Stack) -> None:
     stack.prometheus.wait_for_series('celery_task_failed_total{queue_name="emails"} >= 7')
     for _ in range(2):
         send("tasks.taskA", kwargs={"seconds": 300}, queue="emails")
-    wait_for(lambda: stack.client.hlen(keys.UNACKED_HASH) == 2 and stack.client.llen("emails") == 0, 30,
-             message="both slots busy")
+    wait_for(
+        lambda: stack.client.hlen(keys.UNACKED_HASH) == 2 and stack.client.llen("emails") == 0,
+        30,
+        message="both slots busy",
+    )
     for priority in (0, 9, 0):
         send("tasks.taskA", kwargs={"seconds": 0}, queue="emails", priority=priority)
     for _ in range(2):
@@ -123,8 +135,11 @@ def test_scrape_figures_are_exact(stack: Stack) -> None:
         'queueworker_queue_reserved{queue_name="lost"}': "1",
         "queueworker_broker_up": "1",
     }
-    prom.wait_for(lambda: all(prom.query(f"{expr} == {value}") for expr, value in values.items()), 30,
-                  "the exact figures")
+    prom.wait_for(
+        lambda: all(prom.query(f"{expr} == {value}") for expr, value in values.items()),
+        30,
+        "the exact figures",
+    )
     # exporter series only ever have the queue_name label (plus job and instance from the scrape)
     for series in prom.query('{job="queueworker-exporter", __name__=~"celery_queue.*|queueworker_queue.*"}'):
         assert set(series["metric"]) == {"__name__", "job", "instance", "queue_name"}
@@ -136,8 +151,11 @@ def test_every_dashboard_panel_query_evaluates_and_returns_series(stack: Stack) 
     assert len(queries) > 30
     for dashboard, title, _legend, expr in queries:
         single = "queue.json" in dashboard  # the drill-down's queue variable is single-valued
-        selections = [("emails", ".*"), ("emails", "shop")] if single else \
-            [(".*", ".*"), ("emails|nobody|lost", ".*"), ("emails|nobody|lost", "shop")]
+        selections = (
+            [("emails", ".*"), ("emails", "shop")]
+            if single
+            else [(".*", ".*"), ("emails|nobody|lost", ".*"), ("emails|nobody|lost", "shop")]
+        )
         for queue, namespace in selections:
             promql = substitute(expr, queue, namespace)
             assert "$" not in promql, f"{dashboard} / {title}: unknown variable in {expr}"
@@ -180,6 +198,7 @@ def test_every_alert_expression_evaluates_and_fires_where_its_condition_holds(st
             continue
         result = prom.wait_for(functools.partial(prom.query, rule["expr"]), 30, rule["alert"])
         assert any(want.items() <= series["metric"].items() for series in result), (rule["alert"], result)
+
     # Prometheus itself evaluates the loaded rules without error, and they are pending (their `for:` runs)
     def evaluated() -> list[dict[str, Any]] | None:
         rules = prom.rules()
@@ -188,8 +207,14 @@ def test_every_alert_expression_evaluates_and_fires_where_its_condition_holds(st
     rules = prom.wait_for(evaluated, 30, "every rule evaluated")
     assert len(rules) == len(alert_rules())
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
-    pending = prom.wait_for(lambda: {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]}
-                            >= set(expected) and prom.api("alerts")["alerts"], 30, "pending alerts")
+    pending = prom.wait_for(
+        lambda: (
+            {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]} >= set(expected)
+            and prom.api("alerts")["alerts"]
+        ),
+        30,
+        "pending alerts",
+    )
     assert {a["labels"]["alertname"] for a in pending} == set(expected)
 
 

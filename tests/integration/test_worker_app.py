@@ -24,8 +24,14 @@ def raw_messages(client: redis.Redis, queue: str) -> list[dict]:
 
 def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str) -> None:
     routes = tmp_path / "routes.json"
-    routes.write_text(json.dumps({"version": 1, "routes": [
-        {"pattern": "shop.email.*", "queue": "emails", "queueworker": "default/emails"}]}))
+    routes.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "routes": [{"pattern": "shop.email.*", "queue": "emails", "queueworker": "default/emails"}],
+            }
+        )
+    )
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     monkeypatch.setenv("QUEUEWORKER_RESULT_BACKEND", redis_url.replace("/0", "/1"))
     monkeypatch.setenv("QUEUEWORKER_VISIBILITY_TIMEOUT", "120")
@@ -58,8 +64,9 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert make_app("cfg2", worker_prefetch_multiplier=1).conf.worker_prefetch_multiplier == 1
 
 
-def test_publish_stamp_in_raw_message(monkeypatch: pytest.MonkeyPatch, redis_url: str,
-                                      redis_client: redis.Redis) -> None:
+def test_publish_stamp_in_raw_message(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_client: redis.Redis
+) -> None:
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     app = make_app("stamps")
 
@@ -79,8 +86,9 @@ def test_publish_stamp_in_raw_message(monkeypatch: pytest.MonkeyPatch, redis_url
         assert before <= stamp <= after
 
 
-def test_eta_beyond_visibility_timeout_is_refused(monkeypatch: pytest.MonkeyPatch, redis_url: str,
-                                                  redis_client: redis.Redis) -> None:
+def test_eta_beyond_visibility_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_client: redis.Redis
+) -> None:
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     monkeypatch.setenv("QUEUEWORKER_VISIBILITY_TIMEOUT", "5")
     app = make_app("eta")
@@ -111,12 +119,21 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_routed_tasks_run_from_their_queue_and_unconsumed_queue_stays_pending(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     routes = tmp_path / "routes.json"
-    routes.write_text(json.dumps({"version": 1, "routes": [
-        {"pattern": "tasks.taskA", "queue": "for_task_A", "queueworker": "default/task-a"},
-        {"pattern": "tasks.taskB", "queue": "for_task_B", "queueworker": "default/task-b"},
-        {"pattern": "tasks.add", "queue": "nobody_consumes", "queueworker": "default/gone"}]}))
+    routes.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "routes": [
+                    {"pattern": "tasks.taskA", "queue": "for_task_A", "queueworker": "default/task-a"},
+                    {"pattern": "tasks.taskB", "queue": "for_task_B", "queueworker": "default/task-b"},
+                    {"pattern": "tasks.add", "queue": "nobody_consumes", "queueworker": "default/gone"},
+                ],
+            }
+        )
+    )
     backend = redis_url.replace("/0", "/1")
     env = {"QUEUEWORKER_ROUTES_FILE": str(routes), "QUEUEWORKER_RESULT_BACKEND": backend}
     for key, value in env.items():
@@ -124,18 +141,24 @@ def test_routed_tasks_run_from_their_queue_and_unconsumed_queue_stays_pending(
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     producer = make_app("producer")
     port = free_port()
-    with CeleryWorker("tasks", ["for_task_A", "for_task_B"], broker_url=redis_url, env=env,
-                      metrics_port=port) as worker:
+    with CeleryWorker(
+        "tasks", ["for_task_A", "for_task_B"], broker_url=redis_url, env=env, metrics_port=port
+    ) as worker:
         worker.wait_ready()
         a = [producer.send_task("tasks.taskA", args=[0.05]) for _ in range(3)]
         b = [producer.send_task("tasks.taskB", args=[0.05]) for _ in range(2)]
         pending = producer.send_task("tasks.add", args=[1, 2])
         assert [r.get(timeout=20) for r in a] == ["A done"] * 3
         assert [r.get(timeout=20) for r in b] == ["B done"] * 2
-        expected = {'celery_task_succeeded_total{name="tasks.taskA",queue_name="for_task_A"}': 3,
-                    'celery_task_succeeded_total{name="tasks.taskB",queue_name="for_task_B"}': 2}
-        wait_for(lambda: all(scrape(port).get(k) == v for k, v in expected.items()), 10,
-                 message=f"metrics {expected}")
+        expected = {
+            'celery_task_succeeded_total{name="tasks.taskA",queue_name="for_task_A"}': 3,
+            'celery_task_succeeded_total{name="tasks.taskB",queue_name="for_task_B"}': 2,
+        }
+        wait_for(
+            lambda: all(scrape(port).get(k) == v for k, v in expected.items()),
+            10,
+            message=f"metrics {expected}",
+        )
         samples = scrape(port)
         assert not any("tasks.add" in key for key in samples)
         # the task routed to a queue nobody consumes stays queued, visibly: PENDING and in its list
@@ -145,7 +168,10 @@ def test_routed_tasks_run_from_their_queue_and_unconsumed_queue_stays_pending(
         message = raw_messages(redis_client, "nobody_consumes")[0]
         assert message["headers"]["task"] == "tasks.add"
         assert message["headers"][PUBLISHED_HEADER] <= time.time()
-        wait_for(lambda: worker.heartbeats().get("for_task_A", {}).get("processed") == 5, 10,
-                 message="heartbeat to count 5 processed")
+        wait_for(
+            lambda: worker.heartbeats().get("for_task_A", {}).get("processed") == 5,
+            10,
+            message="heartbeat to count 5 processed",
+        )
         assert int(redis_client.get("queueworker:completed:for_task_A") or 0) == 3
         assert int(redis_client.get("queueworker:completed:for_task_B") or 0) == 2

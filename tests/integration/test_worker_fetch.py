@@ -58,7 +58,8 @@ def held(client: redis.Redis) -> dict[str, str]:
 
 
 def test_fetch_records_the_message_as_held_in_the_same_operation_and_ack_clears_it(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     producer(redis_url).send_task("x.task", queue=QUEUE)
     connection, channel = channel_for(redis_url, "a@test")
     try:
@@ -95,7 +96,8 @@ def test_priority_lists_are_fetched_in_stock_kombus_order(redis_url: str, redis_
 
 
 def test_ack_of_a_message_recovered_and_held_by_another_worker_leaves_its_record(
-        redis_url: str, redis_client: redis.Redis, steady_lease: None) -> None:
+    redis_url: str, redis_client: redis.Redis, steady_lease: None
+) -> None:
     producer(redis_url).send_task("x.task", queue=QUEUE)
     conn_a, chan_a = channel_for(redis_url, "a@test")
     conn_b, chan_b = channel_for(redis_url, "b@test")
@@ -117,7 +119,8 @@ def test_ack_of_a_message_recovered_and_held_by_another_worker_leaves_its_record
 
 
 def test_a_dead_workers_messages_go_back_once_when_several_workers_recover_at_once(
-        redis_url: str, redis_client: redis.Redis, steady_lease: None) -> None:
+    redis_url: str, redis_client: redis.Redis, steady_lease: None
+) -> None:
     app = producer(redis_url)
     for i in range(30):
         app.send_task("x.task", args=[i], queue=QUEUE)
@@ -152,7 +155,8 @@ def test_a_dead_workers_messages_go_back_once_when_several_workers_recover_at_on
 
 
 def test_a_fetch_whose_reply_was_lost_goes_back_to_the_head_of_its_queue(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     app = producer(redis_url)
     app.send_task("x.task", args=["lost-reply"], queue=QUEUE)
     app.send_task("x.task", args=["next"], queue=QUEUE)
@@ -190,12 +194,21 @@ def test_pool_registration_skips_a_process_that_exited() -> None:
 
 
 def test_records_written_before_the_upgrade_still_come_back_after_the_visibility_timeout(
-        redis_url: str, redis_client: redis.Redis) -> None:
+    redis_url: str, redis_client: redis.Redis
+) -> None:
     """An `unacked` record of stock kombu (an older worker, or a plain `celery worker`) has no holder: the
     visibility-timeout sweep of an upgraded worker restores it the stock way."""
-    payload = {"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json",
-               "headers": {}, "properties": {"delivery_info": {"exchange": "", "routing_key": QUEUE},
-                                             "delivery_tag": "old-tag", "body_encoding": "base64"}}
+    payload = {
+        "body": "W10=",
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {},
+        "properties": {
+            "delivery_info": {"exchange": "", "routing_key": QUEUE},
+            "delivery_tag": "old-tag",
+            "body_encoding": "base64",
+        },
+    }
     redis_client.hset("unacked", "old-tag", json.dumps([payload, "", QUEUE]))
     redis_client.zadd("unacked_index", {"old-tag": time.time() - 7200})  # older than the 1 h default
     connection, channel = channel_for(redis_url, "a@test")
@@ -209,16 +222,21 @@ def test_records_written_before_the_upgrade_still_come_back_after_the_visibility
 
 
 @pytest.mark.parametrize("strategy", ["round_robin", "priority", "sorted"])
-def test_queue_order_strategy_is_kept_across_queues(strategy: str, redis_url: str,
-                                                    redis_client: redis.Redis) -> None:
+def test_queue_order_strategy_is_kept_across_queues(
+    strategy: str, redis_url: str, redis_client: redis.Redis
+) -> None:
     def run(connection: Connection, channel: Any) -> list[str]:
         app = producer(redis_url)
         for queue in ("qa", "qb"):
             for i in range(3):
                 app.send_task("x.task", args=[f"{queue}{i}"], queue=queue)
         got: list[str] = []
-        consumer = Consumer(channel, [Queue("qa"), Queue("qb")], accept=["json"],
-                            callbacks=[lambda body, m: (got.append(json.loads(m.body)[0][0]), m.ack())])
+        consumer = Consumer(
+            channel,
+            [Queue("qa"), Queue("qb")],
+            accept=["json"],
+            callbacks=[lambda body, m: (got.append(json.loads(m.body)[0][0]), m.ack())],
+        )
         consumer.consume()
         deadline = time.monotonic() + 20
         while len(got) < 6 and time.monotonic() < deadline:

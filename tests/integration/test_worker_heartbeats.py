@@ -24,8 +24,9 @@ def producer(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Celery:
     return make_app("hb-producer")
 
 
-def test_heartbeat_reports_busy_and_total_slots(tmp_path: Path, redis_url: str, redis_client: redis.Redis,
-                                                producer: Celery) -> None:
+def test_heartbeat_reports_busy_and_total_slots(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, producer: Celery
+) -> None:
     write_task_module(tmp_path)
     with CeleryWorker("qwtasks", ["hb"], broker_url=redis_url, concurrency=3, pythonpath=[tmp_path]) as w:
         w.wait_ready()
@@ -37,13 +38,17 @@ def test_heartbeat_reports_busy_and_total_slots(tmp_path: Path, redis_url: str, 
             producer.send_task("qwtasks.record", args=[f"slow{i}", 3.0], queue="hb")
         wait_for(lambda: w.heartbeats()["hb"]["busy"] == 2, 10, message="busy == 2 while two tasks run")
         assert 0 < redis_client.ttl(heartbeat_key("hb")) <= 20  # HEARTBEAT_TTL
-        wait_for(lambda: w.heartbeats()["hb"]["busy"] == 0 and w.heartbeats()["hb"]["processed"] == 2, 15,
-                 message="busy back to 0, processed 2")
+        wait_for(
+            lambda: w.heartbeats()["hb"]["busy"] == 0 and w.heartbeats()["hb"]["processed"] == 2,
+            15,
+            message="busy back to 0, processed 2",
+        )
         assert int(redis_client.get(completed_key("hb")) or 0) == 2
 
 
-def test_heartbeat_removed_on_shutdown_and_expires_after_sigkill(tmp_path: Path, redis_url: str,
-                                                                 redis_client: redis.Redis) -> None:
+def test_heartbeat_removed_on_shutdown_and_expires_after_sigkill(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     write_task_module(tmp_path)
     key = heartbeat_key("hbq")
     clean = CeleryWorker("qwtasks", ["hbq"], broker_url=redis_url, pythonpath=[tmp_path], env=SHORT_TTL)
@@ -54,8 +59,11 @@ def test_heartbeat_removed_on_shutdown_and_expires_after_sigkill(tmp_path: Path,
             worker.start()
         for worker in (clean, killed, survivor):
             worker.wait_ready()
-        assert {as_text(f) for f in redis_client.hkeys(key)} == {clean.hostname, killed.hostname,
-                                                                 survivor.hostname}
+        assert {as_text(f) for f in redis_client.hkeys(key)} == {
+            clean.hostname,
+            killed.hostname,
+            survivor.hostname,
+        }
         assert clean.stop() == 0
         assert not redis_client.hexists(key, clean.hostname)  # HDEL on shutdown, no wait
         killed.kill()

@@ -25,8 +25,9 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
-def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                      redis_url: str, redis_client: redis.Redis) -> None:
+def test_prefork_metrics_add_up_and_wait_time_is_real(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     write_task_module(tmp_path)
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     app = make_app("metrics-producer")
@@ -35,8 +36,14 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.Monkey
         app.send_task("qwtasks.record", args=[f"waited{i}"], queue="waitq")
     time.sleep(2.2)  # nobody consumes yet: these tasks wait at least this long
     port = free_port()
-    with CeleryWorker("qwtasks", ["waitq", "mq"], broker_url=redis_url, pythonpath=[tmp_path],
-                      concurrency=2, metrics_port=port) as worker:
+    with CeleryWorker(
+        "qwtasks",
+        ["waitq", "mq"],
+        broker_url=redis_url,
+        pythonpath=[tmp_path],
+        concurrency=2,
+        metrics_port=port,
+    ) as worker:
         worker.wait_ready()
         real_wait = time.time() - published
         for i in range(20):
@@ -48,13 +55,19 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(monkeypatch: pytest.Monkey
         pids = {as_text(raw).rsplit(":", 1)[1] for raw in redis_client.lrange("test:executions", 0, -1)}
         assert len(pids) == 2, "both prefork children ran tasks"
         labels = '{name="qwtasks.record",queue_name="mq"}'
-        settled = {f"celery_task_runtime_count{labels}": 20, f"celery_task_received_total{labels}": 20,
-                   'celery_task_failed_total{name="qwtasks.fail",queue_name="mq"}': 2,
-                   'celery_task_succeeded_total{name="qwtasks.flaky",queue_name="mq"}': 1,
-                   # the retry is counted by the child that ran the first try, flushed on its own second
-                   'celery_task_retried_total{name="qwtasks.flaky",queue_name="mq"}': 1}
-        wait_for(lambda: all(scrape(port).get(k) == v for k, v in settled.items()), 10,
-                 message=f"metrics {settled}")
+        settled = {
+            f"celery_task_runtime_count{labels}": 20,
+            f"celery_task_received_total{labels}": 20,
+            'celery_task_failed_total{name="qwtasks.fail",queue_name="mq"}': 2,
+            'celery_task_succeeded_total{name="qwtasks.flaky",queue_name="mq"}': 1,
+            # the retry is counted by the child that ran the first try, flushed on its own second
+            'celery_task_retried_total{name="qwtasks.flaky",queue_name="mq"}': 1,
+        }
+        wait_for(
+            lambda: all(scrape(port).get(k) == v for k, v in settled.items()),
+            10,
+            message=f"metrics {settled}",
+        )
         samples = scrape(port)
         assert samples[f"celery_task_received_total{labels}"] == 20
         assert samples[f"celery_task_started_total{labels}"] == 20
@@ -88,14 +101,19 @@ def test_batched_histogram_matches_observe() -> None:
         else:
             for value in values:
                 histogram.observe(value)
-        samples.append({(s.name, tuple(sorted(s.labels.items()))): s.value
-                        for metric in registry.collect() for s in metric.samples
-                        if not s.name.endswith("_created")})
+        samples.append(
+            {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for metric in registry.collect()
+                for s in metric.samples
+                if not s.name.endswith("_created")
+            }
+        )
     assert samples[0] == samples[1]
     assert samples[1][("h_count", ())] == len(values)
 
 
-FOREIGN_BASES = '''
+FOREIGN_BASES = """
 from celery import Task
 
 from queueworker import make_app
@@ -126,11 +144,12 @@ def plain():
 @app.task(name="bases.overriding", base=Overriding)
 def overriding():
     return 3
-'''
+"""
 
 
-def test_tasks_of_any_base_are_counted_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                            redis_url: str, redis_client: redis.Redis) -> None:
+def test_tasks_of_any_base_are_counted_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     """The base class counts its own tasks; a foreign base or an overridden hook falls back to signal
     receivers; no task is counted twice or missed (solo pool: one process, every count in it)."""
     write_task_module(tmp_path, "qwbases", FOREIGN_BASES)
@@ -138,20 +157,32 @@ def test_tasks_of_any_base_are_counted_once(monkeypatch: pytest.MonkeyPatch, tmp
     producer = make_app("bases-producer")
     port = free_port()
     names = ("bases.own", "bases.plain", "bases.overriding")
-    with CeleryWorker("qwbases", ["bq"], broker_url=redis_url, pythonpath=[tmp_path], pool="solo",
-                      concurrency=1, metrics_port=port) as worker:
+    with CeleryWorker(
+        "qwbases",
+        ["bq"],
+        broker_url=redis_url,
+        pythonpath=[tmp_path],
+        pool="solo",
+        concurrency=1,
+        metrics_port=port,
+    ) as worker:
         worker.wait_ready()
         for name in names:
             for _ in range(5):
                 producer.send_task(name, queue="bq")
         wanted = {f'celery_task_succeeded_total{{name="{name}",queue_name="bq"}}': 5 for name in names}
-        wait_for(lambda: all(scrape(port).get(k) == v for k, v in wanted.items()), 15,
-                 message=f"metrics {wanted}")
+        wait_for(
+            lambda: all(scrape(port).get(k) == v for k, v in wanted.items()), 15, message=f"metrics {wanted}"
+        )
         time.sleep(0.5)  # two more flushes: a double count would show now
         samples = scrape(port)
         for name in names:
             labels = f'{{name="{name}",queue_name="bq"}}'
-            for sample in ("celery_task_started_total", "celery_task_succeeded_total",
-                           "celery_task_runtime_count", "queueworker_task_wait_seconds_count"):
+            for sample in (
+                "celery_task_started_total",
+                "celery_task_succeeded_total",
+                "celery_task_runtime_count",
+                "queueworker_task_wait_seconds_count",
+            ):
                 assert samples[f"{sample}{labels}"] == 5, f"{sample}{labels}"
         assert "bases.overriding, bases.plain" in worker.log()

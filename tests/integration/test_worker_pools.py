@@ -15,14 +15,27 @@ from tests.support.redis_server import free_port
 
 
 @pytest.mark.parametrize(("pool", "concurrency"), [("threads", 4), ("solo", 1)])
-def test_runtime_under_pool(pool: str, concurrency: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                            redis_url: str, redis_client: redis.Redis) -> None:
+def test_runtime_under_pool(
+    pool: str,
+    concurrency: int,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    redis_url: str,
+    redis_client: redis.Redis,
+) -> None:
     write_task_module(tmp_path)
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     app = make_app("pool-producer")
     port = free_port()
-    with CeleryWorker("qwtasks", ["pool"], broker_url=redis_url, pythonpath=[tmp_path], pool=pool,
-                      concurrency=concurrency, metrics_port=port) as worker:
+    with CeleryWorker(
+        "qwtasks",
+        ["pool"],
+        broker_url=redis_url,
+        pythonpath=[tmp_path],
+        pool=pool,
+        concurrency=concurrency,
+        metrics_port=port,
+    ) as worker:
         worker.wait_ready()
         assert worker.heartbeats()["pool"]["total"] == concurrency
         for i in range(5):
@@ -30,9 +43,11 @@ def test_runtime_under_pool(pool: str, concurrency: int, monkeypatch: pytest.Mon
         app.send_task("qwtasks.fail", queue="pool")
         wait_for(lambda: len(executions(redis_client)) == 5, 20, message="five tasks")
         wait_for(lambda: worker.heartbeats()["pool"]["processed"] == 6, 10, message="heartbeat processed 6")
-        expected = ['celery_task_succeeded_total{name="qwtasks.record",queue_name="pool"} 5.0',
-                    'celery_task_failed_total{name="qwtasks.fail",queue_name="pool"} 1.0',
-                    'queueworker_task_wait_seconds_count{name="qwtasks.record",queue_name="pool"} 5.0']
+        expected = [
+            'celery_task_succeeded_total{name="qwtasks.record",queue_name="pool"} 5.0',
+            'celery_task_failed_total{name="qwtasks.fail",queue_name="pool"} 1.0',
+            'queueworker_task_wait_seconds_count{name="qwtasks.record",queue_name="pool"} 5.0',
+        ]
 
         def scraped() -> str:
             return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

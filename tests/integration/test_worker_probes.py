@@ -19,14 +19,23 @@ from queueworker.probes import PROBES
 from tests.support.celery_worker import WORKERS, CeleryWorker, executions, wait_for, write_task_module
 from tests.support.redis_server import RedisServer
 
-FAST = {"QUEUEWORKER_LIVENESS_MAX_AGE": "4", "QUEUEWORKER_READINESS_MAX_AGE": "3",
-        "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "2"}
+FAST = {
+    "QUEUEWORKER_LIVENESS_MAX_AGE": "4",
+    "QUEUEWORKER_READINESS_MAX_AGE": "3",
+    "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "2",
+}
 
 
 def probe(kind: str, worker: CeleryWorker) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(WORKERS), "QUEUEWORKER_STATE_DIR": str(worker.state_dir)}
-    done = subprocess.run([sys.executable, "-m", "queueworker.cli", "probe", kind], env=env,
-                          capture_output=True, text=True, timeout=10, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "queueworker.cli", "probe", kind],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     return done.returncode, done.stdout.strip()
 
 
@@ -39,15 +48,23 @@ def pausable_redis() -> Iterator[RedisServer]:
     server.stop(kill=True)
 
 
-def test_probes_follow_broker_contact_not_task_length(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                      pausable_redis: RedisServer) -> None:
+def test_probes_follow_broker_contact_not_task_length(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pausable_redis: RedisServer
+) -> None:
     write_task_module(tmp_path)
     url = pausable_redis.url
     client = pausable_redis.client()
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", url)
     app = make_app("probe-producer")
-    worker = CeleryWorker("qwtasks", ["pq"], broker_url=url, pythonpath=[tmp_path], concurrency=1,
-                          heartbeat_interval=0.5, env=FAST)
+    worker = CeleryWorker(
+        "qwtasks",
+        ["pq"],
+        broker_url=url,
+        pythonpath=[tmp_path],
+        concurrency=1,
+        heartbeat_interval=0.5,
+        env=FAST,
+    )
     code, line = probe("liveness", worker)
     assert code == 1 and "no worker state" in line
     with worker:
@@ -65,16 +82,24 @@ def test_probes_follow_broker_contact_not_task_length(monkeypatch: pytest.Monkey
 
         os.kill(pausable_redis.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
         try:
-            wait_for(lambda: probe("liveness", worker)[0] == 1, 30, interval=0.5,
-                     message="liveness to fail while Redis is paused")
+            wait_for(
+                lambda: probe("liveness", worker)[0] == 1,
+                30,
+                interval=0.5,
+                message="liveness to fail while Redis is paused",
+            )
             code, line = probe("liveness", worker)
             # the heartbeat cannot reach Redis; the consumer loop may be stuck on it too
             assert code == 1 and ("no broker contact" in line or "consumer loop stalled" in line), line
             assert probe("readiness", worker)[0] == 1
         finally:
             os.kill(pausable_redis.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
-        wait_for(lambda: probe("liveness", worker)[0] == 0, 30, interval=0.5,
-                 message="liveness to pass again after Redis is back")
+        wait_for(
+            lambda: probe("liveness", worker)[0] == 0,
+            30,
+            interval=0.5,
+            message="liveness to pass again after Redis is back",
+        )
         wait_for(lambda: probe("readiness", worker)[0] == 0, 30, interval=0.5, message="readiness again")
         app.send_task("qwtasks.record", args=["after"], queue="pq")
         wait_for(lambda: executions(client) == ["long", "after"], 30, message="consuming again")
@@ -91,14 +116,19 @@ def test_worker_reconnects_after_redis_restart(monkeypatch: pytest.MonkeyPatch, 
         url = server.url
         monkeypatch.setenv("QUEUEWORKER_BROKER_URL", url)
         app = make_app("reconnect-producer")
-        with CeleryWorker("qwtasks", ["rq"], broker_url=url, pythonpath=[tmp_path], heartbeat_interval=0.5,
-                          env=FAST) as worker:
+        with CeleryWorker(
+            "qwtasks", ["rq"], broker_url=url, pythonpath=[tmp_path], heartbeat_interval=0.5, env=FAST
+        ) as worker:
             worker.wait_ready()
             app.send_task("qwtasks.record", args=["before"], queue="rq")
             wait_for(lambda: executions(server.client()) == ["before"], 20, message="task before restart")
             server.stop(kill=True)
-            wait_for(lambda: probe("liveness", worker)[0] == 1, 30, interval=0.5,
-                     message="liveness to fail while Redis is down")
+            wait_for(
+                lambda: probe("liveness", worker)[0] == 1,
+                30,
+                interval=0.5,
+                message="liveness to fail while Redis is down",
+            )
             server = RedisServer(port=server.port).start()
             worker.wait_ready(timeout=60)  # heartbeats again: the worker is back on the new server
             wait_for(lambda: probe("liveness", worker)[0] == 0, 30, interval=0.5, message="liveness back")
@@ -111,8 +141,17 @@ def test_worker_reconnects_after_redis_restart(monkeypatch: pytest.MonkeyPatch, 
 
 def write_state(path: Path, **fields: object) -> Path:
     now = time.time()
-    data = {"pid": os.getpid(), "hostname": "w@test", "started": now - 100, "ready": True, "broker_ok": now,
-            "loop_tick": now, "liveness_max_age": 60.0, "readiness_max_age": 16.0, **fields}
+    data = {
+        "pid": os.getpid(),
+        "hostname": "w@test",
+        "started": now - 100,
+        "ready": True,
+        "broker_ok": now,
+        "loop_tick": now,
+        "liveness_max_age": 60.0,
+        "readiness_max_age": 16.0,
+        **fields,
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -120,22 +159,27 @@ def write_state(path: Path, **fields: object) -> Path:
 AGO = "ago:"  # a field value "ago:N" means N seconds before the test runs
 
 
-@pytest.mark.parametrize(("fields", "kind", "ok", "reason"), [
-    ({}, "liveness", True, "broker contact"),
-    ({}, "readiness", True, "ready"),
-    ({"loop_tick": "ago:120"}, "liveness", False, "consumer loop stalled"),
-    ({"broker_ok": "ago:120"}, "liveness", False, "no broker contact for"),
-    ({"broker_ok": "ago:30"}, "liveness", True, "broker contact"),
-    ({"broker_ok": "ago:30"}, "readiness", False, "no broker contact for"),
-    ({"ready": False}, "readiness", False, "not ready"),
-    ({"broker_ok": None, "started": "ago:5"}, "liveness", True, "starting"),
-    ({"broker_ok": None, "started": "ago:500"}, "liveness", False, "since start"),
-    ({"pid": 2**22 + 7}, "liveness", False, "not running"),
-])
+@pytest.mark.parametrize(
+    ("fields", "kind", "ok", "reason"),
+    [
+        ({}, "liveness", True, "broker contact"),
+        ({}, "readiness", True, "ready"),
+        ({"loop_tick": "ago:120"}, "liveness", False, "consumer loop stalled"),
+        ({"broker_ok": "ago:120"}, "liveness", False, "no broker contact for"),
+        ({"broker_ok": "ago:30"}, "liveness", True, "broker contact"),
+        ({"broker_ok": "ago:30"}, "readiness", False, "no broker contact for"),
+        ({"ready": False}, "readiness", False, "not ready"),
+        ({"broker_ok": None, "started": "ago:5"}, "liveness", True, "starting"),
+        ({"broker_ok": None, "started": "ago:500"}, "liveness", False, "since start"),
+        ({"pid": 2**22 + 7}, "liveness", False, "not running"),
+    ],
+)
 def test_probe_decisions(tmp_path: Path, fields: dict[str, object], kind: str, ok: bool, reason: str) -> None:
     now = time.time()
-    fields = {k: now - float(v[len(AGO):]) if isinstance(v, str) and v.startswith(AGO) else v
-              for k, v in fields.items()}
+    fields = {
+        k: now - float(v[len(AGO) :]) if isinstance(v, str) and v.startswith(AGO) else v
+        for k, v in fields.items()
+    }
     path = write_state(tmp_path / "worker.json", **fields)
     result = PROBES[kind](path)
     assert result.ok is ok and reason in result.reason, result

@@ -30,16 +30,39 @@ def test_password_never_logged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         monkeypatch.setenv("QUEUEWORKER_BROKER_URL", url)
         app = make_app("secret-producer")
         env = {"QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "1"}
-        with CeleryWorker("qwtasks", ["sq"], broker_url=url, pythonpath=[tmp_path / "mod"], env=env,
-                          heartbeat_interval=0.5, loglevel="DEBUG") as worker:
+        with CeleryWorker(
+            "qwtasks",
+            ["sq"],
+            broker_url=url,
+            pythonpath=[tmp_path / "mod"],
+            env=env,
+            heartbeat_interval=0.5,
+            loglevel="DEBUG",
+        ) as worker:
             worker.wait_ready()
             with beat_log.open("wb") as out:
                 beat = subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "queueworker.beat_app", "beat",
-                     "--loglevel", "DEBUG", "-s", str(tmp_path / "unused")],
-                    env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(WORKERS)]),
-                         "QUEUEWORKER_BROKER_URL": url},
-                    cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "queueworker.beat_app",
+                        "beat",
+                        "--loglevel",
+                        "DEBUG",
+                        "-s",
+                        str(tmp_path / "unused"),
+                    ],
+                    env={
+                        **os.environ,
+                        "PYTHONPATH": os.pathsep.join([str(REPO), str(WORKERS)]),
+                        "QUEUEWORKER_BROKER_URL": url,
+                    },
+                    cwd=tmp_path,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             app.send_task("qwtasks.record", args=["one"], queue="sq")
             wait_for(lambda: executions(client) == ["one"], 20, message="first task")
             wait_for(lambda: "Acquired lock" in beat_log.read_text(), 20, message="beat running")

@@ -38,8 +38,9 @@ def metrics_text(port: int) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
-def test_sigterm_mid_task_completes_within_grace(monkeypatch: pytest.MonkeyPatch, tasks_dir: Path,
-                                                 redis_url: str, redis_client: redis.Redis) -> None:
+def test_sigterm_mid_task_completes_within_grace(
+    monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     grace = 10.0
     app = producer(monkeypatch, redis_url)
     env = {**SOFT, "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": str(grace - 2)}
@@ -55,7 +56,8 @@ def test_sigterm_mid_task_completes_within_grace(monkeypatch: pytest.MonkeyPatch
 
 
 def test_task_longer_than_soft_shutdown_is_requeued_at_once(
-        monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     app = producer(monkeypatch, redis_url)
     env = {**SOFT, "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "1.5"}
     with CeleryWorker("qwtasks", ["term2"], broker_url=redis_url, pythonpath=[tasks_dir], env=env) as worker:
@@ -73,8 +75,9 @@ def test_task_longer_than_soft_shutdown_is_requeued_at_once(
     assert executions(redis_client) == []
 
 
-def test_sigkill_mid_burst_every_task_runs_after_restart(monkeypatch: pytest.MonkeyPatch, tasks_dir: Path,
-                                                         redis_url: str, redis_client: redis.Redis) -> None:
+def test_sigkill_mid_burst_every_task_runs_after_restart(
+    monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     visibility = 5.0
     env = {"QUEUEWORKER_VISIBILITY_TIMEOUT": str(visibility)}
     app = producer(monkeypatch, redis_url, **env)
@@ -90,8 +93,11 @@ def test_sigkill_mid_burst_every_task_runs_after_restart(monkeypatch: pytest.Mon
         in_flight = redis_client.hlen("unacked")
         killed_at = time.monotonic()
         second.start().wait_ready()
-        wait_for(lambda: set(executions(redis_client)) >= set(burst), visibility + 25,
-                 message="every task of the burst to run")
+        wait_for(
+            lambda: set(executions(redis_client)) >= set(burst),
+            visibility + 25,
+            message="every task of the burst to run",
+        )
         recovered_in = time.monotonic() - killed_at
     finally:
         first.stop(timeout=5)
@@ -100,21 +106,25 @@ def test_sigkill_mid_burst_every_task_runs_after_restart(monkeypatch: pytest.Mon
     twice = sorted(tag for tag, n in runs.items() if n > 1)
     starts = Counter(as_text(raw) for raw in redis_client.lrange("test:started", 0, -1))
     restarted = sorted(tag for tag, n in starts.items() if n > 1)
-    print(f"\nSIGKILL mid-burst: {len(burst)} tasks, {in_flight} unacked at kill, all ran within "
-          f"{recovered_in:.1f}s of the kill; completed twice: {len(twice)} {twice}; "
-          f"started again after being killed mid-run: {len(restarted)} {restarted}")
+    print(
+        f"\nSIGKILL mid-burst: {len(burst)} tasks, {in_flight} unacked at kill, all ran within "
+        f"{recovered_in:.1f}s of the kill; completed twice: {len(twice)} {twice}; "
+        f"started again after being killed mid-run: {len(restarted)} {restarted}"
+    )
     assert set(runs) == set(burst)
     assert len(twice) <= in_flight  # only what the killed worker held can run again
     assert redis_client.llen("burst") == 0 and redis_client.hlen("unacked") == 0
 
 
 def test_redelivery_cap_rejects_a_task_that_keeps_killing_its_worker(
-        monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    monkeypatch: pytest.MonkeyPatch, tasks_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     app = producer(monkeypatch, redis_url)
     port = free_port()
     env = {"QUEUEWORKER_MAX_REDELIVERIES": "2"}
-    with CeleryWorker("qwtasks", ["cap"], broker_url=redis_url, pythonpath=[tasks_dir], env=env,
-                      metrics_port=port) as worker:
+    with CeleryWorker(
+        "qwtasks", ["cap"], broker_url=redis_url, pythonpath=[tasks_dir], env=env, metrics_port=port
+    ) as worker:
         worker.wait_ready()
         result = app.send_task("qwtasks.crash", args=["boom"], queue="cap")
         # first delivery + 2 redeliveries crash the pool child; the 4th delivery is rejected

@@ -11,8 +11,14 @@ import yaml
 HERE = Path(__file__).parent
 RULES = HERE.parents[1] / "charts" / "queueworker" / "files" / "alerts.yaml"
 UNIT_TESTS = HERE / "alerts_test.yaml"
-ALERTS = {"QueueWorkerQueueOrphaned", "QueueWorkerWaitAboveTarget", "QueueWorkerFailureRatioHigh",
-          "QueueWorkerWorkersDown", "QueueWorkerExporterDown", "QueueWorkerBrokerDown"}
+ALERTS = {
+    "QueueWorkerQueueOrphaned",
+    "QueueWorkerWaitAboveTarget",
+    "QueueWorkerFailureRatioHigh",
+    "QueueWorkerWorkersDown",
+    "QueueWorkerExporterDown",
+    "QueueWorkerBrokerDown",
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +62,10 @@ def test_every_alert_rule_is_tested_firing_and_quiet() -> None:
     assert firing == ALERTS
     assert quiet == ALERTS
     # both rules named QueueWorkerWorkersDown (replicas, heartbeats) fire in some case
-    causes = {alert["exp_labels"].get("cause") for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"]
-              for check in case.get("alert_rule_test", []) for alert in check.get("exp_alerts") or []}
+    causes = {
+        alert["exp_labels"].get("cause")
+        for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"]
+        for check in case.get("alert_rule_test", [])
+        for alert in check.get("exp_alerts") or []
+    }
     assert {"replicas", "heartbeats"} <= causes

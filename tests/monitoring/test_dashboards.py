@@ -52,11 +52,18 @@ def test_variables_panels_and_layout(path: Path) -> None:
 def test_overview_covers_what_on_call_looks_at() -> None:
     overview = load(DIR / "queueworker-overview.json")
     exprs = " ".join(t["expr"] for p in overview["panels"] for t in p.get("targets", []))
-    for metric in ("celery_queue_length", "queueworker_queue_oldest_wait_seconds",
-                   "queueworker_queue_target_wait_seconds", "celery_task_succeeded_total",
-                   "celery_task_failed_total", "queueworker_replicas_ready", "queueworker_replicas_desired",
-                   "queueworker_queue_busy_slots", "queueworker_scale_events_total",
-                   "queueworker_queue_orphaned"):
+    for metric in (
+        "celery_queue_length",
+        "queueworker_queue_oldest_wait_seconds",
+        "queueworker_queue_target_wait_seconds",
+        "celery_task_succeeded_total",
+        "celery_task_failed_total",
+        "queueworker_replicas_ready",
+        "queueworker_replicas_desired",
+        "queueworker_queue_busy_slots",
+        "queueworker_scale_events_total",
+        "queueworker_queue_orphaned",
+    ):
         assert metric in exprs, metric
     assert overview["templating"]["list"][2]["multi"] is True
     drill = load(DIR / "queueworker-queue.json")

@@ -254,13 +254,16 @@ def started_pod(name: str, created: str, ready_at: str | None) -> dict:
     pod = worker_pod(name, "slow")
     pod["metadata"]["creationTimestamp"] = created
     ready = {"type": "Ready", "status": "True", "lastTransitionTime": ready_at}
-    pod["status"] = {"conditions": [] if ready_at is None else [ready],
-                     "containerStatuses": [{"name": "worker", "restartCount": 0}]}
+    pod["status"] = {
+        "conditions": [] if ready_at is None else [ready],
+        "containerStatuses": [{"name": "worker", "restartCount": 0}],
+    }
     return pod
 
 
-async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(cluster, start_operator,
-                                                                          monkeypatch):
+async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(
+    cluster, start_operator, monkeypatch
+):
     memo = kopf.Memo()
     seen: list[float | None] = []
 

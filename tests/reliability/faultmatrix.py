@@ -27,8 +27,13 @@ from tests.support.celery_worker import CeleryWorker, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 
-REDIS_FAULTS = ("redis-sigstop", "redis-kill-aof-always", "redis-kill-aof-everysec", "redis-shutdown",
-                "connection-cut")
+REDIS_FAULTS = (
+    "redis-sigstop",
+    "redis-kill-aof-always",
+    "redis-kill-aof-everysec",
+    "redis-shutdown",
+    "connection-cut",
+)
 WORKER_FAULTS = ("worker-sigkill", "worker-sigterm")
 FAULTS = REDIS_FAULTS + WORKER_FAULTS
 QUEUE = "matrix"
@@ -48,8 +53,10 @@ class Round:
     def line(self) -> str:
         alive = "workers alive" if self.workers_ok else "A WORKER DIED"
         extra = f"; {'; '.join(self.notes)}" if self.notes else ""
-        return f"{self.tally.line(f'{self.fault} round {self.number}')} (held at fault: " \
-               f"{self.held_at_fault}; {alive}{extra})"
+        return (
+            f"{self.tally.line(f'{self.fault} round {self.number}')} (held at fault: "
+            f"{self.held_at_fault}; {alive}{extra})"
+        )
 
 
 class Load(threading.Thread):
@@ -82,10 +89,18 @@ class Load(threading.Thread):
 
 
 class Matrix:
-    def __init__(self, workdir: Path, *, pool: str = "prefork", concurrency: int = 2,
-                 stop_seconds: float = 12.0, rate: float = 20.0, load_seconds: float = 6.0,
-                 task_seconds: float = 0.1,
-                 settle_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        stop_seconds: float = 12.0,
+        rate: float = 20.0,
+        load_seconds: float = 6.0,
+        task_seconds: float = 0.1,
+        settle_timeout: float = 120.0,
+    ) -> None:
         self.dir = workdir
         self.pool, self.concurrency = pool, concurrency
         self.stop_seconds, self.rate, self.load_seconds = stop_seconds, rate, load_seconds
@@ -117,11 +132,22 @@ class Matrix:
     def new_worker(self) -> CeleryWorker:
         assert self.proxy is not None
         self.started += 1
-        env = {"QW_RECORDER_URL": self.recorder_server.url, "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3",
-               "QUEUEWORKER_HEARTBEAT_TTL": "6", "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "3"}
-        return CeleryWorker("reltasks", [QUEUE], broker_url=self.proxy.url(), pythonpath=[self.tasks],
-                            env=env, concurrency=self.concurrency, pool=self.pool,
-                            workdir=self.dir / f"worker-{self.started}")
+        env = {
+            "QW_RECORDER_URL": self.recorder_server.url,
+            "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3",
+            "QUEUEWORKER_HEARTBEAT_TTL": "6",
+            "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "3",
+        }
+        return CeleryWorker(
+            "reltasks",
+            [QUEUE],
+            broker_url=self.proxy.url(),
+            pythonpath=[self.tasks],
+            env=env,
+            concurrency=self.concurrency,
+            pool=self.pool,
+            workdir=self.dir / f"worker-{self.started}",
+        )
 
     def stop(self) -> None:
         for worker in self.workers + self.retired:
@@ -156,9 +182,11 @@ class Matrix:
             self.client().config_set("appendfsync", fault.rsplit("-", 1)[1])
             self.restart_broker(proc.kill)
         elif fault == "redis-shutdown":
+
             def shutdown() -> None:
                 with contextlib.suppress(redis.ConnectionError):  # SHUTDOWN closes its own connection
                     self.client().shutdown()
+
             self.restart_broker(shutdown)
         elif fault == "connection-cut":
             cut = 0
@@ -185,8 +213,9 @@ class Matrix:
         return notes
 
     def workers_ok(self) -> bool:
-        return all(w.running() and UNRECOVERABLE not in w.log() for w in self.workers) and \
-            all(UNRECOVERABLE not in w.log() for w in self.retired)
+        return all(w.running() and UNRECOVERABLE not in w.log() for w in self.workers) and all(
+            UNRECOVERABLE not in w.log() for w in self.retired
+        )
 
     def run_round(self, fault: str, number: int) -> Round:
         load = Load(self.broker.url, f"{fault}-{number}", self.rate, self.task_seconds)
@@ -199,15 +228,20 @@ class Matrix:
             held = -1
         notes = self.inject(fault)
         # the load goes on until load_seconds of it have been published past the fault
-        wait_for(lambda: len(load.published) >= published_before + self.rate * self.load_seconds / 2,
-                 self.settle_timeout, interval=0.2, message="the load to resume after the fault")
+        wait_for(
+            lambda: len(load.published) >= published_before + self.rate * self.load_seconds / 2,
+            self.settle_timeout,
+            interval=0.2,
+            message="the load to resume after the fault",
+        )
         load.stop()
         all_ran = wait_all_ran(load.published, self.recorder, self.settle_timeout)
         time.sleep(1.0)  # a duplicate run would show up now rather than in the next round
         if load.failed:
             notes.append(f"{load.failed} publishes refused during the fault (not counted)")
-        result = Round(fault, number, tally(load.published, self.recorder), held, all_ran, self.workers_ok(),
-                       notes)
+        result = Round(
+            fault, number, tally(load.published, self.recorder), held, all_ran, self.workers_ok(), notes
+        )
         self.rounds.append(result)
         print(f"[faults] pool={self.pool} {result.line()}", flush=True)
         return result

@@ -18,16 +18,34 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, env: Mapping[str, str], log_path: Path) -> None:
         self.log_path = log_path
         paths = [str(REPO), str(REPO / "operator"), str(WORKERS)]
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": os.pathsep.join(paths),
-                    "PYTHONUNBUFFERED": "1", **env}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kopf", "run", "-m", "queueworker_operator", "--standalone",
-                 "--all-namespaces", "--verbose"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "kopf",
+                    "run",
+                    "-m",
+                    "queueworker_operator",
+                    "--standalone",
+                    "--all-namespaces",
+                    "--verbose",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def running(self) -> bool:

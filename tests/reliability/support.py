@@ -16,7 +16,7 @@ from queueworker import make_app
 
 #: A task module of an app team's own (make_app), recording each run in QW_RECORDER_URL's hash
 #: `rel:runs` (field = tag, value = runs) and the order of runs in the list `rel:order`.
-COUNTING_TASKS = '''
+COUNTING_TASKS = """
 import os
 import time
 
@@ -40,7 +40,7 @@ def count(tag, seconds=0.0):
         time.sleep(seconds)
     recorder().hincrby("rel:runs", tag, 1)
     return tag
-'''
+"""
 RUNS = "rel:runs"
 
 
@@ -87,16 +87,21 @@ class Tally:
     twice: int
 
     def line(self, what: str) -> str:
-        return (f"{what}: published={self.published} completed={self.completed} lost={self.lost} "
-                f"run-twice={self.twice}")
+        return (
+            f"{what}: published={self.published} completed={self.completed} lost={self.lost} "
+            f"run-twice={self.twice}"
+        )
 
 
 def tally(published: Iterable[str], recorder: redis.Redis) -> Tally:
     done = runs(recorder)
     sent = list(published)
-    return Tally(published=len(sent), completed=sum(1 for t in sent if done.get(t, 0) >= 1),
-                 lost=sum(1 for t in sent if done.get(t, 0) == 0),
-                 twice=sum(1 for t in sent if done.get(t, 0) > 1))
+    return Tally(
+        published=len(sent),
+        completed=sum(1 for t in sent if done.get(t, 0) >= 1),
+        lost=sum(1 for t in sent if done.get(t, 0) == 0),
+        twice=sum(1 for t in sent if done.get(t, 0) > 1),
+    )
 
 
 def report(what: str, published: Iterable[str], recorder: redis.Redis) -> Tally:
@@ -117,6 +122,7 @@ def wait_all_ran(published: list[str], recorder: redis.Redis, timeout: float) ->
 
 
 # -- memory ---------------------------------------------------------------------------------------
+
 
 def rss_kib(pid: int) -> int:
     """Resident set size of one process in KiB (0 when it is gone)."""

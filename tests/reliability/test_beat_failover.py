@@ -33,10 +33,17 @@ def stamps(client: redis.Redis) -> list[float]:
 
 @pytest.mark.slow
 def test_beat_leader_killed_the_standby_takes_over_without_double_fire(
-        redis_url: str, redis_client: redis.Redis) -> None:
-    sync_schedules(redis_url, "qw/default/", [
-        BeatEntry(name="qw/default/f/tick", task="reltasks.count", schedule=EVERY, args=("tick",),
-                  queue=QUEUE)])
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    sync_schedules(
+        redis_url,
+        "qw/default/",
+        [
+            BeatEntry(
+                name="qw/default/f/tick", task="reltasks.count", schedule=EVERY, args=("tick",), queue=QUEUE
+            )
+        ],
+    )
     workdir = Path(tempfile.mkdtemp(prefix="qw-beat-failover-"))
     procs: list[tuple[subprocess.Popen[bytes], Path]] = [start_beat(redis_url, workdir) for _ in range(2)]
     try:
@@ -49,8 +56,11 @@ def test_beat_leader_killed_the_standby_takes_over_without_double_fire(
         leader.wait(timeout=10)
         killed_at, fires_at_kill = time.time(), redis_client.llen(QUEUE)
         # bounded wait: the lock expires LOCK_TIMEOUT after its last extension; the standby retries each loop
-        wait_for(lambda: "beat: Acquired lock" in standby_log.read_text(), LOCK_TIMEOUT + LOOP + 10,
-                 message="the standby to take the lock")
+        wait_for(
+            lambda: "beat: Acquired lock" in standby_log.read_text(),
+            LOCK_TIMEOUT + LOOP + 10,
+            message="the standby to take the lock",
+        )
         wait_for(lambda: redis_client.llen(QUEUE) >= fires_at_kill + 4, 30, message="fires after takeover")
         assert standby.poll() is None
         fired = stamps(redis_client)
@@ -58,9 +68,11 @@ def test_beat_leader_killed_the_standby_takes_over_without_double_fire(
         gap = after[0] - killed_at
         gaps = [b - a for a, b in itertools.pairwise(fired)]
         doubled = sum(1 for g in gaps if g < EVERY / 2)
-        print(f"\n[reliability] beat leader SIGKILL: fires={len(fired)} ({fires_at_kill} before the kill), "
-              f"first fire by the standby {gap:.1f}s after the kill (lock timeout {LOCK_TIMEOUT:g}s), "
-              f"fired twice for one due time: {doubled}; gaps {[round(g, 2) for g in gaps]}")
+        print(
+            f"\n[reliability] beat leader SIGKILL: fires={len(fired)} ({fires_at_kill} before the kill), "
+            f"first fire by the standby {gap:.1f}s after the kill (lock timeout {LOCK_TIMEOUT:g}s), "
+            f"fired twice for one due time: {doubled}; gaps {[round(g, 2) for g in gaps]}"
+        )
         assert doubled == 0, gaps
         assert max(gaps) <= LOCK_TIMEOUT + LOOP + EVERY + 5, gaps  # a takeover, not a stall
     finally:

@@ -46,8 +46,9 @@ def test_every_fault_in_turn_loses_nothing_and_the_workers_live_on(prefork: Matr
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_other_pools_survive_reconnects_and_lose_nothing(pool: str, tmp_path: Path) -> None:
-    matrix = Matrix(tmp_path, pool=pool, concurrency=2 if pool == "threads" else 1,
-                    stop_seconds=STOP_SECONDS).start()
+    matrix = Matrix(
+        tmp_path, pool=pool, concurrency=2 if pool == "threads" else 1, stop_seconds=STOP_SECONDS
+    ).start()
     try:
         for fault in ("connection-cut", "redis-kill-aof-always", "redis-sigstop"):
             check(matrix, matrix.run_round(fault, 1))

@@ -51,31 +51,63 @@ class PeakRss:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_ten_thousand_tasks_twenty_queues_eight_workers(tmp_path: Path, counting_tasks: Path,
-                                                        recorder_server: RedisServer,
-                                                        recorder: redis.Redis) -> None:
+def test_ten_thousand_tasks_twenty_queues_eight_workers(
+    tmp_path: Path, counting_tasks: Path, recorder_server: RedisServer, recorder: redis.Redis
+) -> None:
     (tmp_path / "broker").mkdir()
-    broker = RedisServer(workdir=tmp_path / "broker", appendonly="yes", appendfsync="everysec",
-                         maxmemory_policy="noeviction").start()
+    broker = RedisServer(
+        workdir=tmp_path / "broker", appendonly="yes", appendfsync="everysec", maxmemory_policy="noeviction"
+    ).start()
     queues = [f"load{i:02d}" for i in range(QUEUES)]
     env = {"QW_RECORDER_URL": recorder_server.url}
-    workers = [CeleryWorker("reltasks", [queues[(i * 5 + k) % QUEUES] for k in range(5)],
-                            broker_url=broker.url, pythonpath=[counting_tasks], env=env, concurrency=2,
-                            loglevel="WARNING", workdir=tmp_path / f"worker{i}") for i in range(WORKERS_N)]
+    workers = [
+        CeleryWorker(
+            "reltasks",
+            [queues[(i * 5 + k) % QUEUES] for k in range(5)],
+            broker_url=broker.url,
+            pythonpath=[counting_tasks],
+            env=env,
+            concurrency=2,
+            loglevel="WARNING",
+            workdir=tmp_path / f"worker{i}",
+        )
+        for i in range(WORKERS_N)
+    ]
     port = free_port()
-    exporter_env = {**os.environ, "QUEUEWORKER_REDIS_URL": broker.url,
-                    "PYTHONPATH": os.pathsep.join([str(REPO), str(WORKERS)])}
-    exporter = subprocess.Popen([sys.executable, "-m", "queueworker.cli", "exporter", "--port", str(port),
-                                 "--address", "127.0.0.1", "--queues", *queues], env=exporter_env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exporter_env = {
+        **os.environ,
+        "QUEUEWORKER_REDIS_URL": broker.url,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(WORKERS)]),
+    }
+    exporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "queueworker.cli",
+            "exporter",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--queues",
+            *queues,
+        ],
+        env=exporter_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.wait_ready(timeout=120)
         scrape = f"http://127.0.0.1:{port}/metrics"
-        wait_for(lambda: b"queueworker_broker_up 1" in urllib.request.urlopen(scrape, timeout=5).read(), 30,
-                 interval=0.2, message="the exporter")
+        wait_for(
+            lambda: b"queueworker_broker_up 1" in urllib.request.urlopen(scrape, timeout=5).read(),
+            30,
+            interval=0.2,
+            message="the exporter",
+        )
         assert broker.proc is not None
         pids = {f"worker{i}": (w.pid, True) for i, w in enumerate(workers)}
         pids |= {"redis": (broker.proc.pid, False), "exporter": (exporter.pid, False)}
@@ -99,11 +131,14 @@ def test_ten_thousand_tasks_twenty_queues_eight_workers(tmp_path: Path, counting
                 time.sleep(1.0)
             all_ran = wait_all_ran(published, recorder, timeout=30)
             elapsed = time.monotonic() - started
-        result = report(f"load {TASKS} tasks / {QUEUES} queues / {WORKERS_N} workers x 2 processes",
-                        published, recorder)
-        lines = [f"published in {published_in:.1f}s ({TASKS / published_in:.0f}/s); all completed in "
-                 f"{elapsed:.1f}s: {TASKS / elapsed:.0f} tasks/s end to end ({scrapes} exporter scrapes; "
-                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"]
+        result = report(
+            f"load {TASKS} tasks / {QUEUES} queues / {WORKERS_N} workers x 2 processes", published, recorder
+        )
+        lines = [
+            f"published in {published_in:.1f}s ({TASKS / published_in:.0f}/s); all completed in "
+            f"{elapsed:.1f}s: {TASKS / elapsed:.0f} tasks/s end to end ({scrapes} exporter scrapes; "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
+        ]
         for name, (main, kids) in memory.peak.items():
             extra = f" + pool children {kids / 1024:.0f} MiB" if pids[name][1] else ""
             lines.append(f"peak RSS {name}: {main / 1024:.0f} MiB{extra}")

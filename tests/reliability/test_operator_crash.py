@@ -61,38 +61,53 @@ async def slow_cluster(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Path]]:
 
 
 def worker_deployments(cluster: Emulator) -> list[str]:
-    return [d["metadata"]["name"] for d in cluster.live(DEPLOYMENTS)
-            if d["metadata"]["name"].startswith("crash-")]
+    return [
+        d["metadata"]["name"] for d in cluster.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("crash-")
+    ]
 
 
 def created_once(cluster: Emulator) -> dict[str, int]:
     """Objects written more than once (mode off: nothing rewrites a created object)."""
-    return {f"{kind}/{name}": cluster.versions(res, ns, name)
-            for (kind, ns, name) in managed_objects(cluster)
-            if kind != "ConfigMap"
-            for res in [{"Deployment": DEPLOYMENTS, "PodDisruptionBudget": PDBS}[kind]]
-            if cluster.versions(res, ns, name) != 1}
+    return {
+        f"{kind}/{name}": cluster.versions(res, ns, name)
+        for (kind, ns, name) in managed_objects(cluster)
+        if kind != "ConfigMap"
+        for res in [{"Deployment": DEPLOYMENTS, "PodDisruptionBudget": PDBS}[kind]]
+        if cluster.versions(res, ns, name) != 1
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_operator_killed_mid_reconcile_converges_without_duplicates(
-        slow_cluster: tuple[Emulator, Path], redis_url: str, redis_client: redis.Redis,
-        tmp_path: Path) -> None:
+    slow_cluster: tuple[Emulator, Path], redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
     cluster, kubeconfig = slow_cluster
-    env = {"QUEUEWORKER_REDIS_URL": redis_url, "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
-           "QUEUEWORKER_DRIFT_INTERVAL": "3600", "QUEUEWORKER_METRICS_PORT": str(free_port())}
+    env = {
+        "QUEUEWORKER_REDIS_URL": redis_url,
+        "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
+        "QUEUEWORKER_DRIFT_INTERVAL": "3600",
+        "QUEUEWORKER_METRICS_PORT": str(free_port()),
+    }
     for name in NAMES:
-        await create(cluster, manifest(name, routes=[f"{name}.*"], schedules=SCHEDULES, replicas=1,
-                                       autoscaling={"mode": "off"}))
+        await create(
+            cluster,
+            manifest(
+                name, routes=[f"{name}.*"], schedules=SCHEDULES, replicas=1, autoscaling={"mode": "off"}
+            ),
+        )
     first = OperatorProcess(kubeconfig, env, tmp_path / "operator-1.log").start()
     second = OperatorProcess(kubeconfig, env, tmp_path / "operator-2.log")
     try:
         await eventually(lambda: worker_deployments(cluster), timeout=60, interval=0.02)
         first.kill()
         partial = worker_deployments(cluster)
-        half_done = [n for n in NAMES if cluster.read(DEPLOYMENTS, "default", f"{n}-worker")
-                     and not cluster.read(PDBS, "default", f"{n}-worker")]
+        half_done = [
+            n
+            for n in NAMES
+            if cluster.read(DEPLOYMENTS, "default", f"{n}-worker")
+            and not cluster.read(PDBS, "default", f"{n}-worker")
+        ]
         assert len(partial) < len(NAMES), "the kill came after the whole reconcile"
         second.start()
 
@@ -105,8 +120,13 @@ async def test_operator_killed_mid_reconcile_converges_without_duplicates(
             return True
 
         await eventually(converged, timeout=90)
-        await eventually(lambda: sorted(text(k) for k in redis_client.keys("redbeat:qw/default/*"))
-                         == [f"redbeat:qw/default/{n}/tick" for n in NAMES], timeout=30)
+        await eventually(
+            lambda: (
+                sorted(text(k) for k in redis_client.keys("redbeat:qw/default/*"))
+                == [f"redbeat:qw/default/{n}/tick" for n in NAMES]
+            ),
+            timeout=30,
+        )
         entries = sorted(text(k) for k in redis_client.keys("redbeat:qw/default/*"))
         assert second.running()
     finally:
@@ -115,16 +135,22 @@ async def test_operator_killed_mid_reconcile_converges_without_duplicates(
 
     live = managed_objects(cluster)
     rewritten = created_once(cluster)
-    duplicate_refs = {f"{k[0]}/{k[2]}": refs for k, obj in live.items()
-                      for refs in [Counter(r["uid"] for r in obj["metadata"].get("ownerReferences") or [])]
-                      if max(refs.values(), default=1) > 1}
-    finalizers = {n: (cluster.read(QW, "default", n) or {})["metadata"].get("finalizers") or []
-                  for n in NAMES}
+    duplicate_refs = {
+        f"{k[0]}/{k[2]}": refs
+        for k, obj in live.items()
+        for refs in [Counter(r["uid"] for r in obj["metadata"].get("ownerReferences") or [])]
+        if max(refs.values(), default=1) > 1
+    }
+    finalizers = {
+        n: (cluster.read(QW, "default", n) or {})["metadata"].get("finalizers") or [] for n in NAMES
+    }
     reconcile_events: dict[str, Any] = {n: sorted(e["reason"] for e in events(cluster, n)) for n in NAMES}
-    print(f"\n[reliability] operator SIGKILL mid-reconcile: {len(partial)}/{len(NAMES)} worker Deployments "
-          f"existed at the kill ({len(half_done)} without their PDB); after restart {len(live)} objects, "
-          f"rewritten={rewritten}, duplicate owner refs={duplicate_refs}, beat entries={len(entries)}, "
-          f"Events per QueueWorker={reconcile_events}")
+    print(
+        f"\n[reliability] operator SIGKILL mid-reconcile: {len(partial)}/{len(NAMES)} worker Deployments "
+        f"existed at the kill ({len(half_done)} without their PDB); after restart {len(live)} objects, "
+        f"rewritten={rewritten}, duplicate owner refs={duplicate_refs}, beat entries={len(entries)}, "
+        f"Events per QueueWorker={reconcile_events}"
+    )
     assert len([k for k in live if k[0] == "Deployment" and k[2].startswith("crash-")]) == len(NAMES)
     assert not rewritten, rewritten
     assert not duplicate_refs, duplicate_refs

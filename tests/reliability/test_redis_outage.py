@@ -45,15 +45,31 @@ def replicas(emulator, name: str) -> int | None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_a_minute_without_redis(cluster: Emulator, start_operator: Callable[..., Any],  # noqa: F811
-                                      operator_env: dict[str, str],  # noqa: F811
-                                      broker: RedisServer, recorder_server: RedisServer,
-                                      recorder: redis.Redis, counting_tasks: Path, tmp_path: Path) -> None:
+async def test_a_minute_without_redis(
+    cluster: Emulator,  # noqa: F811
+    start_operator: Callable[..., Any],  # noqa: F811
+    operator_env: dict[str, str],  # noqa: F811
+    broker: RedisServer,
+    recorder_server: RedisServer,
+    recorder: redis.Redis,
+    counting_tasks: Path,
+    tmp_path: Path,
+) -> None:
     operator_env["QUEUEWORKER_REDIS_URL"] = broker.url
-    env = {"QW_RECORDER_URL": recorder_server.url, "QUEUEWORKER_VISIBILITY_TIMEOUT": "20",
-           "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3"}
-    worker = CeleryWorker("reltasks", [QUEUE], broker_url=broker.url, pythonpath=[counting_tasks], env=env,
-                          concurrency=2, workdir=tmp_path / "worker")
+    env = {
+        "QW_RECORDER_URL": recorder_server.url,
+        "QUEUEWORKER_VISIBILITY_TIMEOUT": "20",
+        "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3",
+    }
+    worker = CeleryWorker(
+        "reltasks",
+        [QUEUE],
+        broker_url=broker.url,
+        pythonpath=[counting_tasks],
+        env=env,
+        concurrency=2,
+        workdir=tmp_path / "worker",
+    )
     memo = kopf.Memo()
     assert broker.proc is not None
     try:
@@ -61,9 +77,20 @@ async def test_a_minute_without_redis(cluster: Emulator, start_operator: Callabl
         await asyncio.to_thread(worker.wait_ready, 60)
         published = publish(producer(broker.url), (f"before-{i:03d}" for i in range(400)), QUEUE, seconds=0.1)
         async with start_operator(memo=memo):
-            await create(cluster, manifest("jobs", concurrency=2, autoscaling={
-                "mode": "builtin", "minReplicas": 1, "maxReplicas": 4, "targetWaitSeconds": 5,
-                "scaleDownDelaySeconds": 5}))
+            await create(
+                cluster,
+                manifest(
+                    "jobs",
+                    concurrency=2,
+                    autoscaling={
+                        "mode": "builtin",
+                        "minReplicas": 1,
+                        "maxReplicas": 4,
+                        "targetWaitSeconds": 5,
+                        "scaleDownDelaySeconds": 5,
+                    },
+                ),
+            )
             await eventually(lambda: replicas(cluster, "jobs") == 4, timeout=60)
             await eventually(lambda: len(runs(recorder)) >= 20, timeout=60)
             held = replicas(cluster, "jobs")
@@ -87,13 +114,18 @@ async def test_a_minute_without_redis(cluster: Emulator, start_operator: Callabl
             published += publish(producer(broker.url), (f"after-{i:03d}" for i in range(50)), QUEUE)
             all_ran = await asyncio.to_thread(wait_all_ran, published, recorder, 120)
             finished_in = time.monotonic() - back_at
-            await eventually(lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status")
-                             == "True", timeout=30)
+            await eventually(
+                lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True",
+                timeout=30,
+            )
             # the autoscaler acts again once it has data: the drained queue scales down after the delay
             await eventually(lambda: (replicas(cluster, "jobs") or 0) < 4, timeout=60)
-        result = report(f"Redis unreachable for {OUTAGE:.0f}s (replicas held at {held}; consumption resumed "
-                        f"{resumed_in:.1f}s and all done {finished_in:.1f}s after it returned)",
-                        published, recorder)
+        result = report(
+            f"Redis unreachable for {OUTAGE:.0f}s (replicas held at {held}; consumption resumed "
+            f"{resumed_in:.1f}s and all done {finished_in:.1f}s after it returned)",
+            published,
+            recorder,
+        )
         assert worker.running()
         assert all_ran and result.lost == 0, result
     finally:

@@ -49,14 +49,25 @@ def settled(published: list[str], recorder: redis.Redis, broker: RedisServer, ti
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_redis_restarts_with_aof_lose_no_task(tmp_path: Path, counting_tasks: Path,
-                                              recorder_server: RedisServer, recorder: redis.Redis) -> None:
+def test_redis_restarts_with_aof_lose_no_task(
+    tmp_path: Path, counting_tasks: Path, recorder_server: RedisServer, recorder: redis.Redis
+) -> None:
     (tmp_path / "redis").mkdir()
     broker = RedisServer(workdir=tmp_path / "redis", appendonly="yes", appendfsync="always").start()
-    env = {"QW_RECORDER_URL": recorder_server.url, "QUEUEWORKER_VISIBILITY_TIMEOUT": "10",
-           "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3"}
-    worker = CeleryWorker("reltasks", [QUEUE], broker_url=broker.url, pythonpath=[counting_tasks], env=env,
-                          concurrency=2, workdir=tmp_path / "worker")
+    env = {
+        "QW_RECORDER_URL": recorder_server.url,
+        "QUEUEWORKER_VISIBILITY_TIMEOUT": "10",
+        "QUEUEWORKER_BROKER_SOCKET_TIMEOUT": "3",
+    }
+    worker = CeleryWorker(
+        "reltasks",
+        [QUEUE],
+        broker_url=broker.url,
+        pythonpath=[counting_tasks],
+        env=env,
+        concurrency=2,
+        workdir=tmp_path / "worker",
+    )
     results: dict[tuple[str, str], Tally] = {}
     try:
         worker.start().wait_ready(timeout=60)
@@ -68,8 +79,10 @@ def test_redis_restarts_with_aof_lose_no_task(tmp_path: Path, counting_tasks: Pa
             assert broker.client().config_get("appendfsync") == {"appendfsync": fsync}
             name = f"{fsync}-{how}"
             before = len(runs(recorder))
-            published = publish(producer(broker.url), (f"{name}-{i:03d}" for i in range(150)), QUEUE,
-                                seconds=0.02)
+            published = publish(
+                producer(broker.url), (f"{name}-{i:03d}" for i in range(150)), QUEUE, seconds=0.02
+            )
+
             def some_ran(before: int = before) -> bool:
                 return len(runs(recorder)) >= before + 30
 
@@ -81,8 +94,12 @@ def test_redis_restarts_with_aof_lose_no_task(tmp_path: Path, counting_tasks: Pa
             assert broker.client().llen(QUEUE) + broker.client().hlen("unacked") > 0, "the AOF kept the queue"
             published += publish(producer(broker.url), (f"{name}-after-{i:02d}" for i in range(30)), QUEUE)
             all_ran = settled(published, recorder, broker, timeout=90)
-            results[fsync, how] = report(f"Redis {how} + restart, appendfsync {fsync} ({queued} queued, "
-                                         f"{in_flight} unacked at the fault)", published, recorder)
+            results[fsync, how] = report(
+                f"Redis {how} + restart, appendfsync {fsync} ({queued} queued, "
+                f"{in_flight} unacked at the fault)",
+                published,
+                recorder,
+            )
             if not worker.running():
                 (Path("/tmp") / "qw-restart-worker-exit.log").write_text(worker.log())
             assert worker.running(), f"the worker exited after the restart:\n{worker.log()[-4000:]}"
@@ -91,11 +108,18 @@ def test_redis_restarts_with_aof_lose_no_task(tmp_path: Path, counting_tasks: Pa
             # The atomic fetch (runtime/fetch.py) records a popped message as held in the same Redis
             # operation: a reply lost to SIGKILL or SHUTDOWN leaves it held, and the worker puts it back.
             assert all_ran and not missing, (
-                results[fsync, how], missing[:10], broker.client().llen(QUEUE),
-                broker.client().hlen("unacked"), worker.log()[-3000:])
+                results[fsync, how],
+                missing[:10],
+                broker.client().llen(QUEUE),
+                broker.client().hlen("unacked"),
+                worker.log()[-3000:],
+            )
             assert results[fsync, how].twice <= in_flight + 2 * worker.concurrency, "only held tasks rerun"
-            wait_for(lambda: broker.client().llen(QUEUE) == 0 and broker.client().hlen("unacked") == 0, 30,
-                     message="queue and unacked drained")
+            wait_for(
+                lambda: broker.client().llen(QUEUE) == 0 and broker.client().hlen("unacked") == 0,
+                30,
+                message="queue and unacked drained",
+            )
     finally:
         worker.stop(timeout=10)
         broker.stop()

@@ -19,16 +19,37 @@ from tests.support.redis_server import RedisServer
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_worker_signal_mid_burst(signum: signal.Signals, tmp_path: Path, counting_tasks: Path,
-                                 redis_server: RedisServer, redis_url: str, recorder_server: RedisServer,
-                                 recorder: redis.Redis) -> None:
+def test_worker_signal_mid_burst(
+    signum: signal.Signals,
+    tmp_path: Path,
+    counting_tasks: Path,
+    redis_server: RedisServer,
+    redis_url: str,
+    recorder_server: RedisServer,
+    recorder: redis.Redis,
+) -> None:
     queue = f"burst_{signum.name.lower()}"
-    env = {"QW_RECORDER_URL": recorder_server.url, "QUEUEWORKER_VISIBILITY_TIMEOUT": "5",
-           "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "3"}
-    first = CeleryWorker("reltasks", [queue], broker_url=redis_url, pythonpath=[counting_tasks], env=env,
-                         workdir=tmp_path / "first")
-    second = CeleryWorker("reltasks", [queue], broker_url=redis_url, pythonpath=[counting_tasks], env=env,
-                          workdir=tmp_path / "second")
+    env = {
+        "QW_RECORDER_URL": recorder_server.url,
+        "QUEUEWORKER_VISIBILITY_TIMEOUT": "5",
+        "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "3",
+    }
+    first = CeleryWorker(
+        "reltasks",
+        [queue],
+        broker_url=redis_url,
+        pythonpath=[counting_tasks],
+        env=env,
+        workdir=tmp_path / "first",
+    )
+    second = CeleryWorker(
+        "reltasks",
+        [queue],
+        broker_url=redis_url,
+        pythonpath=[counting_tasks],
+        env=env,
+        workdir=tmp_path / "second",
+    )
     broker = redis_server.client()
     try:
         first.start().wait_ready(timeout=60)
@@ -46,8 +67,12 @@ def test_worker_signal_mid_burst(signum: signal.Signals, tmp_path: Path, countin
     finally:
         first.stop(timeout=5)
         second.stop(timeout=10)
-    result = report(f"worker {signum.name} mid-burst ({held} unacked at the signal, {ran_by_first} run by "
-                    f"the first worker)", published, recorder)
+    result = report(
+        f"worker {signum.name} mid-burst ({held} unacked at the signal, {ran_by_first} run by "
+        f"the first worker)",
+        published,
+        recorder,
+    )
     assert all_ran and result.lost == 0, result
     assert result.twice <= held + first.concurrency, "only what the signalled worker held may run again"
     if signum == signal.SIGTERM:

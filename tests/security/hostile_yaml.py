@@ -19,8 +19,17 @@ def manifest(spec: Any, name: str = "hostile", namespace: str | None = None) -> 
 
 def alias_bomb(levels: int = 10, width: int = 9) -> str:
     """A "billion laughs" document: a few hundred bytes expanding to width**levels nodes."""
-    lines = ["spec:", "  app: t", "  queues: [q]", "  schedules:", "  - name: s", "    task: t",
-             "    every: 30s", "    kwargs:", f"      a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines = [
+        "spec:",
+        "  app: t",
+        "  queues: [q]",
+        "  schedules:",
+        "  - name: s",
+        "    task: t",
+        "    every: 30s",
+        "    kwargs:",
+        f"      a0: &a0 [{', '.join(['lol'] * width)}]",
+    ]
     for i in range(1, levels):
         lines.append(f"      a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
     return HEAD + "\n".join(lines) + "\n"
@@ -31,8 +40,13 @@ def recursive_alias() -> str:
 
 
 def deeply_nested(depth: int) -> str:
-    return (HEAD + "spec: {app: t, queues: [q], schedules: [{name: s, task: t, every: 30s, args: "
-            + "[" * depth + "]" * depth + "}]}\n")
+    return (
+        HEAD
+        + "spec: {app: t, queues: [q], schedules: [{name: s, task: t, every: 30s, args: "
+        + "[" * depth
+        + "]" * depth
+        + "}]}\n"
+    )
 
 
 def nested_list(depth: int) -> list[Any]:
@@ -56,8 +70,10 @@ HOSTILE_TEXTS: dict[str, str | bytes] = {
     "binary": b"\xff\xfe\x00\x01garbage\x80",
     "huge integer": HEAD + "spec: {app: t, queues: [q], concurrency: " + "9" * 5000 + "}\n",
     "tab indentation": HEAD + "spec:\n\tapp: t\n",
-    "a megabyte of queues": HEAD + "spec: {app: t, queues: ["
-    + ", ".join(f"q{i}" for i in range(150_000)) + "]}\n",
+    "a megabyte of queues": HEAD
+    + "spec: {app: t, queues: ["
+    + ", ".join(f"q{i}" for i in range(150_000))
+    + "]}\n",
     "empty": "",
     "only a comment": "# nothing here\n",
     "a list of manifests": "- " + HEAD.replace("\n", "\n  ") + "\n",

@@ -51,10 +51,22 @@ def test_rendered_redis_refuses_clients_without_the_password(rendered_redis: dic
     good.lpush("celery", "task")
     refused = 0
     with socket.create_connection(("127.0.0.1", port), timeout=10) as anonymous:
-        for command in (("LPUSH", "celery", "evil"), ("LRANGE", "celery", "0", "-1"), ("KEYS", "*"),
-                        ("CONFIG", "GET", "requirepass"), ("FLUSHALL",), ("HGETALL", "unacked"),
-                        ("CLIENT", "LIST"), ("DEBUG", "SLEEP", "0"), ("EVAL", "return 1", "0"), ("SCAN", "0"),
-                        ("HELLO", "3"), ("AUTH", "wrong"), ("AUTH", "default", "wrong"), ("AUTH", "")):
+        for command in (
+            ("LPUSH", "celery", "evil"),
+            ("LRANGE", "celery", "0", "-1"),
+            ("KEYS", "*"),
+            ("CONFIG", "GET", "requirepass"),
+            ("FLUSHALL",),
+            ("HGETALL", "unacked"),
+            ("CLIENT", "LIST"),
+            ("DEBUG", "SLEEP", "0"),
+            ("EVAL", "return 1", "0"),
+            ("SCAN", "0"),
+            ("HELLO", "3"),
+            ("AUTH", "wrong"),
+            ("AUTH", "default", "wrong"),
+            ("AUTH", ""),
+        ):
             anonymous.sendall(resp(*command))
             answer = anonymous.recv(4096)
             assert answer.startswith((b"-NOAUTH", b"-WRONGPASS", b"-ERR")), (command, answer)
@@ -150,7 +162,12 @@ def test_network_policies_admit_only_labelled_pods(name: str, values: dict[str, 
         assert admitted(redis_policy, meta["labels"], namespaces[0]), where
     for where, meta, _ in pod_templates(objects):
         assert admitted(redis_policy, meta["labels"], NAMESPACE), where
-    for outsider in ({}, {"app": "queueworker"}, {"app.kubernetes.io/component": "worker"},
-                     {"app.kubernetes.io/name": "queueworkers"}, {"queueworker.dev/broker-client": "yes"}):
+    for outsider in (
+        {},
+        {"app": "queueworker"},
+        {"app.kubernetes.io/component": "worker"},
+        {"app.kubernetes.io/name": "queueworkers"},
+        {"queueworker.dev/broker-client": "yes"},
+    ):
         for namespace in (NAMESPACE, namespaces[0]):
             assert not admitted(redis_policy, outsider, namespace), (outsider, namespace)

@@ -24,8 +24,13 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 FAIL = re.compile(r"^execution error at \(queueworker/templates/[\w/.-]+:\d+:\d+\): [a-zA-Z]+(\.[a-zA-Z]+)+")
 SCHEMA_ERROR = "values don't meet the specifications of the schema"
 # No shrinking: a render takes ~0.3 s and a failing values tree is small enough to read as generated.
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.reuse, Phase.generate], report_multiple_bugs=False)
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    report_multiple_bugs=False,
+)
 
 
 def keys_of(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -41,9 +46,24 @@ def keys_of(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[
 
 PATHS = keys_of(SCHEMA)
 hostile_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=40), st.sampled_from(["{{ .Values }}", "{{ fail \"x\" }}", "a\nb: c", "-1", "0x10", "*",
-                                           "../../etc/passwd", "\x00", "🙂" * 50]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "{{ .Values }}",
+            '{{ fail "x" }}',
+            "a\nb: c",
+            "-1",
+            "0x10",
+            "*",
+            "../../etc/passwd",
+            "\x00",
+            "🙂" * 50,
+        ]
+    ),
     st.lists(st.text(max_size=5), max_size=3),
     st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
 )
@@ -76,19 +96,26 @@ def _typed(kind: str, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         short = schema.get("maxLength", 30)
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True).filter(
-                lambda v: schema.get("minLength", 0) <= len(v) <= short)
+                lambda v: schema.get("minLength", 0) <= len(v) <= short
+            )
         return st.text(min_size=schema.get("minLength", 0), max_size=min(short, 30))
     if kind == "array":
         items = from_schema(schema.get("items", {"type": "string"}))
         unique = (lambda v: json.dumps(v, sort_keys=True)) if schema.get("uniqueItems") else None
-        return st.lists(items, min_size=schema.get("minItems", 0), max_size=max(schema.get("minItems", 0), 3),
-                        unique_by=unique)
+        return st.lists(
+            items,
+            min_size=schema.get("minItems", 0),
+            max_size=max(schema.get("minItems", 0), 3),
+            unique_by=unique,
+        )
     if kind == "null":
         return st.none()
     props = schema.get("properties") or {}
     required = set(schema.get("required") or ())
-    fixed = st.fixed_dictionaries({k: from_schema(v) for k, v in props.items() if k in required},
-                                  optional={k: from_schema(v) for k, v in props.items() if k not in required})
+    fixed = st.fixed_dictionaries(
+        {k: from_schema(v) for k, v in props.items() if k in required},
+        optional={k: from_schema(v) for k, v in props.items() if k not in required},
+    )
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict) and not props:
         return st.dictionaries(st.from_regex(r"\A[a-z][a-z0-9./-]{0,20}\Z"), from_schema(extra), max_size=3)
@@ -124,17 +151,18 @@ def set_path(values: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[
 
 @FUZZ
 @given(values=from_schema(SCHEMA))
-@example(values={"nameOverride": "0"})                      # a label value rendered as the integer 0
+@example(values={"nameOverride": "0"})  # a label value rendered as the integer 0
 @example(values={"operator": {"image": {"repository": ">"}}})  # unquoted: the rendered YAML breaks
-@example(values={"commonLabels": {"team": "a b"}})           # not a label value, yet the schema admits it
+@example(values={"commonLabels": {"team": "a b"}})  # not a label value, yet the schema admits it
 def test_schema_valid_values_render_or_fail_by_name(values: dict[str, Any]) -> None:
     assert outcome(values) in ("rendered", "fail")  # the schema accepted them
 
 
 @FUZZ
 @given(changes=st.lists(st.tuples(st.sampled_from(PATHS), hostile_values), min_size=1, max_size=4))
-def test_hostile_values_anywhere_are_schema_errors_or_fail_by_name(changes: list[tuple[tuple[str, ...], Any]]
-                                                                   ) -> None:
+def test_hostile_values_anywhere_are_schema_errors_or_fail_by_name(
+    changes: list[tuple[tuple[str, ...], Any]],
+) -> None:
     values: dict[str, Any] = {}
     for path, value in changes:
         try:
@@ -145,9 +173,13 @@ def test_hostile_values_anywhere_are_schema_errors_or_fail_by_name(changes: list
 
 
 @FUZZ
-@given(values=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                           lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=20))
+@given(
+    values=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+        max_leaves=20,
+    )
+)
 def test_values_of_any_shape(values: Any) -> None:
     if isinstance(values, dict):
         outcome(values)
@@ -157,5 +189,7 @@ def test_the_checks_can_fail() -> None:
     assert outcome({"redis": {"enabled": "yes"}}) == "schema"
     assert outcome({"redis": {"enabled": False}}) == "fail"
     assert outcome({}) == "rendered"
-    assert not FAIL.match("template: queueworker/templates/x.yaml:3:4: executing \"x\" at <.Values.a.b>: "
-                          "nil pointer evaluating interface {}.b")
+    assert not FAIL.match(
+        'template: queueworker/templates/x.yaml:3:4: executing "x" at <.Values.a.b>: '
+        "nil pointer evaluating interface {}.b"
+    )

@@ -45,11 +45,19 @@ def b64(raw: bytes) -> str:
 
 HOSTILE: list[tuple[str, bytes | str]] = [
     ("16 MiB of garbage", b"\x00garbage" * (BIG // 8)),
-    ("16 MiB envelope of an unknown task",
-     envelope("qwtasks.huge", json.dumps([["y" * BIG], {}, {}]).encode())),
+    (
+        "16 MiB envelope of an unknown task",
+        envelope("qwtasks.huge", json.dumps([["y" * BIG], {}, {}]).encode()),
+    ),
     ("JSON nested 100k deep", "[" * 100_000 + "]" * 100_000),
-    ("envelope nested 100k deep", json.dumps({"body": "", "properties": {}, "headers": {}})[:-1]
-     + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    (
+        "envelope nested 100k deep",
+        json.dumps({"body": "", "properties": {}, "headers": {}})[:-1]
+        + ', "x": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}",
+    ),
     ("JSON scalar", "42"),
     ("JSON list", "[1, 2, 3]"),
     ("JSON null", "null"),
@@ -75,12 +83,19 @@ HOSTILE: list[tuple[str, bytes | str]] = [
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_hostile_messages_are_dropped_and_the_worker_keeps_consuming(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
     write_task_module(tmp_path / "mod")
     monkeypatch.setenv("QUEUEWORKER_BROKER_URL", redis_url)
     app = make_app("hostile-producer")
-    with CeleryWorker("qwtasks", [QUEUE], broker_url=redis_url, pythonpath=[tmp_path / "mod"],
-                      concurrency=1, workdir=tmp_path / "worker") as worker:
+    with CeleryWorker(
+        "qwtasks",
+        [QUEUE],
+        broker_url=redis_url,
+        pythonpath=[tmp_path / "mod"],
+        concurrency=1,
+        workdir=tmp_path / "worker",
+    ) as worker:
         worker.wait_ready(timeout=60)
         survived: list[str] = []
         for what, raw in HOSTILE:
@@ -88,6 +103,7 @@ def test_hostile_messages_are_dropped_and_the_worker_keeps_consuming(
             redis_client.lpush(target, raw)
             tag = f"after-{len(survived)}"
             app.send_task("qwtasks.record", args=[tag], queue=QUEUE)
+
             def ran_or_stopped(tag: str = tag) -> bool:
                 return tag in executions(redis_client) or not worker.running()
 
@@ -98,8 +114,11 @@ def test_hostile_messages_are_dropped_and_the_worker_keeps_consuming(
         ran = [t for t in executions(redis_client) if t.startswith("hostile:")]
         assert not ran, f"hostile messages ran as tasks: {ran}"
         assert sorted(executions(redis_client)) == sorted(f"after-{i}" for i in range(len(HOSTILE)))
-        wait_for(lambda: redis_client.llen(QUEUE) + redis_client.llen(f"{QUEUE}\x06\x169") == 0, 20,
-                 message="the queue emptied")
+        wait_for(
+            lambda: redis_client.llen(QUEUE) + redis_client.llen(f"{QUEUE}\x06\x169") == 0,
+            20,
+            message="the queue emptied",
+        )
         wait_for(lambda: redis_client.hlen("unacked") == 0, 20, message="nothing left unacked")
         assert "Unrecoverable error" not in worker.log()
         kept = redis_client.lrange(f"queueworker:malformed:{QUEUE}", 0, -1)

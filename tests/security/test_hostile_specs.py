@@ -45,8 +45,9 @@ FIELD = r"[A-Za-z0-9_.\-\[\]/]+"
 manifest_docs = st.one_of(
     near_valid.map(lambda extra: manifest({"app": "shop.tasks", "queues": ["emails"], **extra})),
     specs.map(manifest),
-    st.dictionaries(st.sampled_from(["apiVersion", "kind", "metadata", "spec", "x"]), json_values,
-                    max_size=5),
+    st.dictionaries(
+        st.sampled_from(["apiVersion", "kind", "metadata", "spec", "x"]), json_values, max_size=5
+    ),
     json_values,
 )
 
@@ -87,8 +88,9 @@ def check_outcome(path: Path, status: int, out: str, err: str, doc: Any = None) 
     if paths:
         for field in paths:  # (an empty key's path is empty: "FILE: unknown field ...")
             named = f"{re.escape(field)}: " if field else ""
-            assert any(re.match(rf"^{re.escape(str(path))}( \[doc \d+\])?: {named}\S", text)
-                       for text in lines), (field, lines)
+            assert any(
+                re.match(rf"^{re.escape(str(path))}( \[doc \d+\])?: {named}\S", text) for text in lines
+            ), (field, lines)
     else:  # the model accepts it, so what failed is `qw render`'s own check, which names a field too
         assert all(re.match(rf"^{re.escape(str(path))}: {FIELD}: \S", text) for text in lines), lines
 
@@ -119,8 +121,14 @@ def test_hostile_texts_through_the_qw_command(what: str, tmp_path: Path) -> None
     text = HOSTILE_TEXTS[what]
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     env = {"PYTHONPATH": f"{REPO}:{REPO / 'operator'}:{WORKERS}", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "queueworker.cli", "render", "-f", str(path)], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "queueworker.cli", "render", "-f", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     print(f"\n[security] qw render {what}: exit {done.returncode}: {done.stderr.splitlines()[:1]}")
     check_outcome(path, done.returncode, done.stdout, done.stderr)
     if what in ("alias bomb", "recursive alias", "nested 5000 deep", "python tag", "binary"):
@@ -128,6 +136,7 @@ def test_hostile_texts_through_the_qw_command(what: str, tmp_path: Path) -> None
 
 
 # -- the operator's handler path -------------------------------------------------------------------
+
 
 class OperatorInThread:
     """The emulated API server and the real operator, running in a loop of their own, so a synchronous
@@ -145,8 +154,12 @@ class OperatorInThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _serve(self, ready: asyncio.Future[Emulator], stop: asyncio.Event) -> None:
-        env = {"QUEUEWORKER_REDIS_URL": self.redis_url, "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
-               "QUEUEWORKER_DRIFT_INTERVAL": "3600", "QUEUEWORKER_METRICS_PORT": str(free_port())}
+        env = {
+            "QUEUEWORKER_REDIS_URL": self.redis_url,
+            "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
+            "QUEUEWORKER_DRIFT_INTERVAL": "3600",
+            "QUEUEWORKER_METRICS_PORT": str(free_port()),
+        }
         async with Emulator() as emulator, kmock.Server(emulator):
             register_crd(emulator)
             env["KUBECONFIG"] = str(write_kubeconfig(self.tmp / "kubeconfig", str(emulator.url).rstrip("/")))
@@ -194,6 +207,7 @@ COUNTER = itertools.count()
 
 def outcome(runner: OperatorInThread, emulator: Emulator, namespace: str, name: str) -> dict[str, Any] | None:
     """The QueueWorker's Ready condition once the operator has handled it, else None."""
+
     async def read() -> dict[str, Any] | None:
         body = emulator.read(QW, namespace, name) or {}
         for cond in (body.get("status") or {}).get("conditions") or []:
@@ -209,8 +223,9 @@ def submit_and_wait(runner: OperatorInThread, emulator: Emulator, spec: Any) -> 
     obj = manifest(spec, name=name, namespace=namespace)
 
     async def post() -> None:
-        response = await emulator.post(f"/apis/queueworker.dev/v1alpha1/namespaces/{namespace}/queueworkers",
-                                       json=obj)
+        response = await emulator.post(
+            f"/apis/queueworker.dev/v1alpha1/namespaces/{namespace}/queueworkers", json=obj
+        )
         assert response.status < 300, await response.text()
 
     runner.call(post())
@@ -230,12 +245,21 @@ async def _read(emulator: Emulator, namespace: str) -> Any:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(spec=near_valid.map(lambda extra: {"app": "shop.tasks", "queues": ["emails"], **extra}) | specs
-       | json_values)
-@example(spec={"app": "t", "queues": ["q"], "schedules": [{"name": "s", "task": "t", "every": "30s",
-                                                          "args": nested_list(900)}]})
+@given(
+    spec=near_valid.map(lambda extra: {"app": "shop.tasks", "queues": ["emails"], **extra})
+    | specs
+    | json_values
+)
+@example(
+    spec={
+        "app": "t",
+        "queues": ["q"],
+        "schedules": [{"name": "s", "task": "t", "every": "30s", "args": nested_list(900)}],
+    }
+)
 def test_operator_reports_invalid_specs_and_keeps_running(
-        spec: Any, operator_thread: tuple[OperatorInThread, Emulator]) -> None:
+    spec: Any, operator_thread: tuple[OperatorInThread, Emulator]
+) -> None:
     runner, emulator = operator_thread
     cond, deployment = submit_and_wait(runner, emulator, spec)
     assert runner.operator is not None and not runner.operator.done(), "the operator is still running"

@@ -29,8 +29,9 @@ SENTINEL = "Sntl-77c0ffee-pw"
 SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def broker_refs_only(objects: list[Obj], secret: str, key: str,
-                     user_env: Collection[str] = frozenset()) -> int:
+def broker_refs_only(
+    objects: list[Obj], secret: str, key: str, user_env: Collection[str] = frozenset()
+) -> int:
     """Assert the broker reaches every container only as secretKeyRef(secret, key); return how many
     containers were checked."""
     checked = 0
@@ -51,7 +52,8 @@ def broker_refs_only(objects: list[Obj], secret: str, key: str,
                     ref = {"secretKeyRef": {"name": secret, "key": key}}
                     assert env[name] == {"name": name, "valueFrom": ref}, (where, env[name])
             assert set(BROKER_ENV) & set(env) or not c["name"].startswith(("worker", "beat")), (
-                f"{where}: {c['name']} gets no broker URL")
+                f"{where}: {c['name']} gets no broker URL"
+            )
     return checked
 
 
@@ -74,8 +76,9 @@ def test_generated_manifests_through_the_builders(manifest: dict[str, Any]) -> N
     assert broker_refs_only(objects, "queueworker-broker", "url", user_env) >= 1
 
 
-@pytest.mark.parametrize(("name", "values"), list(chart_scenarios()),
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "values"), list(chart_scenarios()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_chart_scenarios(name: str, values: dict[str, Any]) -> None:
     objects = chart_objects(values)
     secrets = find(objects, "Secret")
@@ -106,13 +109,16 @@ def test_chart_scenarios(name: str, values: dict[str, Any]) -> None:
                     assert "secretKeyRef" in entry["valueFrom"], (where, entry)
             words = [*(c.get("command") or []), *(c.get("args") or [])]
             assert not any(s in p for p in words for s in SCHEMES), (where, words)
-    print(f"\n[security] chart {name}: {checked} containers, {len(hidden)} secret values, "
-          f"Secret {broker_secret}")
+    print(
+        f"\n[security] chart {name}: {checked} containers, {len(hidden)} secret values, "
+        f"Secret {broker_secret}"
+    )
 
 
 def test_chart_with_a_sentinel_external_url() -> None:
     url = f"redis://:{SENTINEL}@redis.example:6379/0"
     objects = chart_objects({"redis": {"enabled": False}, "externalRedis": {"url": url}})
+
     def holds(o: Obj) -> bool:
         url_data = base64.b64decode(str((o.get("data") or {}).get("url", ""))).decode(errors="replace")
         return SENTINEL in text_of(o) or SENTINEL in url_data

@@ -34,8 +34,12 @@ def scrape(port: int) -> str:
 
 
 def env_with(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "operator"), str(WORKERS)]),
-            "PYTHONUNBUFFERED": "1", **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "operator"), str(WORKERS)]),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 @pytest.mark.slow
@@ -48,14 +52,23 @@ async def test_the_broker_password_never_shows(tmp_path: Path) -> None:
     write_task_module(tmp_path / "mod")
     ports = {name: free_port() for name in ("worker", "exporter", "operator", "up_exporter")}
     procs: list[subprocess.Popen[bytes]] = []
-    worker = CeleryWorker("qwtasks", ["secret_q"], broker_url=url, pythonpath=[tmp_path / "mod"],
-                          metrics_port=ports["worker"], workdir=tmp_path / "worker")
+    worker = CeleryWorker(
+        "qwtasks",
+        ["secret_q"],
+        broker_url=url,
+        pythonpath=[tmp_path / "mod"],
+        metrics_port=ports["worker"],
+        workdir=tmp_path / "worker",
+    )
     logs = {"exporter": tmp_path / "exporter.log", "up": tmp_path / "up.log"}
     async with Emulator() as cluster, kmock.Server(cluster):
         register_crd(cluster)
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(cluster.url).rstrip("/"))
-        settings = {"QUEUEWORKER_REDIS_URL": url, "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
-                    "QUEUEWORKER_METRICS_PORT": str(ports["operator"])}
+        settings = {
+            "QUEUEWORKER_REDIS_URL": url,
+            "QUEUEWORKER_AUTOSCALE_INTERVAL": "1",
+            "QUEUEWORKER_METRICS_PORT": str(ports["operator"]),
+        }
         operator = OperatorProcess(kubeconfig, settings, tmp_path / "operator.log")
         try:
             worker.start()
@@ -63,22 +76,61 @@ async def test_the_broker_password_never_shows(tmp_path: Path) -> None:
             beat, beat_log = start_beat(url, tmp_path)
             procs.append(beat)
             with logs["exporter"].open("wb") as out:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "queueworker.cli", "exporter", "--port", str(ports["exporter"]),
-                     "--address", "127.0.0.1"], env=env_with(QUEUEWORKER_REDIS_URL=url), stdout=out,
-                    stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "queueworker.cli",
+                            "exporter",
+                            "--port",
+                            str(ports["exporter"]),
+                            "--address",
+                            "127.0.0.1",
+                        ],
+                        env=env_with(QUEUEWORKER_REDIS_URL=url),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
             with logs["up"].open("wb") as out:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "queueworker.cli", "up", "-f", str(EXAMPLES / "default.yaml"),
-                     "--redis-url", url, "--plain", "--log-level", "debug", "--duration", "40",
-                     "--state-dir", str(tmp_path / "qw-state"), "--exporter-port", str(ports["up_exporter"])],
-                    env=env_with(), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "queueworker.cli",
+                            "up",
+                            "-f",
+                            str(EXAMPLES / "default.yaml"),
+                            "--redis-url",
+                            url,
+                            "--plain",
+                            "--log-level",
+                            "debug",
+                            "--duration",
+                            "40",
+                            "--state-dir",
+                            str(tmp_path / "qw-state"),
+                            "--exporter-port",
+                            str(ports["up_exporter"]),
+                        ],
+                        env=env_with(),
+                        cwd=tmp_path,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
             await asyncio.to_thread(worker.wait_ready, 60)
             autoscaling = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 3}
-            await create(cluster, manifest("secret-q", schedules=SCHEDULES, queues=["secret_q"],
-                                           autoscaling=autoscaling))
-            await eventually(lambda: (cluster.read(QW, "default", "secret-q") or {}).get("status", {})
-                             .get("conditions"), timeout=60)
+            await create(
+                cluster,
+                manifest("secret-q", schedules=SCHEDULES, queues=["secret_q"], autoscaling=autoscaling),
+            )
+            await eventually(
+                lambda: (cluster.read(QW, "default", "secret-q") or {}).get("status", {}).get("conditions"),
+                timeout=60,
+            )
             client = broker.client()
             await eventually(lambda: client.llen("test:executions") >= 1, timeout=60)  # beat -> worker ran
 
@@ -90,16 +142,33 @@ async def test_the_broker_password_never_shows(tmp_path: Path) -> None:
             broker.start()
             await eventually(lambda: broker.client().llen("test:executions") >= 3, timeout=90)
             await asyncio.sleep(2)
-            texts |= {"worker metrics": scrape(ports["worker"]),
-                      "exporter metrics": scrape(ports["exporter"]),
-                      "operator metrics": scrape(ports["operator"]),
-                      "qw up exporter metrics": scrape(ports["up_exporter"])}
-            status = subprocess.run([sys.executable, "-m", "queueworker.cli", "status", "--redis-url", url,
-                                     "--state-dir", str(tmp_path / "qw-state")], env=env_with(),
-                                    capture_output=True, text=True, timeout=60, check=False)
+            texts |= {
+                "worker metrics": scrape(ports["worker"]),
+                "exporter metrics": scrape(ports["exporter"]),
+                "operator metrics": scrape(ports["operator"]),
+                "qw up exporter metrics": scrape(ports["up_exporter"]),
+            }
+            status = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "queueworker.cli",
+                    "status",
+                    "--redis-url",
+                    url,
+                    "--state-dir",
+                    str(tmp_path / "qw-state"),
+                ],
+                env=env_with(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             texts["qw status"] = status.stdout + status.stderr
-            texts["status and Events"] = json.dumps([cluster.read(QW, "default", "secret-q"),
-                                                     cluster.live(EVENTS)])
+            texts["status and Events"] = json.dumps(
+                [cluster.read(QW, "default", "secret-q"), cluster.live(EVENTS)]
+            )
         finally:
             worker.stop(timeout=10)
             operator.stop()
@@ -111,13 +180,20 @@ async def test_the_broker_password_never_shows(tmp_path: Path) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             broker.stop()
-    texts |= {"worker log": worker.log(), "beat log": beat_log.read_text(errors="replace"),
-              "operator log": operator.log(), "exporter log": logs["exporter"].read_text(errors="replace"),
-              "qw up output": logs["up"].read_text(errors="replace")}
+    texts |= {
+        "worker log": worker.log(),
+        "beat log": beat_log.read_text(errors="replace"),
+        "operator log": operator.log(),
+        "exporter log": logs["exporter"].read_text(errors="replace"),
+        "qw up output": logs["up"].read_text(errors="replace"),
+    }
     sizes = {name: len(text) for name, text in texts.items()}
     print(f"\n[security] searched for the sentinel password in: {sizes}")
-    leaks = {name: [line for line in text.splitlines() if SENTINEL in line][:3]
-             for name, text in texts.items() if SENTINEL in text}
+    leaks = {
+        name: [line for line in text.splitlines() if SENTINEL in line][:3]
+        for name, text in texts.items()
+        if SENTINEL in text
+    }
     assert not leaks, leaks
     for name, text in texts.items():
         assert text.strip(), f"{name} is empty: nothing was checked"

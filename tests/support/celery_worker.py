@@ -34,8 +34,9 @@ WORKERS = REPO / "workers"
 EXAMPLES = REPO / "examples"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
-             message: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = "condition"
+) -> object:
     """Poll `predicate` until it returns something truthy; raise TimeoutError naming `message`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -50,12 +51,24 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 class CeleryWorker:
     """One `python -m celery -A app worker` subprocess in its own process group."""
 
-    def __init__(self, app: str, queues: Sequence[str], *, broker_url: str,
-                 env: Mapping[str, str] | None = None, concurrency: int = 2, pool: str = "prefork",
-                 hostname: str | None = None, pythonpath: Sequence[str | Path] = (EXAMPLES,),
-                 metrics_port: int | None = None, heartbeat_interval: float = 1.0,
-                 loglevel: str = "INFO", extra_args: Sequence[str] = (),
-                 workdir: Path | None = None, ready_via: Literal["heartbeat", "log"] = "heartbeat") -> None:
+    def __init__(
+        self,
+        app: str,
+        queues: Sequence[str],
+        *,
+        broker_url: str,
+        env: Mapping[str, str] | None = None,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        hostname: str | None = None,
+        pythonpath: Sequence[str | Path] = (EXAMPLES,),
+        metrics_port: int | None = None,
+        heartbeat_interval: float = 1.0,
+        loglevel: str = "INFO",
+        extra_args: Sequence[str] = (),
+        workdir: Path | None = None,
+        ready_via: Literal["heartbeat", "log"] = "heartbeat",
+    ) -> None:
         self.app = app
         self.queues = list(queues)
         self.broker_url = broker_url
@@ -89,16 +102,40 @@ class CeleryWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", self.app, "worker", "-Q", ",".join(self.queues),
-                "-n", self.hostname, "-c", str(self.concurrency), "-P", self.pool,
-                "--loglevel", self.loglevel, "--without-gossip", "--without-mingle",
-                "--without-heartbeat", *self.extra_args]
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            self.app,
+            "worker",
+            "-Q",
+            ",".join(self.queues),
+            "-n",
+            self.hostname,
+            "-c",
+            str(self.concurrency),
+            "-P",
+            self.pool,
+            "--loglevel",
+            self.loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            *self.extra_args,
+        ]
 
     def start(self) -> CeleryWorker:
         self.dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), env=self.env, cwd=self.dir, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                env=self.env,
+                cwd=self.dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -203,7 +240,7 @@ class CeleryWorker:
 
 #: A task module "of their own", as an app team writes one: make_app plus tasks that record in Redis
 #: what ran (list `test:executions`, entries "tag:pid") so tests can count runs and duplicates.
-RECORDING_TASKS = '''
+RECORDING_TASKS = """
 import os
 import time
 
@@ -245,7 +282,7 @@ def flaky(self, tag):
     if not self.request.retries:
         raise self.retry(countdown=0)
     r().rpush("test:executions", f"{tag}:{os.getpid()}")
-'''
+"""
 
 
 def write_task_module(directory: Path, name: str = "qwtasks", source: str = RECORDING_TASKS) -> Path:

@@ -203,29 +203,62 @@ class Emulator(kmock.KubernetesEmulator):
             await asyncio.sleep(float(raw_request.query.get("timeoutSeconds", "3600")))
             return response
         items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in sorted(names)]
-        return aiohttp.web.json_response({"apiVersion": "v1", "kind": "NamespaceList", "items": items,
-                                          "metadata": {"resourceVersion": str(self._last_rv)}})
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": "v1",
+                "kind": "NamespaceList",
+                "items": items,
+                "metadata": {"resourceVersion": str(self._last_rv)},
+            }
+        )
 
-    def _table(self, resource: kmock.resource, namespace: str | None, name: str | None,
-               columns: list[dict[str, Any]]) -> aiohttp.web.StreamResponse:
+    def _table(
+        self, resource: kmock.resource, namespace: str | None, name: str | None, columns: list[dict[str, Any]]
+    ) -> aiohttp.web.StreamResponse:
         """A meta.k8s.io/v1 Table with the CRD's printer columns (what `kubectl get` shows)."""
         rows = []
         for (res, ns, nm), obj in list(self._objects.items()):
             if res == resource and not obj.deleted and ns == (namespace or ns) and nm == (name or nm):
                 meta = {k: obj.raw["metadata"].get(k) for k in ("name", "namespace", "uid")}
-                rows.append({"cells": [nm, *(_cell(obj.raw, c) for c in columns)],
-                             "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                                        "metadata": meta}})
+                rows.append(
+                    {
+                        "cells": [nm, *(_cell(obj.raw, c) for c in columns)],
+                        "object": {
+                            "apiVersion": "meta.k8s.io/v1",
+                            "kind": "PartialObjectMetadata",
+                            "metadata": meta,
+                        },
+                    }
+                )
         if name and not rows:
-            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
-                      "reason": "NotFound", "message": "not found"}
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": 404,
+                "reason": "NotFound",
+                "message": "not found",
+            }
             return aiohttp.web.json_response(status, status=404)
-        definitions = [{"name": c["name"], "type": "string" if c.get("type", "date") == "date" else c["type"],
-                        "format": "", "description": c.get("description", ""), "priority": 0}
-                       for c in [{"name": "Name"}, *columns]]
-        return aiohttp.web.json_response({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": rows,
-                                          "metadata": {"resourceVersion": str(self._last_rv)},
-                                          "columnDefinitions": definitions})
+        definitions = [
+            {
+                "name": c["name"],
+                "type": "string" if c.get("type", "date") == "date" else c["type"],
+                "format": "",
+                "description": c.get("description", ""),
+                "priority": 0,
+            }
+            for c in [{"name": "Name"}, *columns]
+        ]
+        return aiohttp.web.json_response(
+            {
+                "kind": "Table",
+                "apiVersion": "meta.k8s.io/v1",
+                "rows": rows,
+                "metadata": {"resourceVersion": str(self._last_rv)},
+                "columnDefinitions": definitions,
+            }
+        )
 
     # -- garbage collection ---------------------------------------------------------------------------
     async def _collect_garbage(self) -> None:

@@ -38,9 +38,14 @@ class PrometheusServer:
     filled in) for static labels, relabelling or another metrics path.
     """
 
-    def __init__(self, scrape: Mapping[str, Sequence[str] | Mapping[str, Any]],
-                 rule_files: Sequence[Path] = (), interval: str = "1s", port: int | None = None,
-                 workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        scrape: Mapping[str, Sequence[str] | Mapping[str, Any]],
+        rule_files: Sequence[Path] = (),
+        interval: str = "1s",
+        port: int | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         if shutil.which("prometheus") is None:
             raise RuntimeError("prometheus is not installed: apt-get install prometheus (.ci/run does it)")
         self.port = port or free_port()
@@ -57,12 +62,18 @@ class PrometheusServer:
     def config(self) -> dict[str, Any]:
         jobs = []
         for name, spec in self.scrape.items():
-            job = {"job_name": name, **spec} if isinstance(spec, Mapping) else \
-                {"job_name": name, "static_configs": [{"targets": list(spec)}]}
+            job = (
+                {"job_name": name, **spec}
+                if isinstance(spec, Mapping)
+                else {"job_name": name, "static_configs": [{"targets": list(spec)}]}
+            )
             jobs.append(job)
         return {
-            "global": {"scrape_interval": self.interval, "scrape_timeout": self.interval,
-                       "evaluation_interval": self.interval},
+            "global": {
+                "scrape_interval": self.interval,
+                "scrape_timeout": self.interval,
+                "evaluation_interval": self.interval,
+            },
             "rule_files": [str(p) for p in self.rule_files],
             "scrape_configs": jobs,
         }
@@ -71,9 +82,14 @@ class PrometheusServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
-        args = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
-                "--log.level=warn"]
+        args = [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=1h",
+            "--log.level=warn",
+        ]
         with (self.dir / "prometheus.log").open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.monotonic() + timeout
@@ -147,8 +163,9 @@ class PrometheusServer:
     def rules(self) -> list[dict[str, Any]]:
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0,
-                 message: str = "condition") -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 60.0, message: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -160,11 +177,15 @@ class PrometheusServer:
 
     def wait_for_targets_up(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until every configured target has been scraped successfully."""
+
         def all_up() -> list[dict[str, Any]] | None:
             targets = self.targets()
-            expected = sum(len(s) if not isinstance(s, Mapping) else
-                           sum(len(c["targets"]) for c in s.get("static_configs", []))
-                           for s in self.scrape.values())
+            expected = sum(
+                len(s)
+                if not isinstance(s, Mapping)
+                else sum(len(c["targets"]) for c in s.get("static_configs", []))
+                for s in self.scrape.values()
+            )
             up = [t for t in targets if t["health"] == "up"]
             return targets if len(up) == expected else None
 

@@ -48,8 +48,19 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         for key, value in self.options.items():
             args += [f"--{key.replace('_', '-')}", value]
         if self.password:

@@ -79,7 +79,14 @@ def test_the_simulated_builtin_learns_the_pods_start_time(start: float) -> None:
     learner = Builtin(PolicyConfig())
     fixed = Builtin(PolicyConfig(), learn=False)
     for controller in (learner, fixed):
-        Simulation(arrival, service_times(len(arrival), np.random.default_rng(3)), controller,
-                   duration=600.0, concurrency=2, initial_replicas=1, start_delay=start).run()
+        Simulation(
+            arrival,
+            service_times(len(arrival), np.random.default_rng(3)),
+            controller,
+            duration=600.0,
+            concurrency=2,
+            initial_replicas=1,
+            start_delay=start,
+        ).run()
     assert learner.state.start_seconds == pytest.approx(start)
     assert fixed.state.start_seconds is None  # plans with start_delay_seconds

@@ -19,17 +19,39 @@ from queueworker_operator.policy_wait import Capacity, Plan, mean_wait, projecte
 TICK = 5.0
 
 
-def obs(t: float, backlog: int = 0, busy: int = 0, completed: int | None = 0, *, reserved: int | None = None,
-        total: int = 0, oldest: float | None = None) -> Observation:
+def obs(
+    t: float,
+    backlog: int = 0,
+    busy: int = 0,
+    completed: int | None = 0,
+    *,
+    reserved: int | None = None,
+    total: int = 0,
+    oldest: float | None = None,
+) -> Observation:
     return Observation(
-        time=t, backlog=backlog, reserved=busy if reserved is None else reserved, busy_slots=busy,
-        total_slots=max(total, busy), workers=0, oldest_wait=oldest, completed_total=completed,
+        time=t,
+        backlog=backlog,
+        reserved=busy if reserved is None else reserved,
+        busy_slots=busy,
+        total_slots=max(total, busy),
+        workers=0,
+        oldest_wait=oldest,
+        completed_total=completed,
     )
 
 
-def steady(config: PolicyConfig, rate: float, service: float, seconds: float, current: int,
-           state: PolicyState | None = None, start: float = 0.0, done: float = 0.0,
-           log: list[Decision] | None = None) -> tuple[Decision, float, float]:
+def steady(
+    config: PolicyConfig,
+    rate: float,
+    service: float,
+    seconds: float,
+    current: int,
+    state: PolicyState | None = None,
+    start: float = 0.0,
+    done: float = 0.0,
+    log: list[Decision] | None = None,
+) -> tuple[Decision, float, float]:
     """Feed `seconds` of a queue that keeps up: `rate` tasks/s finish, `rate x service` slots busy."""
     state = state or PolicyState()
     t = start
@@ -56,20 +78,32 @@ def test_defaults_are_the_spec_defaults() -> None:
 
 def test_from_spec_maps_fields_and_overrides() -> None:
     spec = QueueWorkerSpec(
-        app="x:app", queues=("q",), concurrency=8,
-        autoscaling=Autoscaling(min_replicas=0, max_replicas=20, target_wait_seconds=12,
-                                scale_down_delay_seconds=60),
+        app="x:app",
+        queues=("q",),
+        concurrency=8,
+        autoscaling=Autoscaling(
+            min_replicas=0, max_replicas=20, target_wait_seconds=12, scale_down_delay_seconds=60
+        ),
     )
     c = PolicyConfig.from_spec(spec, scale_down_delay_seconds=5)
     assert (c.min_replicas, c.max_replicas, c.slots_per_replica) == (0, 20, 8)
     assert (c.target_wait_seconds, c.scale_down_delay_seconds) == (12, 5)
 
 
-@pytest.mark.parametrize("bad", [
-    {"min_replicas": -1}, {"min_replicas": 5, "max_replicas": 3}, {"max_replicas": 0},
-    {"target_wait_seconds": 0}, {"slots_per_replica": 0}, {"max_step_up": 0},
-    {"target_utilization": 1.5}, {"rate_window_seconds": 0}, {"scale_down_delay_seconds": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_replicas": -1},
+        {"min_replicas": 5, "max_replicas": 3},
+        {"max_replicas": 0},
+        {"target_wait_seconds": 0},
+        {"slots_per_replica": 0},
+        {"max_step_up": 0},
+        {"target_utilization": 1.5},
+        {"rate_window_seconds": 0},
+        {"scale_down_delay_seconds": -1},
+    ],
+)
 def test_impossible_configs_are_rejected(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         PolicyConfig(**bad)  # type: ignore[arg-type]
@@ -192,8 +226,9 @@ def test_littles_law_keeps_up_with_arrivals() -> None:
 def test_the_noise_margin_only_lowers_the_keep_up_term() -> None:
     # 2 tasks/s of 4 s: 8 busy slots = 4 replicas at the measured rate. The default margin (4 deviations
     # of a 60 s average's Poisson noise) asks for less, never more; a queue then asks for the rest.
-    exact, _, _ = steady(PolicyConfig(max_replicas=20, confidence=0), rate=2.0, service=4.0, seconds=900,
-                         current=4)
+    exact, _, _ = steady(
+        PolicyConfig(max_replicas=20, confidence=0), rate=2.0, service=4.0, seconds=900, current=4
+    )
     d, _, _ = steady(PolicyConfig(max_replicas=20), rate=2.0, service=4.0, seconds=900, current=4)
     assert exact.recommended == 4
     assert 2 <= d.recommended <= exact.recommended
@@ -230,8 +265,9 @@ def test_tasks_a_finishing_task_will_start_need_no_new_replica() -> None:
     # could be ready; the third waits about 15 s, within the 30 s target, so no replica is added for it.
     config = PolicyConfig()
     d, t, done = steady(config, rate=0.1, service=10.0, seconds=1800, current=1)
-    d = decide(config, d.state, obs(t + TICK, backlog=3, busy=2, total=2, completed=int(done), oldest=6),
-               d.replicas)
+    d = decide(
+        config, d.state, obs(t + TICK, backlog=3, busy=2, total=2, completed=int(done), oldest=6), d.replicas
+    )
     assert (d.replicas, d.direction) == (1, "hold")
     assert "projected wait" in d.reason
     # Ten waiting behind the same two slots would wait far longer: now a replica is worth its start.
@@ -244,8 +280,9 @@ def test_a_burst_backlog_is_planned_near_the_target_not_drained_at_once() -> Non
     # 1.4 task/s of 10 s tasks (14 slots) with 25 still queued when a new replica is ready, behind 7 busy
     # replicas: the queue does not drain, so 7 are late; one more drains it within the scale-down delay
     # with a mean wait under half the target, where starting all 25 within 15 s would take 9 replicas.
-    plan = Plan(waiting=25, arrival=1.4, service=10.0, slots_per_replica=2, target=30.0, planned=15.0,
-                horizon=300.0)
+    plan = Plan(
+        waiting=25, arrival=1.4, service=10.0, slots_per_replica=2, target=30.0, planned=15.0, horizon=300.0
+    )
     assert plan.late(7)
     assert plan.fewest(7, 20) == 8
     assert projected_wait(25, 10.0, 16) <= 30.0
@@ -314,14 +351,16 @@ def _time(d: Decision) -> float:
 
 def test_down_only_after_the_delay_and_to_the_windows_highest() -> None:
     delay = 100.0
-    config = PolicyConfig(max_replicas=20, scale_down_delay_seconds=delay, confidence=0,
-                          target_utilization=0.9)
+    config = PolicyConfig(
+        max_replicas=20, scale_down_delay_seconds=delay, confidence=0, target_utilization=0.9
+    )
     d, t, done = steady(config, rate=1.0, service=10.0, seconds=600, current=6)  # 11.1 slots: 6 replicas
     assert (d.replicas, d.recommended) == (6, 6)
     log: list[Decision] = []
     changed = t
-    d, t, done = steady(config, rate=0.3, service=10.0, seconds=600, current=6, state=d.state, start=t,
-                        done=done, log=log)
+    d, t, done = steady(
+        config, rate=0.3, service=10.0, seconds=600, current=6, state=d.state, start=t, done=done, log=log
+    )
     downs = [x for x in log if x.direction == "down"]
     assert downs and d.replicas == 2  # 3.3 slots
     current = 6
@@ -364,7 +403,11 @@ def test_burst_start_is_noticed_within_two_ticks() -> None:
         t += TICK
         finished += 1
         backlog += 9
-        d = decide(config, d.state, obs(t, backlog=backlog, busy=2, completed=finished, oldest=backlog / 2),
-                   d.replicas)
+        d = decide(
+            config,
+            d.state,
+            obs(t, backlog=backlog, busy=2, completed=finished, oldest=backlog / 2),
+            d.replicas,
+        )
     assert d.replicas >= 9  # 2/s x 10 s = 20 slots wanted; up to 10 allowed by the step from 5
     assert "arrival" in d.reason

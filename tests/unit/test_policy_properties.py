@@ -34,8 +34,11 @@ steps = st.builds(
 
 configs = st.builds(
     lambda lo, span, delay, slots, step: PolicyConfig(
-        min_replicas=lo, max_replicas=max(lo, 1) + span, scale_down_delay_seconds=delay,
-        slots_per_replica=slots, max_step_up=step,
+        min_replicas=lo,
+        max_replicas=max(lo, 1) + span,
+        scale_down_delay_seconds=delay,
+        slots_per_replica=slots,
+        max_step_up=step,
     ),
     lo=st.integers(0, 3),
     span=st.integers(0, 20),
@@ -52,9 +55,19 @@ def run(config: PolicyConfig, start: int, seq: list[Step]) -> list[tuple[Observa
     for s in seq:
         t += s.dt
         counter = 0 if s.reset else counter + s.finished
-        o = None if s.unreachable else Observation(
-            time=t, backlog=s.backlog, reserved=s.reserved, busy_slots=s.busy, total_slots=s.busy + 2,
-            workers=1, oldest_wait=float(s.backlog) if s.backlog else None, completed_total=counter,
+        o = (
+            None
+            if s.unreachable
+            else Observation(
+                time=t,
+                backlog=s.backlog,
+                reserved=s.reserved,
+                busy_slots=s.busy,
+                total_slots=s.busy + 2,
+                workers=1,
+                oldest_wait=float(s.backlog) if s.backlog else None,
+                completed_total=counter,
+            )
         )
         d = decide(config, state, o, current)
         out.append((o, current, d))

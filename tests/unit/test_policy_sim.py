@@ -51,8 +51,14 @@ def fake_view(backlog: int, base: int | None = None) -> View:
 def _sim(controller: object, n: int = 300, duration: float = 600.0, replicas: int = 2) -> Simulation:
     rng = np.random.default_rng(3)
     arrival = np.sort(rng.uniform(0, duration - 100, n))
-    return Simulation(arrival, service_times(n, rng), controller, duration=duration,  # type: ignore[arg-type]
-                      concurrency=2, initial_replicas=replicas)
+    return Simulation(
+        arrival,
+        service_times(n, rng),
+        controller,
+        duration=duration,  # type: ignore[arg-type]
+        concurrency=2,
+        initial_replicas=replicas,
+    )
 
 
 def test_every_task_runs_once_in_arrival_order() -> None:
@@ -138,8 +144,14 @@ def test_builtin_scales_up_within_a_tick_of_a_spike() -> None:
     rng = np.random.default_rng(5)
     arrival = arrivals(spike, rng)
     controller = Builtin(PolicyConfig())
-    Simulation(arrival, service_times(len(arrival), rng), controller, duration=600.0, concurrency=2,
-               initial_replicas=1).run()
+    Simulation(
+        arrival,
+        service_times(len(arrival), rng),
+        controller,
+        duration=600.0,
+        concurrency=2,
+        initial_replicas=1,
+    ).run()
     times = [d.state.last.time for d in controller.decisions if d.direction == "up" and d.state.last]
     assert next(t for t in times if t >= 300) <= 310
 
@@ -158,8 +170,9 @@ def test_driver_runs_what_exists_and_ends_with_the_result_line(
     _write(pkg, "boom", "def main():\n    raise RuntimeError('broken bench')\n")
     _write(pkg, "auto", "def main():\n    return {'p95_wait_ratio': 0.456, 'cost_ratio': 1.04}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(driver, "MODULES", ("fakebench.missing", "fakebench.ok", "fakebench.boom",
-                                            "fakebench.auto"))
+    monkeypatch.setattr(
+        driver, "MODULES", ("fakebench.missing", "fakebench.ok", "fakebench.boom", "fakebench.auto")
+    )
     monkeypatch.setattr(driver, "AUTOSCALE", "fakebench.auto")
     assert driver.main() == 1  # one module failed
     out = capsys.readouterr().out
@@ -175,15 +188,21 @@ def test_driver_prints_the_tuned_result_before_the_result_line(
     pkg = tmp_path / "fakebench2"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    _write(pkg, "auto", "def main():\n    return {'p95_wait_ratio': 0.41, 'cost_ratio': 1.07,"
-                        " 'tuned_p95_wait_ratio': 0.384, 'tuned_cost_ratio': 1.146}\n")
+    _write(
+        pkg,
+        "auto",
+        "def main():\n    return {'p95_wait_ratio': 0.41, 'cost_ratio': 1.07,"
+        " 'tuned_p95_wait_ratio': 0.384, 'tuned_cost_ratio': 1.146}\n",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(driver, "MODULES", ("fakebench2.auto",))
     monkeypatch.setattr(driver, "AUTOSCALE", "fakebench2.auto")
     assert driver.main() == 0
     last = capsys.readouterr().out.strip().splitlines()[-2:]
-    assert last == ["RESULT_TUNED p95_wait_ratio=0.38 cost_ratio=1.15",
-                    "RESULT p95_wait_ratio=0.41 cost_ratio=1.07"]
+    assert last == [
+        "RESULT_TUNED p95_wait_ratio=0.38 cost_ratio=1.15",
+        "RESULT p95_wait_ratio=0.41 cost_ratio=1.07",
+    ]
 
 
 def test_driver_without_the_autoscale_result_fails(monkeypatch: pytest.MonkeyPatch) -> None:

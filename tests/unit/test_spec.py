@@ -314,8 +314,12 @@ def test_huge_integers_are_described_not_printed() -> None:
 def test_unknown_field_names_with_control_characters_are_shown_escaped() -> None:
     from queueworker.spec import SpecError, parse_manifest
 
-    doc = {"apiVersion": "queueworker.dev/v1alpha1", "kind": "QueueWorker", "metadata": {"name": "a"},
-           "spec": {"app": "a:app", "queues": ["q"], "x\x1b[31m\n": 1}}
+    doc = {
+        "apiVersion": "queueworker.dev/v1alpha1",
+        "kind": "QueueWorker",
+        "metadata": {"name": "a"},
+        "spec": {"app": "a:app", "queues": ["q"], "x\x1b[31m\n": 1},
+    }
     try:
         parse_manifest(doc)
     except SpecError as exc:

@@ -18,8 +18,10 @@ def pod(created: str | None, ready_at: str | None, ready: str = "True", restarts
         conditions.append({"type": "Ready", "status": ready, "lastTransitionTime": ready_at})
     return {
         "metadata": {"name": "w-1", "uid": "u-1", "creationTimestamp": created},
-        "status": {"conditions": conditions,
-                   "containerStatuses": [{"name": "worker", "restartCount": restarts}]},
+        "status": {
+            "conditions": conditions,
+            "containerStatuses": [{"name": "worker", "restartCount": restarts}],
+        },
     }
 
 

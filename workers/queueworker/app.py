@@ -75,13 +75,24 @@ class QueueWorkerCelery(Celery):
     still holds it, and the task would run twice.
     """
 
-    def send_task(self, name: str, args: Any = None, kwargs: Any = None, countdown: Any = None,
-                  eta: Any = None, *rest: Any, **options: Any) -> Any:
+    def send_task(
+        self,
+        name: str,
+        args: Any = None,
+        kwargs: Any = None,
+        countdown: Any = None,
+        eta: Any = None,
+        *rest: Any,
+        **options: Any,
+    ) -> Any:
         delay = _delay_seconds(countdown, eta)
         limit = visibility_timeout(self)
         if delay is not None and delay > limit:
-            what = (f"countdown={float(countdown):g}s" if countdown is not None
-                    else f"eta={eta} ({delay:.0f}s away)")
+            what = (
+                f"countdown={float(countdown):g}s"
+                if countdown is not None
+                else f"eta={eta} ({delay:.0f}s away)"
+            )
             raise ValueError(
                 f"task {name}: {what} exceeds QUEUEWORKER_VISIBILITY_TIMEOUT={limit:g}s; Redis would deliver "
                 f"it to a second worker before it runs, so it would run twice. Use a shorter delay or raise "
@@ -144,9 +155,12 @@ def base_config(main: str) -> dict[str, Any]:
         "redbeat_key_prefix": "redbeat:",
         "redbeat_lock_timeout": int(env_float("QUEUEWORKER_BEAT_LOCK_TIMEOUT", 30.0)),
         "beat_max_loop_interval": min(5.0, env_float("QUEUEWORKER_BEAT_LOCK_TIMEOUT", 30.0) / 3),
-        "redbeat_redis_options": {"socket_timeout": transport["socket_timeout"], "socket_keepalive": True,
-                                  "health_check_interval": transport["health_check_interval"],
-                                  "retry_period": 60},
+        "redbeat_redis_options": {
+            "socket_timeout": transport["socket_timeout"],
+            "socket_keepalive": True,
+            "health_check_interval": transport["health_check_interval"],
+            "retry_period": 60,
+        },
     }
     backend = os.environ.get("QUEUEWORKER_RESULT_BACKEND")
     if backend:

@@ -67,10 +67,16 @@ def desired_entries(qw: QueueWorker) -> list[BeatEntry]:
         when: str | float | None = item.cron if item.cron is not None else item.every
         if when is None:
             raise ValueError(f"{qw.namespace}/{qw.name}: schedule {item.name!r} has neither cron nor every")
-        entries.append(BeatEntry(
-            name=entry_name(qw.namespace, qw.name, item.name), task=item.task, schedule=when,
-            args=tuple(item.args), kwargs=dict(item.kwargs), queue=item.queue or qw.spec.queues[0],
-        ))
+        entries.append(
+            BeatEntry(
+                name=entry_name(qw.namespace, qw.name, item.name),
+                task=item.task,
+                schedule=when,
+                args=tuple(item.args),
+                kwargs=dict(item.kwargs),
+                queue=item.queue or qw.spec.queues[0],
+            )
+        )
     return entries
 
 
@@ -93,8 +99,13 @@ def store_app(redis_url: str, key_prefix: str = DEFAULT_KEY_PREFIX) -> Celery:
     app = _apps.get((redis_url, key_prefix))
     if app is None:
         app = Celery("queueworker-beat-sync", broker=redis_url, set_as_current=False)
-        app.conf.update(redbeat_redis_url=redis_url, redbeat_key_prefix=key_prefix,
-                        redbeat_redis_options={"socket_timeout": 10.0}, enable_utc=True, timezone="UTC")
+        app.conf.update(
+            redbeat_redis_url=redis_url,
+            redbeat_key_prefix=key_prefix,
+            redbeat_redis_options={"socket_timeout": 10.0},
+            enable_utc=True,
+            timezone="UTC",
+        )
         _apps[(redis_url, key_prefix)] = app
     return app
 
@@ -102,27 +113,45 @@ def store_app(redis_url: str, key_prefix: str = DEFAULT_KEY_PREFIX) -> Celery:
 def _redbeat_entry(app: Celery, entry: BeatEntry) -> Any:
     from redbeat import RedBeatSchedulerEntry
 
-    return RedBeatSchedulerEntry(name=entry.name, task=entry.task, schedule=celery_schedule(entry.schedule),
-                                 args=list(entry.args), kwargs=dict(entry.kwargs),
-                                 options={"queue": entry.queue}, enabled=entry.enabled, app=app)
+    return RedBeatSchedulerEntry(
+        name=entry.name,
+        task=entry.task,
+        schedule=celery_schedule(entry.schedule),
+        args=list(entry.args),
+        kwargs=dict(entry.kwargs),
+        options={"queue": entry.queue},
+        enabled=entry.enabled,
+        app=app,
+    )
 
 
 def _definition(redbeat_entry: Any) -> Any:
     from redbeat.decoder import RedBeatJSONEncoder
 
-    return json.loads(json.dumps({
-        "name": redbeat_entry.name, "task": redbeat_entry.task, "args": redbeat_entry.args,
-        "kwargs": redbeat_entry.kwargs, "options": redbeat_entry.options,
-        "schedule": redbeat_entry.schedule, "enabled": redbeat_entry.enabled,
-    }, cls=RedBeatJSONEncoder))
+    return json.loads(
+        json.dumps(
+            {
+                "name": redbeat_entry.name,
+                "task": redbeat_entry.task,
+                "args": redbeat_entry.args,
+                "kwargs": redbeat_entry.kwargs,
+                "options": redbeat_entry.options,
+                "schedule": redbeat_entry.schedule,
+                "enabled": redbeat_entry.enabled,
+            },
+            cls=RedBeatJSONEncoder,
+        )
+    )
 
 
-def sync_schedules(redis_url: str, owner_prefix: str, entries: Iterable[BeatEntry],
-                   key_prefix: str = DEFAULT_KEY_PREFIX) -> SyncResult:
+def sync_schedules(
+    redis_url: str, owner_prefix: str, entries: Iterable[BeatEntry], key_prefix: str = DEFAULT_KEY_PREFIX
+) -> SyncResult:
     """Make the entries under `owner_prefix` exactly `entries`; touch nothing else. Idempotent."""
     if not owner_prefix.startswith(BEAT_ENTRY_PREFIX) or not owner_prefix.endswith("/"):
-        raise ValueError(f"owner prefix {owner_prefix!r} must start with {BEAT_ENTRY_PREFIX!r} "
-                         "and end with '/'")
+        raise ValueError(
+            f"owner prefix {owner_prefix!r} must start with {BEAT_ENTRY_PREFIX!r} and end with '/'"
+        )
     wanted = {e.name: e for e in entries}
     strays = [n for n in wanted if not n.startswith(owner_prefix)]
     if strays:
@@ -135,7 +164,7 @@ def sync_schedules(redis_url: str, owner_prefix: str, entries: Iterable[BeatEntr
     pattern = key_prefix + "".join(f"[{c}]" if c in "*?[]\\" else c for c in owner_prefix) + "*"
     existing: dict[str, bytes | None] = {}
     for key in client.scan_iter(match=pattern, count=500):
-        name = (key.decode() if isinstance(key, bytes) else str(key))[len(key_prefix):]
+        name = (key.decode() if isinstance(key, bytes) else str(key))[len(key_prefix) :]
         existing[name] = client.hget(key, "definition")
     created: list[str] = []
     updated: list[str] = []

@@ -76,8 +76,16 @@ def targets(qws: Iterable[QueueWorker]) -> dict[str, str]:
     out: dict[str, str] = {}
     for qw in sorted(qws, key=lambda q: (q.namespace, q.name)):
         for queue in qw.spec.queues:
-            out.setdefault(queue, json.dumps({"targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
-                                              "queueworker": f"{qw.namespace}/{qw.name}"}, sort_keys=True))
+            out.setdefault(
+                queue,
+                json.dumps(
+                    {
+                        "targetWaitSeconds": qw.spec.autoscaling.target_wait_seconds,
+                        "queueworker": f"{qw.namespace}/{qw.name}",
+                    },
+                    sort_keys=True,
+                ),
+            )
     return out
 
 

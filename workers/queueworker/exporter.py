@@ -56,30 +56,63 @@ class Family:
 
 
 QUEUE_FAMILIES: tuple[Family, ...] = (
-    Family("celery_queue_length", "gauge", "Messages waiting in the queue, priority lists included.",
-           "depth"),
-    Family("queueworker_queue_reserved", "gauge",
-           "Messages delivered to a worker (prefetched or running) and not acknowledged yet.", "reserved"),
-    Family("queueworker_queue_workers", "gauge", "Workers with a live heartbeat consuming the queue.",
-           "workers"),
-    Family("queueworker_queue_busy_slots", "gauge", "Worker slots running a task, from heartbeats.",
-           "busy_slots"),
-    Family("queueworker_queue_total_slots", "gauge", "Worker slots consuming the queue, from heartbeats.",
-           "total_slots"),
-    Family("queueworker_queue_oldest_wait_seconds", "gauge",
-           "Seconds the oldest waiting message has waited since it was published (0 when none waits; "
-           "absent when the oldest messages carry no publish stamp).", "oldest_wait"),
-    Family("queueworker_queue_orphaned", "gauge",
-           "1 when messages wait and no live worker consumes the queue.", "orphaned"),
-    Family("queueworker_queue_completed_total", "counter",
-           "Tasks of the queue finished by workers, from their heartbeats.", "completed_total"),
-    Family("queueworker_queue_target_wait_seconds", "gauge",
-           "Wait target of the QueueWorker serving the queue.", "target_wait"),
+    Family(
+        "celery_queue_length", "gauge", "Messages waiting in the queue, priority lists included.", "depth"
+    ),
+    Family(
+        "queueworker_queue_reserved",
+        "gauge",
+        "Messages delivered to a worker (prefetched or running) and not acknowledged yet.",
+        "reserved",
+    ),
+    Family(
+        "queueworker_queue_workers", "gauge", "Workers with a live heartbeat consuming the queue.", "workers"
+    ),
+    Family(
+        "queueworker_queue_busy_slots", "gauge", "Worker slots running a task, from heartbeats.", "busy_slots"
+    ),
+    Family(
+        "queueworker_queue_total_slots",
+        "gauge",
+        "Worker slots consuming the queue, from heartbeats.",
+        "total_slots",
+    ),
+    Family(
+        "queueworker_queue_oldest_wait_seconds",
+        "gauge",
+        "Seconds the oldest waiting message has waited since it was published (0 when none waits; "
+        "absent when the oldest messages carry no publish stamp).",
+        "oldest_wait",
+    ),
+    Family(
+        "queueworker_queue_orphaned",
+        "gauge",
+        "1 when messages wait and no live worker consumes the queue.",
+        "orphaned",
+    ),
+    Family(
+        "queueworker_queue_completed_total",
+        "counter",
+        "Tasks of the queue finished by workers, from their heartbeats.",
+        "completed_total",
+    ),
+    Family(
+        "queueworker_queue_target_wait_seconds",
+        "gauge",
+        "Wait target of the QueueWorker serving the queue.",
+        "target_wait",
+    ),
 )
-BROKER_UP = Family("queueworker_broker_up", "gauge",
-                   "1 when this scrape read Redis, 0 when it could not (no queue series then).")
-SCRAPE_DURATION = Family("queueworker_scrape_duration_seconds", "gauge",
-                         "Seconds the exporter spent probing Redis for this scrape.")
+BROKER_UP = Family(
+    "queueworker_broker_up",
+    "gauge",
+    "1 when this scrape read Redis, 0 when it could not (no queue series then).",
+)
+SCRAPE_DURATION = Family(
+    "queueworker_scrape_duration_seconds",
+    "gauge",
+    "Seconds the exporter spent probing Redis for this scrape.",
+)
 
 
 @dataclass(frozen=True)
@@ -92,15 +125,25 @@ class Scrape:
 
 def redis_client(url: str, timeout: float = REDIS_TIMEOUT) -> redis.Redis:
     """A client that fails fast (one retry, no backoff) so a dead broker shows in the same scrape."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                retry=Retry(NoBackoff(), 1), health_check_interval=30)
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
 
 
 class QueueCollector(Collector):
     """Probes Redis at each collect() (prometheus-client API) or scrape() (the exporter's fast path)."""
 
-    def __init__(self, client: redis.Redis, queues: Sequence[str] = (), discover: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        queues: Sequence[str] = (),
+        discover: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.queues = tuple(queues)
         self.discover = discover
@@ -144,10 +187,15 @@ class QueueCollector(Collector):
             return
         # A server's error message says what is wrong (an old Redis without script flags, a key of
         # the wrong type); client-side errors are named only: the class says enough, and says no secret.
-        detail = f"{type(exc).__name__}: {str(exc)[:200]}" if isinstance(exc, redis.ResponseError) else \
-            type(exc).__name__
-        log.warning("broker unreachable or unreadable (%s): reporting queueworker_broker_up 0 and no queue "
-                    "series", detail)
+        detail = (
+            f"{type(exc).__name__}: {str(exc)[:200]}"
+            if isinstance(exc, redis.ResponseError)
+            else type(exc).__name__
+        )
+        log.warning(
+            "broker unreachable or unreadable (%s): reporting queueworker_broker_up 0 and no queue series",
+            detail,
+        )
 
     def _what(self) -> str:
         named = f"{len(self.queues)} named queue(s)"
@@ -250,8 +298,14 @@ def wsgi_app(collector: QueueCollector) -> Callable[..., Any]:
 class Exporter:
     """The HTTP server of `qw exporter`: start(), then stop() (or serve_forever() until stop())."""
 
-    def __init__(self, redis_url: str, queues: Sequence[str] = (), discover: bool = False,
-                 port: int = DEFAULT_PORT, address: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        queues: Sequence[str] = (),
+        discover: bool = False,
+        port: int = DEFAULT_PORT,
+        address: str = "0.0.0.0",
+    ) -> None:
         self.collector = QueueCollector(redis_client(redis_url), queues, discover)
         self.server = make_server(address, port, wsgi_app(self.collector), _Server, _QuietHandler)
         self.port = int(self.server.server_port)

@@ -32,6 +32,7 @@ ALIVE_PREFIX = f"{PREFIX}alive:"
 def alive_key(hostname: str) -> str:
     return f"{ALIVE_PREFIX}{hostname}"
 
+
 #: Hash per queue: field = worker hostname, value = JSON heartbeat
 #: {"hostname", "pid", "busy", "total", "processed", "ts"}; entries older than HEARTBEAT_TTL are dead.
 #: The whole hash expires HEARTBEAT_TTL after the last heartbeat of any worker.

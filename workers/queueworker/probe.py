@@ -48,7 +48,7 @@ SCAN_ROUNDS = 10
 #: Kombu's exchanges for Celery's own control, reply and event queues: not task queues.
 INTERNAL_EXCHANGES = frozenset({"celery.pidbox", "reply.celery.pidbox", "celeryev"})
 #: The priority lists' suffixes, in keys.queue_lists order (the queue script reads exactly three).
-PRIORITY_SUFFIXES = tuple(name[len("q"):] for name in keys.queue_lists("q")[1:])
+PRIORITY_SUFFIXES = tuple(name[len("q") :] for name in keys.queue_lists("q")[1:])
 if len(PRIORITY_SUFFIXES) != 3:  # pragma: no cover - a change to keys.PRIORITY_STEPS needs the script changed
     raise ImportError("queueworker.probe_lua.QUEUES reads a base list and three priority lists")
 
@@ -150,8 +150,9 @@ def _ordered(queues: Iterable[str], more: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([*queues, *more]))
 
 
-def probe(client: redis.Redis, queues: Iterable[str] = (), discover: bool = False,
-          now: float | None = None) -> dict[str, QueueStats]:
+def probe(
+    client: redis.Redis, queues: Iterable[str] = (), discover: bool = False, now: float | None = None
+) -> dict[str, QueueStats]:
     """Stats of `queues` (plus, with `discover`, every queue bound on the broker and every queue with a
     wait target), keyed by queue name in that order. Raises redis.RedisError when Redis can't be read.
 
@@ -165,10 +166,16 @@ def probe(client: redis.Redis, queues: Iterable[str] = (), discover: bool = Fals
     if now is None:
         now = time.time()
 
-    head = [keys.heartbeat_key(""), keys.completed_key(""), keys.PUBLISHED_HEADER, repr(now),
-            repr(keys.HEARTBEAT_TTL), json.dumps(PRIORITY_SUFFIXES)]
+    head = [
+        keys.heartbeat_key(""),
+        keys.completed_key(""),
+        keys.PUBLISHED_HEADER,
+        repr(now),
+        repr(keys.HEARTBEAT_TTL),
+        json.dumps(PRIORITY_SUFFIXES),
+    ]
     pipe = client.pipeline(transaction=False)
-    chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
+    chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     for chunk in chunks:
         pipe.eval(lua.QUEUES, 0, *head, json.dumps(chunk))
     pipe.eval(lua.UNACKED, 1, keys.UNACKED_HASH)
@@ -207,8 +214,19 @@ def _stats(chunks: list[list[str]], replies: list[Any], now: float) -> dict[str,
             if depth:
                 # None: the oldest messages are unstamped; 0 when a publisher's clock runs ahead of ours
                 oldest_wait = max(now - float(stamp), 0.0) if stamp else None
-                stats[queue] = new(queue, depth, (d0, d3, d6, d9), 0, oldest_wait, workers, busy, total, done,
-                                   None, not workers)
+                stats[queue] = new(
+                    queue,
+                    depth,
+                    (d0, d3, d6, d9),
+                    0,
+                    oldest_wait,
+                    workers,
+                    busy,
+                    total,
+                    done,
+                    None,
+                    not workers,
+                )
             else:
                 stats[queue] = new(queue, 0, zero, 0, 0.0, workers, busy, total, done, None, False)
     return stats

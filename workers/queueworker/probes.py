@@ -66,8 +66,7 @@ def _age(data: dict[str, Any], field: str, now: float) -> float | None:
     return None if value is None else max(0.0, now - float(value))
 
 
-def liveness(path: Path | None = None, max_age: float | None = None,
-             now: float | None = None) -> ProbeResult:
+def liveness(path: Path | None = None, max_age: float | None = None, now: float | None = None) -> ProbeResult:
     data = read_state(path)
     if data is None:
         return ProbeResult(False, f"no worker state at {path or state_path()}")
@@ -82,16 +81,18 @@ def liveness(path: Path | None = None, max_age: float | None = None,
     if broker is None:
         since_start = _age(data, "started", now) or 0.0
         if since_start > bound:
-            return ProbeResult(False, f"no broker contact in the {since_start:.0f}s since start "
-                                      f"(bound {bound:g}s)")
+            return ProbeResult(
+                False, f"no broker contact in the {since_start:.0f}s since start (bound {bound:g}s)"
+            )
         return ProbeResult(True, f"starting ({since_start:.0f}s), no broker contact yet")
     if broker > bound:
         return ProbeResult(False, f"no broker contact for {broker:.0f}s (bound {bound:g}s)")
     return ProbeResult(True, f"broker contact {broker:.1f}s ago, loop tick {loop or 0.0:.1f}s ago")
 
 
-def readiness(path: Path | None = None, max_age: float | None = None,
-              now: float | None = None) -> ProbeResult:
+def readiness(
+    path: Path | None = None, max_age: float | None = None, now: float | None = None
+) -> ProbeResult:
     data = read_state(path)
     if data is None:
         return ProbeResult(False, f"no worker state at {path or state_path()}")

@@ -14,19 +14,28 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "exporter", help="serve queue metrics (depth, reserved, oldest wait, workers) for Prometheus",
+        "exporter",
+        help="serve queue metrics (depth, reserved, oldest wait, workers) for Prometheus",
         description="Probe Redis at each scrape and serve queue metrics on /metrics. Without --queues, "
-                    "queues are discovered from kombu's bindings and the operator's wait targets.")
+        "queues are discovered from kombu's bindings and the operator's wait targets.",
+    )
     parser.add_argument(
-        "--redis-url", default=None,
+        "--redis-url",
+        default=None,
         help="broker URL; default $QUEUEWORKER_REDIS_URL, then $QUEUEWORKER_BROKER_URL, then "
-             f"{DEFAULT_REDIS_URL}. Prefer the environment: a password on a command line shows in `ps`")
+        f"{DEFAULT_REDIS_URL}. Prefer the environment: a password on a command line shows in `ps`",
+    )
     parser.add_argument("--port", type=int, default=9808, help="HTTP port (default 9808)")
     parser.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--queues", nargs="+", default=[], metavar="Q",
-                        help="queues to probe (space- or comma-separated)")
-    parser.add_argument("--discover", action=argparse.BooleanOptionalAction, default=None,
-                        help="also probe every queue bound on the broker (default: on without --queues)")
+    parser.add_argument(
+        "--queues", nargs="+", default=[], metavar="Q", help="queues to probe (space- or comma-separated)"
+    )
+    parser.add_argument(
+        "--discover",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also probe every queue bound on the broker (default: on without --queues)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.set_defaults(func=run)
 
@@ -44,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from queueworker.contract import redact
     from queueworker.exporter import Exporter
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     url, queues, discover = resolve(args)
     if not queues and not discover:
         raise SystemExit("qw exporter: nothing to probe: give --queues or allow --discover")
@@ -55,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     exporter.start()
     logging.getLogger("queueworker.exporter").info(
-        "serving /metrics on %s:%d for %s (%s)", args.address, exporter.port, redact(url),
-        f"{len(queues)} named queue(s)" + (", discovery on" if discover else ""))
+        "serving /metrics on %s:%d for %s (%s)",
+        args.address,
+        exporter.port,
+        redact(url),
+        f"{len(queues)} named queue(s)" + (", discovery on" if discover else ""),
+    )
     stop.wait()
     exporter.stop()
     return 0

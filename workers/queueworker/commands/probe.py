@@ -9,14 +9,24 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "probe", help="liveness/readiness of the worker in this container (exit 0 ok, 1 failed)",
+        "probe",
+        help="liveness/readiness of the worker in this container (exit 0 ok, 1 failed)",
         description="Reads the worker's state file (QUEUEWORKER_STATE_DIR/worker.json); no broker "
-                    "round trip, no broadcast.")
+        "round trip, no broadcast.",
+    )
     parser.add_argument("kind", choices=("liveness", "readiness"))
-    parser.add_argument("--state-file", type=Path, default=None,
-                        help="state file (default: $QUEUEWORKER_STATE_DIR/worker.json, /tmp/queueworker)")
-    parser.add_argument("--max-age", type=float, default=None,
-                        help="seconds of silence tolerated (default: the bound the worker wrote)")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="state file (default: $QUEUEWORKER_STATE_DIR/worker.json, /tmp/queueworker)",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        help="seconds of silence tolerated (default: the bound the worker wrote)",
+    )
     parser.set_defaults(func=_run)
 
 

@@ -31,8 +31,12 @@ def client_for(app: Celery, timeout: float | None = None) -> redis.Redis | None:
         if client is None:
             options = app.conf.broker_transport_options or {}
             socket_timeout = float(timeout or options.get("socket_timeout") or 10.0)
-            client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
-                                          socket_connect_timeout=socket_timeout, socket_keepalive=True,
-                                          health_check_interval=int(max(1.0, socket_timeout)))
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                socket_keepalive=True,
+                health_check_interval=int(max(1.0, socket_timeout)),
+            )
             _clients[key] = client
         return client

@@ -49,8 +49,10 @@ from queueworker.runtime import brokerclient, fetch_lua
 
 log = logging.getLogger(__name__)
 
-_SHAS = {script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest() for script in
-         (fetch_lua.FETCH, fetch_lua.ACK, fetch_lua.RELEASE, fetch_lua.CLAIM)}
+_SHAS = {
+    script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    for script in (fetch_lua.FETCH, fetch_lua.ACK, fetch_lua.RELEASE, fetch_lua.CLAIM)
+}
 
 
 def run_script(client: Any, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -166,8 +168,11 @@ class QoS(kombu_redis.QoS):
         except self.channel.connection_errors as exc:
             with _pending_lock:
                 _PENDING_ACKS.add(str(delivery_tag))
-            log.warning("acknowledgement of %s not sent (%s); sent again when the broker answers",
-                        delivery_tag, type(exc).__name__)
+            log.warning(
+                "acknowledgement of %s not sent (%s); sent again when the broker answers",
+                delivery_tag,
+                type(exc).__name__,
+            )
         virtual.QoS.ack(self, delivery_tag)
 
     def ack_held(self, delivery_tag: Any, me: str, client: Any = None) -> int:
@@ -175,8 +180,11 @@ class QoS(kombu_redis.QoS):
         with self.channel.conn_or_acquire(client) as conn:
             done = int(run_script(conn, fetch_lua.ACK, keys, [delivery_tag, me]))
         if done == 0:
-            log.warning("message %s was recovered from this worker and is held by another one now; not "
-                        "acknowledged here", delivery_tag)
+            log.warning(
+                "message %s was recovered from this worker and is held by another one now; not "
+                "acknowledged here",
+                delivery_tag,
+            )
         return done
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
@@ -185,8 +193,9 @@ class QoS(kombu_redis.QoS):
             return
         self.ack(delivery_tag)
 
-    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False, *,
-                       redelivered: bool = True) -> None:
+    def restore_by_tag(
+        self, tag: Any, client: Any = None, leftmost: bool = False, *, redelivered: bool = True
+    ) -> None:
         me = self.channel.holder()
         if me is None:
             super().restore_by_tag(tag, client=client, leftmost=leftmost)
@@ -205,9 +214,12 @@ class QoS(kombu_redis.QoS):
             payload, _exchange, _routing_key = loads(bytes_to_str(raw))
             if redelivered:
                 mark_redelivered(payload)
-            run_script(conn, fetch_lua.RELEASE,
-                       [self.unacked_key, self.unacked_index_key, HELD_HASH, source],
-                       [tag, "" if self._any_holder else me, raw, dumps(payload), "1" if leftmost else "0"])
+            run_script(
+                conn,
+                fetch_lua.RELEASE,
+                [self.unacked_key, self.unacked_index_key, HELD_HASH, source],
+                [tag, "" if self._any_holder else me, raw, dumps(payload), "1" if leftmost else "0"],
+            )
 
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> Any:
         if self.channel.holder() is not None:
@@ -239,11 +251,15 @@ class QoS(kombu_redis.QoS):
             if LEASE.steady():
                 claimed = run_script(client, fetch_lua.CLAIM, [HELD_HASH], [me, ALIVE_PREFIX]) or []
                 if claimed:
-                    log.warning("recovering %d message(s) held by worker(s) whose lease expired",
-                                len(claimed))
+                    log.warning(
+                        "recovering %d message(s) held by worker(s) whose lease expired", len(claimed)
+                    )
             prefix = me + "\n"
-            mine = [bytes_to_str(t) for t, v in client.hgetall(HELD_HASH).items()
-                    if bytes_to_str(v).startswith(prefix)]
+            mine = [
+                bytes_to_str(t)
+                for t, v in client.hgetall(HELD_HASH).items()
+                if bytes_to_str(v).startswith(prefix)
+            ]
             if not mine:
                 return 0
             delivered = {str(t) for ch in mine_channels for t in list(ch.qos._delivered)}
@@ -285,8 +301,9 @@ class Channel(kombu_redis.Channel):
             parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
             self._qw_supported = tuple(parts) >= (6, 2)
             if not self._qw_supported:
-                log.warning("Redis %s has no BLMOVE (6.2+): consuming with BRPOP, without the atomic fetch",
-                            version)
+                log.warning(
+                    "Redis %s has no BLMOVE (6.2+): consuming with BRPOP, without the atomic fetch", version
+                )
         return self._qw_supported
 
     def _brpop_start(self, timeout: Any = None) -> Any:
@@ -306,8 +323,15 @@ class Channel(kombu_redis.Channel):
             self._qw_pending = "wait"
         else:
             keys = [self.unacked_key, self.unacked_index_key, HELD_HASH, alive_key(me), *lists]
-            command = ["EVALSHA", _SHAS[fetch_lua.FETCH], len(keys), *keys, me, time.time(),
-                       int(LEASE.ttl * 1000)]
+            command = [
+                "EVALSHA",
+                _SHAS[fetch_lua.FETCH],
+                len(keys),
+                *keys,
+                me,
+                time.time(),
+                int(LEASE.ttl * 1000),
+            ]
             self._qw_pending = "fetch"
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
@@ -373,8 +397,10 @@ class Identity(bootsteps.Step):
         if enabled():
             LEASE.start(worker.app, str(worker.hostname))
         else:
-            log.warning("QUEUEWORKER_ATOMIC_FETCH=0: consuming with stock kombu (BRPOP, then record); a "
-                        "message popped just as Redis goes away can be lost")
+            log.warning(
+                "QUEUEWORKER_ATOMIC_FETCH=0: consuming with stock kombu (BRPOP, then record); a "
+                "message popped just as Redis goes away can be lost"
+            )
 
 
 def enabled() -> bool:
@@ -387,7 +413,11 @@ def enabled() -> bool:
 
 def install(app: Celery) -> None:
     app.steps["worker"].add(Identity)
-    signals.worker_shutting_down.connect(lambda how=None, **_: STOPPING.set() if how == "Warm" else None,
-                                         weak=False, dispatch_uid="queueworker.fetch.stopping")
-    signals.worker_shutdown.connect(lambda **_: LEASE.end(), weak=False,
-                                    dispatch_uid="queueworker.fetch.lease")
+    signals.worker_shutting_down.connect(
+        lambda how=None, **_: STOPPING.set() if how == "Warm" else None,
+        weak=False,
+        dispatch_uid="queueworker.fetch.stopping",
+    )
+    signals.worker_shutdown.connect(
+        lambda **_: LEASE.end(), weak=False, dispatch_uid="queueworker.fetch.lease"
+    )

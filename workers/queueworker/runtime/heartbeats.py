@@ -79,9 +79,12 @@ class Heartbeats(bootsteps.StartStopStep):
     def record(self, finished: Counter[str]) -> dict[str, Any]:
         worker = self.worker
         return {
-            "hostname": worker.hostname, "pid": os.getpid(),
-            "busy": len(worker_state.active_requests), "total": int(worker.concurrency or 0),
-            "processed": max(0, sum(finished.values())), "ts": time.time(),
+            "hostname": worker.hostname,
+            "pid": os.getpid(),
+            "busy": len(worker_state.active_requests),
+            "total": int(worker.concurrency or 0),
+            "processed": max(0, sum(finished.values())),
+            "ts": time.time(),
         }
 
     def beat(self) -> None:

@@ -55,5 +55,8 @@ def check_redelivery(task: Task, task_id: str, request: Any) -> None:
     from queueworker.runtime import metrics
 
     metrics.count_rejected(task.name, queue_of(request))
-    raise Reject(f"task {task.name}[{task_id}] was redelivered {count} times "
-                 f"(QUEUEWORKER_MAX_REDELIVERIES={cap}); rejected without requeue", requeue=False)
+    raise Reject(
+        f"task {task.name}[{task_id}] was redelivered {count} times "
+        f"(QUEUEWORKER_MAX_REDELIVERIES={cap}); rejected without requeue",
+        requeue=False,
+    )

@@ -41,8 +41,27 @@ from queueworker.runtime.stamps import published_at
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9809
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-           600.0, 1800.0, 3600.0, float("inf"))
+BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    float("inf"),
+)
 LABELS = ("name", "queue_name")
 MALFORMED = "(malformed)"
 
@@ -99,11 +118,15 @@ def get() -> dict[str, Any]:
 
             for event in ("received", "started", "succeeded", "failed", "retried", "rejected"):
                 _metrics[event] = Counter(f"celery_task_{event}", f"Tasks {event}.", LABELS)
-            _metrics["runtime"] = Histogram("celery_task_runtime", "Task runtime in seconds.", LABELS,
-                                            buckets=BUCKETS)
-            _metrics["wait"] = Histogram("queueworker_task_wait_seconds",
-                                         "Seconds from publish (qw_published_at) to start.", LABELS,
-                                         buckets=BUCKETS)
+            _metrics["runtime"] = Histogram(
+                "celery_task_runtime", "Task runtime in seconds.", LABELS, buckets=BUCKETS
+            )
+            _metrics["wait"] = Histogram(
+                "queueworker_task_wait_seconds",
+                "Seconds from publish (qw_published_at) to start.",
+                LABELS,
+                buckets=BUCKETS,
+            )
         return _metrics
 
 
@@ -251,10 +274,14 @@ def on_child_exit(pid: int | None = None, **_: Any) -> None:
 def install(app: Celery) -> None:
     app.steps["worker"].add(MetricsServer)
     hooks = (
-        (signals.worker_init, on_worker_init), (signals.worker_shutdown, on_worker_shutdown),
-        (signals.worker_process_shutdown, on_child_exit), (signals.task_received, on_received),
-        (signals.task_failure, on_failure), (signals.task_retry, on_retry),
-        (signals.task_unknown, on_unknown), (signals.task_rejected, on_rejected),
+        (signals.worker_init, on_worker_init),
+        (signals.worker_shutdown, on_worker_shutdown),
+        (signals.worker_process_shutdown, on_child_exit),
+        (signals.task_received, on_received),
+        (signals.task_failure, on_failure),
+        (signals.task_retry, on_retry),
+        (signals.task_unknown, on_unknown),
+        (signals.task_rejected, on_rejected),
     )
     for signal, receiver in hooks:
         signal.connect(receiver, weak=False, dispatch_uid=f"queueworker.metrics.{receiver.__name__}")

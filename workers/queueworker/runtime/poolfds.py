@@ -31,8 +31,9 @@ def install() -> None:
             return None
         return track(self, proc, hub)
 
-    def iterate_file_descriptors_safely(fds_iter: Any, source_data: Any, hub_method: Any, *args: Any,
-                                        **kwargs: Any) -> Any:
+    def iterate_file_descriptors_safely(
+        fds_iter: Any, source_data: Any, hub_method: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         def method(fd: Any, *a: Any, **kw: Any) -> Any:
             try:
                 return hub_method(fd, *a, **kw)

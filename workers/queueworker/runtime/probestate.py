@@ -42,8 +42,12 @@ class ProbeState:
         interval = heartbeat_interval()
         with self.lock:
             self.data = {
-                "pid": os.getpid(), "hostname": hostname, "started": now, "ready": False,
-                "broker_ok": None, "loop_tick": now,
+                "pid": os.getpid(),
+                "hostname": hostname,
+                "started": now,
+                "ready": False,
+                "broker_ok": None,
+                "loop_tick": now,
                 "liveness_max_age": env_float("QUEUEWORKER_LIVENESS_MAX_AGE", max(60.0, 4 * interval)),
                 "readiness_max_age": env_float("QUEUEWORKER_READINESS_MAX_AGE", 3 * interval + 1),
             }

@@ -62,8 +62,12 @@ class QoS(fetch.QoS):
             released = getattr(self.channel.connection, "client", None) is None
             if isinstance(exc, AttributeError) and not released:
                 raise
-            log.warning("could not restore %d unacked message(s) now (%s); they go back to their queue when "
-                        "the broker answers again", len(self._delivered), type(exc).__name__)
+            log.warning(
+                "could not restore %d unacked message(s) now (%s); they go back to their queue when "
+                "the broker answers again",
+                len(self._delivered),
+                type(exc).__name__,
+            )
             self._delivered.clear()
             return None
 
@@ -79,8 +83,9 @@ class QoS(fetch.QoS):
             if self._atomic(delivery_tag):
                 with fetch._pending_lock:
                     fetch._PENDING_ACKS.add(str(delivery_tag))
-            log.warning("could not acknowledge message %s now: its broker connection was replaced",
-                        delivery_tag)
+            log.warning(
+                "could not acknowledge message %s now: its broker connection was replaced", delivery_tag
+            )
             self._delivered.pop(delivery_tag, None)
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
@@ -135,7 +140,8 @@ class Channel(fetch.Channel):
                 try:
                     with self.conn_or_acquire() as client:
                         client.pipeline().lpush(malformed_key(queue), raw).ltrim(
-                            malformed_key(queue), 0, MALFORMED_KEEP - 1).execute()
+                            malformed_key(queue), 0, MALFORMED_KEEP - 1
+                        ).execute()
                 except self.connection_errors:
                     pass
             raise kombu_redis.Empty() from None

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 def _escalate(app: Celery, timeout: float, started: float) -> None:
     time.sleep(max(0.0, timeout - (time.monotonic() - started)))
-    log.warning("tasks still running %.0fs after the shutdown request: cancelling and requeueing them",
-                timeout)
+    log.warning(
+        "tasks still running %.0fs after the shutdown request: cancelling and requeueing them", timeout
+    )
     app.conf.worker_soft_shutdown_timeout = 0.0
     os.kill(os.getpid(), signal.SIGQUIT)
 
@@ -41,8 +42,10 @@ def install(app: Celery) -> None:
         if how != "Warm" or timeout <= 0:
             return
         started = time.monotonic()
-        threading.Thread(target=_escalate, args=(app, timeout, started), name="queueworker-shutdown",
-                         daemon=True).start()
+        threading.Thread(
+            target=_escalate, args=(app, timeout, started), name="queueworker-shutdown", daemon=True
+        ).start()
 
-    signals.worker_shutting_down.connect(on_shutting_down, weak=False,
-                                         dispatch_uid=f"queueworker.shutdown.{id(app)}")
+    signals.worker_shutting_down.connect(
+        on_shutting_down, weak=False, dispatch_uid=f"queueworker.shutdown.{id(app)}"
+    )

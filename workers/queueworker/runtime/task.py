@@ -36,8 +36,15 @@ class QueueWorkerTask(Task):
         if self._qw_metrics_in_base:
             metrics.task_started(task_id, self.name, request)
 
-    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,  # noqa: PLR0917
-                     einfo: Any) -> None:
+    def after_return(  # noqa: PLR0917
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Any,
+        kwargs: Any,
+        einfo: Any,
+    ) -> None:
         if self._qw_metrics_in_base:
             metrics.task_finished(task_id, self.name, status)
 
@@ -45,8 +52,11 @@ class QueueWorkerTask(Task):
 def counts_itself(task: Any) -> bool:
     """True when `task` is a QueueWorkerTask whose before_start and after_return are the base's."""
     cls = type(task)
-    return (isinstance(task, QueueWorkerTask) and cls.before_start is QueueWorkerTask.before_start
-            and cls.after_return is QueueWorkerTask.after_return)
+    return (
+        isinstance(task, QueueWorkerTask)
+        and cls.before_start is QueueWorkerTask.before_start
+        and cls.after_return is QueueWorkerTask.after_return
+    )
 
 
 def assign_metrics(app: Celery) -> list[str]:
@@ -73,8 +83,10 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
 
 def on_worker_ready(**_: Any) -> None:
     if _by_signals:  # logged now: logging is not set up yet at worker_init
-        log.info("tasks counted by signal receivers (their class is not a plain QueueWorkerTask): %s",
-                 ", ".join(_by_signals))
+        log.info(
+            "tasks counted by signal receivers (their class is not a plain QueueWorkerTask): %s",
+            ", ".join(_by_signals),
+        )
 
 
 def install(app: Celery) -> None:
