@@ -28,7 +28,6 @@ kombu. A plain `celery worker` consumes the same lists with stock BRPOP.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -45,7 +44,8 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
 from queueworker.keys import ALIVE_PREFIX, HELD_HASH, alive_key
-from queueworker.runtime import brokerclient, fetch_lua
+from queueworker.runtime import fetch_lua
+from queueworker.runtime.lease import LEASE
 
 log = logging.getLogger(__name__)
 
@@ -62,65 +62,6 @@ def run_script(client: Any, script: str, keys: list[str], args: list[Any]) -> An
         return client.eval(script, len(keys), *keys, *args)
 
 
-class Lease:
-    """This worker's lease `queueworker:alive:{hostname}`, refreshed every heartbeat interval by a daemon
-    thread until the worker has shut down (then deleted, so what it still holds is recovered at once)."""
-
-    def __init__(self) -> None:
-        self.hostname: str | None = None
-        self.ttl = 20.0
-        self.interval = 5.0
-        self.contact_since: float | None = None  # monotonic time of the first write after the last failure
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.client: redis.Redis | None = None
-
-    def start(self, app: Celery, hostname: str) -> None:
-        from queueworker.runtime.heartbeats import heartbeat_ttl
-        from queueworker.runtime.probestate import heartbeat_interval
-
-        self.hostname, self.ttl = hostname, heartbeat_ttl()
-        self.interval = max(0.2, min(heartbeat_interval(), self.ttl / 4))
-        self.client = brokerclient.client_for(app, timeout=min(5.0, max(1.0, self.interval)))
-        if self.client is None or self.thread is not None:
-            return
-        self.stopping.clear()
-        self.thread = threading.Thread(target=self.run, name="queueworker-lease", daemon=True)
-        self.thread.start()
-
-    def write(self) -> None:
-        assert self.client is not None and self.hostname is not None
-        try:
-            self.client.set(alive_key(self.hostname), time.time(), px=int(self.ttl * 1000))
-        except (redis.RedisError, OSError) as exc:
-            self.contact_since = None
-            log.debug("lease not written: %s", type(exc).__name__)
-            return
-        if self.contact_since is None:
-            self.contact_since = time.monotonic()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.write()
-            self.stopping.wait(self.interval)
-
-    def steady(self) -> bool:
-        """True once the lease has been written without a failure for a whole TTL."""
-        since = self.contact_since
-        return since is not None and time.monotonic() - since >= self.ttl
-
-    def end(self) -> None:
-        if self.thread is None:
-            return
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.thread = None
-        if self.client is not None and self.hostname is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
-                self.client.delete(alive_key(self.hostname))
-
-
-LEASE = Lease()
 #: Live channels of this process (the sweep asks them what they hold).
 _CHANNELS: weakref.WeakSet[Channel] = weakref.WeakSet()
 #: Tags whose acknowledgement could not reach Redis; sent again by the next sweep.
