@@ -40,7 +40,7 @@ BINARIES = (
 )
 API_PORT = 6443
 #: Every request's metadata (who, verb, resource, response code) goes to <state>/audit.log, so the e2e
-#: suite can show that the operator made no call its RBAC refused. Reads of leases and events skipped.
+#: suite can show that the operator made no call its RBAC refused. Lease renewals are left out.
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
