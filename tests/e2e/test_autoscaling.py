@@ -69,21 +69,17 @@ def test_burst_scales_up_then_idle_pods_go_first(release: Release) -> None:
 
     # Two long tasks keep one or two pods busy through the scale-down; the idle ones must go first.
     publish(release, "tasks.taskA", 2, [75.0])
-    busy: dict[str, int] = wait_for(
-        "the two long tasks running",
-        lambda: (
-            unacked(release) == 2
-            and depth(release, QUEUE) == 0
-            and {
-                host.split("@", 1)[1]: hb["busy"]
-                for host, hb in heartbeats(release, QUEUE).items()
-                if hb["busy"]
-            }
-        ),
-        timeout=120,
-    )
-    assert sum(busy.values()) == 2, busy
-    count = len(live(worker_pods(release, "task-a")))
+
+    def running() -> dict[str, int] | None:
+        """Pod -> running tasks, once both long tasks show in the heartbeats (written every 5 s each)."""
+        if unacked(release) != 2 or depth(release, QUEUE) != 0:
+            return None
+        beats = heartbeats(release, QUEUE).items()
+        found = {host.split("@", 1)[1]: hb["busy"] for host, hb in beats if hb["busy"]}
+        return found if sum(found.values()) == 2 else None
+
+    busy: dict[str, int] = wait_for("the two long tasks running", running, timeout=120)
+    count = len(peak)  # what it scales down from (it may have begun while the heartbeats came in)
     wait_for(
         f"task-a to scale down from {count}",
         lambda: worker_deployment(release, "task-a").spec.replicas < count,
