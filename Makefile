@@ -28,9 +28,10 @@ run: venv  ## the main job: run the example QueueWorkers on this machine with a 
 render: venv  ## print the Kubernetes objects the examples become
 	$(BIN)/qw render -f examples/ -R
 
-lint: venv  ## ruff: the lint rules, and the formatting (`ruff format .` fixes it)
+lint: venv  ## ruff (the lint rules and the formatting: `ruff format .` fixes it) and the import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv  ## mypy
 	$(BIN)/mypy
@@ -89,7 +90,7 @@ push:  ## build the images on the upstream base and push them: make push REGISTR
 	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done
 
 deploy: venv images  ## install or upgrade the chart on kind with those images
-	$(BIN)/python -m tests.e2e.deploy --context $(KIND_CONTEXT) --namespace $(NAMESPACE) --tag $(IMAGE_TAG)
+	$(BIN)/python -m hack.deploy --context $(KIND_CONTEXT) --namespace $(NAMESPACE) --tag $(IMAGE_TAG)
 
 dev:  ## skaffold's dev loop on the kind cluster: rebuild, reload and redeploy on every change
 	skaffold dev --profile kind --kube-context $(KIND_CONTEXT)

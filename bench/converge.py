@@ -24,16 +24,8 @@ from typing import Any
 
 import kmock
 
+from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, PDBS, QW, Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import environment, running_operator
-from tests.support.kube_emulator import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    PDBS,
-    QW,
-    Emulator,
-    register_crd,
-    write_kubeconfig,
-)
 from tests.support.redis_server import RedisServer, free_port
 
 NAMESPACE = "bench"

@@ -20,7 +20,7 @@ slows the worker some 50x, so the runtime's periodic work (metrics flush, heartb
 the same factor to keep its share per task what it is at full speed. `instruction_ratio` = plain
 instructions per task / queueworker instructions per task (skipped when valgrind is not installed).
 
-The make_app worker is measured twice: with the atomic fetch (runtime/fetch.py, the default) and consuming
+The make_app worker is measured twice: with the atomic fetch (worker/fetch.py, the default) and consuming
 the stock kombu way (QUEUEWORKER_ATOMIC_FETCH=0: BRPOP, then record; the transport before the atomic
 fetch): `ratio_brpop`, `instruction_ratio_brpop`, and `atomic_vs_brpop` (>1: the atomic fetch costs the
 worker less). The atomic fetch records in a Redis script what kombu records from the worker, so Redis's
@@ -88,7 +88,7 @@ KINDS = ("plain", "qw", "qwbrpop")
 
 def preload(redis_url: str, queue: str, n: int) -> None:
     from celery import Celery
-    from queueworker.runtime import stamps
+    from queueworker.worker import stamps
 
     producer = Celery("bench-producer", broker=redis_url, set_as_current=False)
     producer.conf.update(task_serializer="json", accept_content=["json"])

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import redis
 import yaml
-from queueworker.keys import heartbeat_key
+from queueworker.broker.keys import heartbeat_key
 from queueworker.local.state import read_endpoint
 from queueworker.local.view import VIEW_KEY
-from queueworker_operator.policy import PolicyConfig
+from queueworker.scaling.policy import PolicyConfig
 
 from bench.autoscale.policies import Builtin
 from bench.autoscale.sim import Simulation
@@ -210,7 +210,7 @@ def real_run(arrival: np.ndarray, service: np.ndarray, workdir: Path) -> dict[st
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no worker became ready; see {workdir / 'qw-up.log'}")
             time.sleep(0.1)
-        from queueworker.app import make_app
+        from queueworker.worker.app import make_app
 
         app = make_app("rr-publisher", broker_url=endpoint.url)
         t0 = time.time()

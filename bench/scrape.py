@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from queueworker import keys
+from queueworker.broker import keys
+from queueworker.broker.stats import QueueStats, probe
 from queueworker.exporter import QueueCollector, render
-from queueworker.probe import QueueStats, probe
 
 TARGET_SECONDS = 0.100
 BODY = "W1sxLCAyXSwge30sIHsiY2FsbGJhY2tzIjogbnVsbCwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbH1d"

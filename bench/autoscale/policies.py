@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from queueworker_operator.startup import StartTimes
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker.scaling.startup import StartTimes
 
 from bench.autoscale.sim import View
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from queueworker.spec import QueueWorkerSpec
-from queueworker_operator.policy import PolicyConfig
+from queueworker.api.spec import QueueWorkerSpec
+from queueworker.scaling.policy import PolicyConfig
 
 from bench.autoscale.baselines import TUNED_DOWN_WINDOW, KedaTuned, LatencyScaler, tuned_list_length
 from bench.autoscale.policies import Builtin, Clairvoyant, HpaQueueLength, Keda

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from queueworker.keys import HEARTBEAT_INTERVAL
+from queueworker.broker.keys import HEARTBEAT_INTERVAL
 
 #: Seconds from a pod's creation to its worker consuming (image cached, Celery booted).
 START_DELAY = 10.0

@@ -18,17 +18,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
-from queueworker import keys
+from queueworker import builders
+from queueworker.api.spec import QueueWorker
+from queueworker.broker import keys
+from queueworker.broker.stats import QueueStats, probe
+from queueworker.builders import labels
 from queueworker.contract import busy_by_worker, redact, targets
-from queueworker.probe import QueueStats, probe
-from queueworker.spec import QueueWorker
+from queueworker.scaling import observe
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker.scaling.startup import StartTimes, pod_start_seconds
 
-from queueworker_operator import builders, labels, metrics, observe
+from queueworker_operator import metrics
 from queueworker_operator.kube import KubeError
-from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker_operator.reconcile import involved
-from queueworker_operator.runtime import Key, Observed, Runtime
-from queueworker_operator.startup import StartTimes, pod_start_seconds
+from queueworker_operator.state import Key, Observed, OperatorState
 from queueworker_operator.status import Cond, now_iso
 
 logger = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ class Reading:
 
 
 def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
-    """The QueueWorker's queues as one policy observation (see observe.py)."""
+    """The QueueWorker's queues as one policy observation (see queueworker/scaling/observe.py)."""
     return observe.observation(stats, qw.spec.queues, now)
 
 
@@ -56,7 +59,7 @@ def hostname_of(heartbeat_host: str) -> str:
 
 
 class Autoscaler:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: OperatorState) -> None:
         self.rt = rt
         self.states: dict[Key, PolicyState] = {}
         #: Worker pods' start times per QueueWorker, and the ready count when the pods were last listed.

@@ -12,14 +12,14 @@ import time
 from typing import Any
 
 import kopf
+from queueworker.api.spec import GROUP, PLURAL, VERSION
+from queueworker.builders.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KEY
 from queueworker.contract import redact
-from queueworker.spec import GROUP, PLURAL, VERSION
+from queueworker.settings import ConfigError, Settings
 
 from queueworker_operator import kube, metrics, reconcile
 from queueworker_operator.autoscaler import Autoscaler
-from queueworker_operator.config import ConfigError, Settings
-from queueworker_operator.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import NamespaceSync, Runtime, summary
+from queueworker_operator.state import NamespaceSync, OperatorState, summary
 from queueworker_operator.status import StatusKeeper
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     """Every kopf setting, the operator's own config, and the background loops."""
     try:
         config = Settings.from_env()
-    except ConfigError as exc:  # the operator cannot run: exit with the message (never a URL: see config.py)
+    except ConfigError as exc:  # the operator cannot run: exit with the message (never a URL: settings.py)
         raise kopf.PermanentError(f"invalid operator configuration: {exc}") from None
     settings.watching.server_timeout = 270  # stalled watch streams are a known kopf failure: bound them
     settings.watching.client_timeout = 300
@@ -52,7 +52,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: no service account and no kubeconfig")
     client = kube.Kube(info)
-    rt = Runtime(settings=config, kube=client, status=StatusKeeper(client))
+    rt = OperatorState(settings=config, kube=client, status=StatusKeeper(client))
     rt.catalog.index = kwargs["qw_index"]
     rt.namespaces = NamespaceSync(
         lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url, ready=rt.ready
@@ -61,7 +61,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     rt.tasks.append(asyncio.create_task(Autoscaler(rt).run(), name="queueworker-autoscaler"))
     rt.tasks.append(asyncio.create_task(reconcile.correct_drift(rt), name="queueworker-drift"))
     rt.metrics_server = metrics.serve(config.metrics_port)
-    memo["runtime"] = rt
+    memo["state"] = rt
     logger.info(
         "QueueWorker operator started: autoscale every %.1fs, drift check every %.0fs",
         config.autoscale_interval,
@@ -71,7 +71,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    rt: Runtime | None = memo.get("runtime")
+    rt: OperatorState | None = memo.get("state")
     if rt is not None:
         await rt.close()
 
@@ -83,7 +83,7 @@ def login(**_: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.probe(id="autoscaler_tick_age")
 def autoscaler_tick_age(memo: kopf.Memo, **_: Any) -> float | None:
-    rt: Runtime | None = memo.get("runtime")
+    rt: OperatorState | None = memo.get("state")
     return None if rt is None or rt.last_tick is None else round(time.time() - rt.last_tick, 1)
 
 
@@ -96,15 +96,15 @@ def qw_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, d
 @kopf.on.create(*QW)
 @kopf.on.update(*QW, field="spec")
 async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["runtime"].ready.set()
-    await reconcile.reconcile(memo["runtime"], body)
+    memo["state"].ready.set()
+    await reconcile.reconcile(memo["state"], body)
 
 
 @kopf.on.delete(*QW)
 async def queueworker_deleted(
     *, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    rt: Runtime = memo["runtime"]
+    rt: OperatorState = memo["state"]
     rt.ready.set()
     namespace = namespace or "default"
     rt.catalog.forget(namespace, name)
@@ -120,7 +120,7 @@ async def queueworker_deleted(
 
 @kopf.on.event("apps", "v1", "deployments", labels=WORKERS)
 async def worker_deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    rt: Runtime | None = memo.get("runtime")
+    rt: OperatorState | None = memo.get("state")
     if rt is not None:
         rt.ready.set()
         await reconcile.deployment_changed(rt, body, deleted=type == "DELETED")

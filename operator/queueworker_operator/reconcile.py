@@ -16,15 +16,16 @@ from typing import Any
 
 import aiohttp
 import kopf
-from queueworker import beat
+from queueworker import builders
+from queueworker.api.spec import API_VERSION, PLURAL, SpecError
+from queueworker.beat import schedules
+from queueworker.builders.labels import MANAGED_BY, MANAGED_BY_KEY
+from queueworker.builders.worker import desired_replicas
 from queueworker.contract import redact
-from queueworker.spec import API_VERSION, PLURAL, SpecError
 
-from queueworker_operator import builders, metrics
-from queueworker_operator.builders.worker import desired_replicas
+from queueworker_operator import metrics
 from queueworker_operator.kube import ApplyResult, KubeError, NotOurs
-from queueworker_operator.labels import MANAGED_BY, MANAGED_BY_KEY
-from queueworker_operator.runtime import LAST_VALID, Observed, Runtime, spec_text
+from queueworker_operator.state import LAST_VALID, Observed, OperatorState, spec_text
 from queueworker_operator.status import Cond
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def readiness(observed: Observed) -> Cond:
     return Cond(False, "WorkersNotReady", f"{observed.ready}/{want} worker replicas ready")
 
 
-async def report_invalid(rt: Runtime, body: Mapping[str, Any], exc: SpecError) -> None:
+async def report_invalid(rt: OperatorState, body: Mapping[str, Any], exc: SpecError) -> None:
     meta = body.get("metadata", {})
     message = invalid_message(exc)
     changed = await rt.status.update(
@@ -97,7 +98,7 @@ async def report_invalid(rt: Runtime, body: Mapping[str, Any], exc: SpecError) -
         await rt.kube.event(involved(body), "Warning", "InvalidSpec", message)
 
 
-async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False) -> None:
+async def reconcile(rt: OperatorState, body: Mapping[str, Any], *, quiet: bool = False) -> None:
     """Make the QueueWorker's objects match its spec. `quiet` (the drift timer): no error for invalid
     specs, which were already reported."""
     meta = body.get("metadata", {})
@@ -178,7 +179,7 @@ async def reconcile(rt: Runtime, body: Mapping[str, Any], *, quiet: bool = False
         metrics.REPLICAS_DESIRED.labels(namespace, name).set(fields.get("desiredReplicas") or 0)
 
 
-async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted: bool) -> None:
+async def deployment_changed(rt: OperatorState, deployment: Mapping[str, Any], deleted: bool) -> None:
     """A worker Deployment changed: report replicas and readiness on its QueueWorker."""
     refs = [
         r
@@ -213,7 +214,7 @@ async def deployment_changed(rt: Runtime, deployment: Mapping[str, Any], deleted
         logger.warning("status of %s/%s not updated: %s", namespace, name, exc)
 
 
-async def sync_namespace(rt: Runtime, namespace: str) -> None:
+async def sync_namespace(rt: OperatorState, namespace: str) -> None:
     """Apply the namespace's shared objects from all its QueueWorkers; delete what is not needed."""
     qws = rt.catalog.namespace(namespace)
     objects = builders.namespace_objects(qws, rt.settings) if qws else []
@@ -230,11 +231,13 @@ async def sync_namespace(rt: Runtime, namespace: str) -> None:
         if live is not None and (live["metadata"].get("labels") or {}).get(MANAGED_BY_KEY) == MANAGED_BY:
             await rt.kube.delete(api_version, plural, namespace, name)
             logger.info("deleted %s %s/%s: no QueueWorker needs it", kind, namespace, name)
-    entries = [entry for qw in qws for entry in beat.desired_entries(qw)]
-    await asyncio.to_thread(beat.sync_schedules, rt.settings.redis_url, beat.owner_prefix(namespace), entries)
+    entries = [entry for qw in qws for entry in schedules.desired_entries(qw)]
+    await asyncio.to_thread(
+        schedules.sync_schedules, rt.settings.redis_url, schedules.owner_prefix(namespace), entries
+    )
 
 
-async def correct_drift(rt: Runtime) -> None:
+async def correct_drift(rt: OperatorState) -> None:
     """The drift timer: every drift_interval, re-apply every QueueWorker's objects and every namespace's
     shared objects (only differences are patched, so a cluster without drift sees no writes)."""
     limit = asyncio.Semaphore(8)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from queueworker.spec import API_VERSION, PLURAL
+from queueworker.api.spec import API_VERSION, PLURAL
 
 from queueworker_operator.kube import Kube, KubeError
 

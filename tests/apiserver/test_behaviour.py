@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from queueworker.spec import parse_manifest
+from queueworker.api.spec import parse_manifest
 from queueworker_operator.status import Cond, merged_status, now_iso, status_patch
 
 from tests.apiserver.conftest import Server

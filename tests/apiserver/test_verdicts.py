@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from queueworker.manifests import load_manifests
+from queueworker.api.manifests import load_manifests
 
 from tests.apiserver.conftest import CHART_CRDS, ROOT, Server
 from tests.support import cel, verdicts

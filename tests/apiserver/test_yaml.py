@@ -1,4 +1,4 @@
-"""`queueworker.kubeyaml` reads YAML as kubectl does: for generated plain scalars, as values and as
+"""`queueworker.api.kubeyaml` reads YAML as kubectl does: for generated plain scalars, as values and as
 mapping keys, the JSON it yields equals what sigs.k8s.io/yaml (kubectl's and Helm's converter, built
 here as yaml2json) sends the API server."""
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from queueworker import kubeyaml
+from queueworker.api import kubeyaml
 
 from hack.cluster import binaries
 

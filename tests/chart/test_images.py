@@ -208,5 +208,5 @@ def test_build_context_holds_exactly_what_the_images_copy() -> None:
         "examples/default.yaml",
     ):
         assert not dockerignore_allows(kept_out), kept_out
-    assert dockerignore_allows("workers/queueworker/cli.py")
+    assert dockerignore_allows("workers/queueworker/cli/__init__.py")
     assert dockerignore_allows("operator/queueworker_operator/handlers.py")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from queueworker.spec import parse_manifest
-from queueworker_operator import builders
-from queueworker_operator.config import Settings
+from queueworker import builders
+from queueworker.api.spec import parse_manifest
+from queueworker.settings import Settings
 
 from tests.chart.rendering import NAMESPACE, RELEASE, REPO, env_of, find, one, render
 

@@ -243,9 +243,9 @@ def test_pods_the_operator_builds_for_the_examples_meet_it_too() -> None:
     """The e2e namespace enforces "restricted": the worker and beat pods the operator creates there must
     pass the same rules as the chart's own pods."""
     import yaml
-    from queueworker.spec import parse_manifest
-    from queueworker_operator import builders
-    from queueworker_operator.config import Settings
+    from queueworker import builders
+    from queueworker.api.spec import parse_manifest
+    from queueworker.settings import Settings
 
     from tests.chart.rendering import REPO
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e import deploy
+from hack import deploy
 from tests.e2e.cluster import LOCAL_CONTEXT, Cluster, Unavailable, connect, node_images, wait_for
 
 NAMESPACE = "qw-e2e"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e import deploy
+from hack import deploy
 from tests.e2e.cluster import (
     describe_pods,
     exec_in,

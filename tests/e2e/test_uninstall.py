@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from hack import deploy
 from hack.cluster import binaries
-from tests.e2e import deploy
 from tests.e2e.cluster import LOCAL_CONTEXT, pods, wait_for
 from tests.e2e.conftest import Release, report
 from tests.e2e.flows import GROUP, PLURAL, VERSION

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from queueworker.beat import BeatEntry, desired_entries, owner_prefix, sync_schedules
-from queueworker.keys import PUBLISHED_HEADER
-from queueworker.spec import QueueWorker, QueueWorkerSpec, Schedule
+from queueworker.api.spec import QueueWorker, QueueWorkerSpec, Schedule
+from queueworker.beat.schedules import BeatEntry, desired_entries, owner_prefix, sync_schedules
+from queueworker.broker.keys import PUBLISHED_HEADER
 
 from tests.support.celery_worker import REPO, WORKERS, wait_for
 
@@ -156,7 +156,7 @@ def start_beat(redis_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], 
                 "-m",
                 "celery",
                 "-A",
-                "queueworker.beat_app",
+                "queueworker.beat.app",
                 "beat",
                 "--loglevel",
                 "INFO",
@@ -225,7 +225,7 @@ def test_two_beats_side_by_side_fire_each_entry_once_per_interval(
 
 def test_example_schedule_syncs(redis_url: str, redis_client: redis.Redis) -> None:
     """examples/: the default QueueWorker's `tasks.add` every 30 s becomes exactly one owned entry."""
-    from queueworker.manifests import load_manifests
+    from queueworker.api.manifests import load_manifests
 
     loaded = [item.qw for item in load_manifests(REPO / "examples") if item.qw is not None]
     entries = [entry for qw in loaded for entry in desired_entries(qw)]

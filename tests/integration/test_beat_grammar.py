@@ -13,10 +13,10 @@ from celery import Celery
 from croniter import croniter
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from queueworker.beat import desired_entries, owner_prefix, store_app, sync_schedules
+from queueworker.api.checks import duration_seconds
+from queueworker.api.spec import SpecError, parse_manifest
+from queueworker.beat.schedules import desired_entries, owner_prefix, store_app, sync_schedules
 from queueworker.cron import CRON
-from queueworker.spec import SpecError, parse_manifest
-from queueworker.spec_checks import duration_seconds
 from redbeat import RedBeatSchedulerEntry
 
 from tests.support import cel

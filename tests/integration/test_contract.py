@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from queueworker import contract, keys
+from queueworker import contract
+from queueworker.api.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
+from queueworker.broker import keys
+from queueworker.builders.beat import beat_deployment
+from queueworker.builders.worker import worker_deployment
 from queueworker.local.commands import LocalContext, beat_command, worker_command
-from queueworker.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
-from queueworker_operator.builders.beat import beat_deployment
-from queueworker_operator.builders.worker import worker_deployment
-from queueworker_operator.config import Settings
+from queueworker.settings import Settings
 
 
 def make_qw(name: str = "mail", namespace: str = "shop", **spec: object) -> QueueWorker:
@@ -46,10 +47,9 @@ def test_worker_env_has_only_settings_a_worker_reads() -> None:
     env = contract.worker_env(make_qw(shutdown=Shutdown(600)), metrics_port=9809, routes_file="/r.json")
     assert env == {"QUEUEWORKER_METRICS_PORT": "9809", "QUEUEWORKER_ROUTES_FILE": "/r.json",
                    "QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT": "570"}  # fmt: skip
-    app_source = (Path(contract.__file__).parent / "app.py").read_text()
-    metrics_source = (Path(contract.__file__).parent / "runtime" / "metrics.py").read_text()
+    worker_source = "".join(p.read_text() for p in (Path(contract.__file__).parent / "worker").glob("*.py"))
     for name in env:
-        assert name in app_source + metrics_source, f"{name} is written but nothing reads it"
+        assert name in worker_source, f"{name} is written but nothing reads it"
 
 
 def test_targets_first_queueworker_by_namespace_and_name_wins_a_shared_queue() -> None:

@@ -20,8 +20,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
-from queueworker import keys
-from queueworker.commands.exporter import resolve
+from queueworker.broker import keys
+from queueworker.cli.exporter import resolve
 from queueworker.exporter import QueueCollector, Scrape, redis_client, render
 
 from tests.support.celery_worker import wait_for
@@ -142,7 +142,7 @@ def test_fast_exposition_matches_prometheus_client(redis_client: redis.Redis) ->
 def test_options_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
-    from queueworker.commands import exporter as command
+    from queueworker.cli import exporter as command
 
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())

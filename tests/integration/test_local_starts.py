@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis
+from queueworker.api.spec import parse_manifest
 from queueworker.local.commands import LocalContext
 from queueworker.local.control import Controller, Managed, policy_config
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.watchdog import Watchdog
-from queueworker.probes import FILE_NAME
-from queueworker.spec import parse_manifest
+from queueworker.worker.health import FILE_NAME
 
 
 def test_a_worker_start_is_measured_from_spawn_to_ready_once(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from queueworker import keys, make_app
-from queueworker.probe import CHUNK, SCAN_COUNT, SCAN_ROUNDS, QueueStats, discover_queues, probe
+from queueworker import make_app
+from queueworker.broker import keys
+from queueworker.broker.stats import CHUNK, SCAN_COUNT, SCAN_ROUNDS, QueueStats, discover_queues, probe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -264,8 +265,8 @@ def test_discovery_in_slices(redis_client: redis.Redis, monkeypatch: pytest.Monk
     for queue in queues:
         redis_client.sadd(f"{keys.BINDING_PREFIX}{queue}", f"{queue}{sep}{sep}{queue}")
     redis_client.mset({f"filler:{i}": "x" for i in range(3000)})
-    monkeypatch.setattr("queueworker.probe.SCAN_COUNT", 100)
-    monkeypatch.setattr("queueworker.probe.SCAN_ROUNDS", 2)
+    monkeypatch.setattr("queueworker.broker.stats.SCAN_COUNT", 100)
+    monkeypatch.setattr("queueworker.broker.stats.SCAN_ROUNDS", 2)
     before = redis_client.info("commandstats").get("cmdstat_eval", {}).get("calls", 0)
     assert discover_queues(redis_client) == queues
     calls = redis_client.info("commandstats")["cmdstat_eval"]["calls"] - before

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import redis
-from queueworker import keys
-from queueworker.probe import CHUNK, discover_queues, probe
+from queueworker.broker import keys
+from queueworker.broker.stats import CHUNK, discover_queues, probe
 
 from tests.integration.test_probe import NOW, heartbeat, kombu_message
 

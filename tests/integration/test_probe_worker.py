@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 from celery import Celery
-from queueworker import keys, make_app
-from queueworker.probe import probe
+from queueworker import make_app
+from queueworker.broker import keys
+from queueworker.broker.stats import probe
 
 from tests.support.celery_worker import CeleryWorker, wait_for
 

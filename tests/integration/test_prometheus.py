@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from queueworker import keys, make_app
+from queueworker import make_app
+from queueworker.broker import keys
 from queueworker.exporter import Exporter
 from queueworker_operator import metrics as operator_metrics
 

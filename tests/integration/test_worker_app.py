@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 from queueworker import make_app
-from queueworker.keys import PUBLISHED_HEADER
+from queueworker.broker.keys import PUBLISHED_HEADER
 
 from tests.support.celery_worker import CeleryWorker, wait_for
 from tests.support.redis_server import free_port

@@ -1,4 +1,4 @@
-"""The atomic fetch (runtime/fetch.py) on a real Redis, through kombu channels of the worker's transport:
+"""The atomic fetch (worker/fetch.py) on a real Redis, through kombu channels of the worker's transport:
 the message is recorded as held in the operation that pops it, acks and restores check the holder, a dead
 worker's messages go back exactly once when several workers recover at once, a fetch whose reply was lost is
 put back, priority lists keep their order, and the probe counts held messages as reserved."""
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import redis
 from kombu import Connection, Consumer, Queue
-from queueworker.keys import HELD_HASH, alive_key
-from queueworker.probe import probe
-from queueworker.runtime import fetch, fetch_lua, poolfds, rejects
+from queueworker.broker.keys import HELD_HASH, alive_key
+from queueworker.broker.stats import probe
+from queueworker.worker import fetch, fetch_lua, poolfds, transport
 
 from tests.reliability.support import producer
 
@@ -35,7 +35,7 @@ def steady_lease() -> Iterator[None]:
 
 
 def channel_for(url: str, holder: str) -> tuple[Connection, Any]:
-    connection = Connection(url, transport=rejects.Transport)
+    connection = Connection(url, transport=transport.Transport)
     channel = connection.channel()
     channel.qw_holder = holder
     return connection, channel
@@ -247,7 +247,7 @@ def test_queue_order_strategy_is_kept_across_queues(
 
     options = {"queue_order_strategy": strategy}
     stock = Connection(redis_url, transport_options=options)
-    ours = Connection(redis_url, transport=rejects.Transport, transport_options=options)
+    ours = Connection(redis_url, transport=transport.Transport, transport_options=options)
     try:
         expected = run(stock, stock.channel())
         channel = ours.channel()

@@ -11,7 +11,7 @@ import pytest
 import redis
 from celery import Celery
 from queueworker import make_app
-from queueworker.keys import completed_key, heartbeat_key
+from queueworker.broker.keys import completed_key, heartbeat_key
 
 from tests.support.celery_worker import CeleryWorker, as_text, wait_for, write_task_module
 

@@ -88,8 +88,8 @@ def test_prefork_metrics_add_up_and_wait_time_is_real(
 def test_batched_histogram_matches_observe() -> None:
     """The batch writer's per-bucket adds give exactly what observe() one by one gives."""
     from prometheus_client import CollectorRegistry, Histogram
-    from queueworker.runtime.metricbatch import observe_many
-    from queueworker.runtime.metrics import BUCKETS
+    from queueworker.worker.metricbatch import observe_many
+    from queueworker.worker.metrics import BUCKETS
 
     values = [0.0, 0.004, 0.005, 0.0051, 0.3, 1.0, 7.5, 59.0, 3600.0, 99999.0]
     samples = []
@@ -117,7 +117,7 @@ FOREIGN_BASES = """
 from celery import Task
 
 from queueworker import make_app
-from queueworker.runtime.task import QueueWorkerTask
+from queueworker.worker.task import QueueWorkerTask
 
 app = make_app("qwbases")
 

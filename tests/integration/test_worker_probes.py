@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from queueworker import make_app
-from queueworker.probes import PROBES
+from queueworker.worker.health import PROBES
 
 from tests.support.celery_worker import WORKERS, CeleryWorker, executions, wait_for, write_task_module
 from tests.support.redis_server import RedisServer

@@ -47,7 +47,7 @@ def test_password_never_logged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
                         "-m",
                         "celery",
                         "-A",
-                        "queueworker.beat_app",
+                        "queueworker.beat.app",
                         "beat",
                         "--loglevel",
                         "DEBUG",

@@ -18,7 +18,7 @@ from queueworker import make_app
 from tests.support.celery_worker import CeleryWorker, as_text, executions, wait_for, write_task_module
 from tests.support.redis_server import free_port
 
-SOFT: dict[str, str] = {}  # SIGTERM as Kubernetes sends it; runtime/shutdown.py bounds it
+SOFT: dict[str, str] = {}  # SIGTERM as Kubernetes sends it; worker/shutdown.py bounds it
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ goes away is covered by the atomic fetch: tests/integration/test_worker_fetch.py
 from __future__ import annotations
 
 from kombu import Connection
-from queueworker.runtime import rejects
+from queueworker.worker import transport
 
 from tests.support.redis_server import RedisServer
 
@@ -14,7 +14,7 @@ def test_ack_after_the_channel_was_closed_by_a_reconnect_leaves_the_message_for_
     with an AttributeError that Celery treats as unrecoverable. The ack is given up; the message stays
     in `unacked` (it comes back after the visibility timeout) and nothing raises."""
     with RedisServer() as server:
-        connection = Connection(server.url, transport=rejects.Transport)
+        connection = Connection(server.url, transport=transport.Transport)
         channel = connection.default_channel
         payload = {
             "body": "W10=",

@@ -10,8 +10,8 @@ from typing import Any
 import kmock
 import pytest
 
+from hack.kube_emulator import Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import environment, running_operator
-from tests.support.kube_emulator import Emulator, register_crd, write_kubeconfig
 from tests.support.redis_server import free_port
 
 

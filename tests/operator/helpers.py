@@ -7,21 +7,12 @@ import copy
 from typing import Any
 
 import kmock
-from queueworker.spec import SpecError, parse_manifest
-from queueworker_operator import builders
-from queueworker_operator.config import Settings
+from queueworker import builders
+from queueworker.api.spec import SpecError, parse_manifest
+from queueworker.settings import Settings
 from queueworker_operator.kube import LAST_APPLIED, contains
 
-from tests.support.kube_emulator import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    EVENTS,
-    HPAS,
-    PDBS,
-    QW,
-    SCALEDOBJECTS,
-    Emulator,
-)
+from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS, Emulator
 from tests.support.validate import validate_object
 
 MANAGED = (DEPLOYMENTS, PDBS, CONFIGMAPS, HPAS, SCALEDOBJECTS)

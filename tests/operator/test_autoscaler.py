@@ -10,13 +10,13 @@ import time
 
 import kopf
 import pytest
-from queueworker import keys
+from queueworker.broker import keys
+from queueworker.scaling.policy import Decision, decide
 from queueworker_operator import autoscaler, metrics
-from queueworker_operator.policy import Decision, decide
 
+from hack.kube_emulator import DEPLOYMENTS, EVENTS, PODS, QW
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, events, manifest, status
-from tests.support.kube_emulator import DEPLOYMENTS, EVENTS, PODS, QW
 from tests.support.redis_server import RedisServer
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -92,7 +92,7 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
             ),
         )
         await eventually(lambda: status(cluster, "default", "jobs").get("desiredReplicas") == 1)
-        rt = memo["runtime"]
+        rt = memo["state"]
         await eventually(
             lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True"
         )
@@ -190,7 +190,7 @@ async def test_broker_down_holds_replicas(cluster, start_operator, operator_env,
                 autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 4},
             ),
         )
-        rt = await eventually(lambda: memo.get("runtime"))
+        rt = await eventually(lambda: memo.get("state"))
         push(own_redis.client(), "held", 10)
         await eventually(lambda: (replicas(cluster, "held") or 0) > 1)
         await ticks_later(rt, 1)
@@ -244,7 +244,7 @@ async def test_scale_from_zero_and_never_scale_keda_or_hpa(cluster, start_operat
                 and status(cluster, "default", "hq").get("backlog") == 50
             )
         )
-        await ticks_later(memo["runtime"], 2)
+        await ticks_later(memo["state"], 2)
         for name in ("kq", "hq"):
             assert replicas(cluster, name) is None, f"{name}: its autoscaler owns replicas"
             assert not events(cluster, name, "ScaledUp")

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hack.kube_emulator import DEPLOYMENTS
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
-from tests.support.kube_emulator import DEPLOYMENTS
 from tests.support.redis_server import free_port
 
 

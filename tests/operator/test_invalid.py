@@ -4,8 +4,9 @@ nothing created for a new object, nothing touched for an update, and every other
 from __future__ import annotations
 
 import kmock
-from queueworker_operator.config import Settings
+from queueworker.settings import Settings
 
+from hack.kube_emulator import DEPLOYMENTS, PDBS, QW
 from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
@@ -17,7 +18,6 @@ from tests.operator.helpers import (
     patch,
     status,
 )
-from tests.support.kube_emulator import DEPLOYMENTS, PDBS, QW
 
 
 async def test_invalid_new_object_creates_nothing(cluster, start_operator, operator_env):

@@ -3,8 +3,9 @@ each valid for Kubernetes 1.28 and 1.34, updates that touch only what changed, a
 
 from __future__ import annotations
 
-from queueworker_operator.config import Settings
+from queueworker.settings import Settings
 
+from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS
 from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
@@ -19,7 +20,6 @@ from tests.operator.helpers import (
     status,
     validate_all,
 )
-from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS
 
 SCHEDULES = [
     {"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},

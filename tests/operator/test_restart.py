@@ -4,9 +4,10 @@ puts back what someone else changed, and nothing else."""
 from __future__ import annotations
 
 import kopf
+from queueworker.settings import Settings
 from queueworker_operator import metrics
-from queueworker_operator.config import Settings
 
+from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, QW
 from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
@@ -18,7 +19,6 @@ from tests.operator.helpers import (
     patch,
     status,
 )
-from tests.support.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, QW
 
 SCHEDULE = [{"name": "nightly", "task": "tasks.nightly", "cron": "0 3 * * *"}]
 
@@ -38,7 +38,7 @@ def versions(cluster) -> dict:
 
 async def settle(cluster, memo, namespaces) -> None:
     """Wait until a namespace sync and two autoscaler ticks have run after everything queued so far."""
-    rt = await eventually(lambda: memo.get("runtime"))
+    rt = await eventually(lambda: memo.get("state"))
     for namespace in namespaces:
         await rt.request_namespace(namespace)
     target = rt.ticks + 2
@@ -112,7 +112,7 @@ async def test_drift_is_corrected(cluster, start_operator, operator_env):
         await eventually(lambda: events(cluster, "drifty", "Corrected"))
         # once corrected, further drift checks write nothing
         count = cluster.versions(DEPLOYMENTS, "default", "drifty-worker")
-        rt = memo["runtime"]
+        rt = memo["state"]
         target = rt.ticks + 4
         await eventually(lambda: rt.ticks >= target)
         assert cluster.versions(DEPLOYMENTS, "default", "drifty-worker") == count

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from queueworker.probe import QueueStats
-from queueworker.spec import parse_manifest
+from queueworker.api.spec import parse_manifest
+from queueworker.broker.stats import QueueStats
 from queueworker_operator.autoscaler import hostname_of, observation
 from queueworker_operator.kube import _last_applied, _with_last_applied, contains, merge_patch
 from queueworker_operator.status import Cond, merge_conditions, merged_status, status_patch

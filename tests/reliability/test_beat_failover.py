@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from queueworker.beat import BeatEntry, sync_schedules
-from queueworker.keys import PUBLISHED_HEADER
+from queueworker.beat.schedules import BeatEntry, sync_schedules
+from queueworker.broker.keys import PUBLISHED_HEADER
 
 from tests.integration.test_beat import start_beat
 from tests.support.celery_worker import wait_for

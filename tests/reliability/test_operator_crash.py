@@ -15,19 +15,11 @@ import kmock
 import pytest
 import redis
 
+from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, PDBS, QW, Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import eventually
 from tests.operator.helpers import create, differences, events, managed_objects, manifest, status
 from tests.reliability.operator_process import OperatorProcess
 from tests.reliability.support import text
-from tests.support.kube_emulator import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    PDBS,
-    QW,
-    Emulator,
-    register_crd,
-    write_kubeconfig,
-)
 from tests.support.redis_server import free_port
 
 NAMES = [f"crash-{i}" for i in range(6)]

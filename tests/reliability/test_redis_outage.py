@@ -16,12 +16,12 @@ import kopf
 import pytest
 import redis
 
+from hack.kube_emulator import DEPLOYMENTS, Emulator
 from tests.operator.conftest import cluster, operator_env, start_operator  # noqa: F401  # fixtures
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
 from tests.reliability.support import producer, publish, report, runs, wait_all_ran
 from tests.support.celery_worker import CeleryWorker
-from tests.support.kube_emulator import DEPLOYMENTS, Emulator
 from tests.support.redis_server import RedisServer
 
 OUTAGE = 60.0

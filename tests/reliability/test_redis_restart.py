@@ -105,7 +105,7 @@ def test_redis_restarts_with_aof_lose_no_task(
             assert worker.running(), f"the worker exited after the restart:\n{worker.log()[-4000:]}"
             done = runs(recorder)
             missing = [t for t in published if t not in done]
-            # The atomic fetch (runtime/fetch.py) records a popped message as held in the same Redis
+            # The atomic fetch (worker/fetch.py) records a popped message as held in the same Redis
             # operation: a reply lost to SIGKILL or SHUTDOWN leaves it held, and the worker puts it back.
             assert all_ran and not missing, (
                 results[fsync, how],

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from queueworker.manifests import load_manifests
-from queueworker.spec import QueueWorker, SpecError, parse_manifest
-from queueworker_operator.builders import problems, render
-from queueworker_operator.config import Settings
+from queueworker.api.manifests import load_manifests
+from queueworker.api.spec import QueueWorker, SpecError, parse_manifest
+from queueworker.builders import problems, render
+from queueworker.settings import Settings
 
 from tests.chart.rendering import CI_VALUES, load_values, pod_spec
 from tests.chart.rendering import render as render_chart

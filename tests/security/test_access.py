@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 from hypothesis import HealthCheck, assume, given, settings
-from queueworker_operator.builders import render
-from queueworker_operator.config import Settings
+from queueworker.builders import render
+from queueworker.settings import Settings
 
 from tests.chart.rendering import NAMESPACE, find, one
 from tests.chart.test_operator import admitted

@@ -24,19 +24,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from queueworker.api.spec import SpecError, parse_manifest
 from queueworker.cli import main as qw_main
-from queueworker.spec import SpecError, parse_manifest
 
+from hack.kube_emulator import DEPLOYMENTS, QW, Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import environment, running_operator
 from tests.security.hostile_yaml import HOSTILE_TEXTS, dump, manifest, nested_list
 from tests.support.celery_worker import REPO, WORKERS
-from tests.support.kube_emulator import (
-    DEPLOYMENTS,
-    QW,
-    Emulator,
-    register_crd,
-    write_kubeconfig,
-)
 from tests.support.redis_server import RedisServer, free_port
 from tests.unit.test_spec_fuzz import json_values, near_valid, specs
 
@@ -84,7 +78,7 @@ def check_outcome(path: Path, status: int, out: str, err: str, doc: Any = None) 
     except SpecError as exc:
         paths = [e.path for e in exc.errors]
     if isinstance(doc, dict) and "kind" in doc and doc["kind"] != "QueueWorker":
-        paths = ["kind"]  # another kind of object: that is the one error (manifests.py)
+        paths = ["kind"]  # another kind of object: that is the one error (api/manifests.py)
     if paths:
         for field in paths:  # (an empty key's path is empty: "FILE: unknown field ...")
             named = f"{re.escape(field)}: " if field else ""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
-from queueworker_operator.config import Settings
+from queueworker.settings import Settings
 
 from tests.chart.rendering import containers, find
 from tests.security.rendered import (
@@ -58,7 +58,7 @@ def broker_refs_only(
 
 
 def test_examples_through_qw_render() -> None:
-    from queueworker_operator.builders import render
+    from queueworker.builders import render
 
     for config in (Settings(), Settings(broker_secret="team-broker", broker_secret_key="redis-url")):
         objects = render(example_queueworkers(), config)

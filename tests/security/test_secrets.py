@@ -17,12 +17,12 @@ from pathlib import Path
 import kmock
 import pytest
 
+from hack.kube_emulator import EVENTS, QW, Emulator, register_crd, write_kubeconfig
 from tests.integration.test_beat import start_beat
 from tests.operator.harness import eventually
 from tests.operator.helpers import create, manifest
 from tests.reliability.operator_process import OperatorProcess
 from tests.support.celery_worker import EXAMPLES, REPO, WORKERS, CeleryWorker, write_task_module
-from tests.support.kube_emulator import EVENTS, QW, Emulator, register_crd, write_kubeconfig
 from tests.support.redis_server import RedisServer, free_port
 
 SENTINEL = "Sntl-9f2c1d7e-pw"

@@ -22,32 +22,15 @@ from typing import Any
 
 import celpy
 import jsonschema
-import yaml
 from celpy import celtypes
-from queueworker import kubeyaml
+from queueworker.api import kubeyaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD_PATH = ROOT / "operator" / "crds" / "queueworker.dev_queueworkers.yaml"
+from hack.crdref import ROOT, version_schema
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 Error = tuple[str, str]
-
-
-@cache
-def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        crd: dict[str, Any] = yaml.safe_load(fh)
-    return crd
-
-
-def version_schema(crd: dict[str, Any] | None = None, version: str = "v1alpha1") -> dict[str, Any]:
-    crd = crd or load_crd()
-    for entry in crd["spec"]["versions"]:
-        if entry["name"] == version:
-            schema: dict[str, Any] = entry["schema"]["openAPIV3Schema"]
-            return schema
-    raise KeyError(version)
 
 
 # -- paths -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from queueworker.manifests import load_manifests
+from queueworker.api.manifests import load_manifests
 
 from tests.support import cel
 

@@ -9,15 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from queueworker import contract
-from queueworker.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
-from queueworker_operator import labels as lbl
-from queueworker_operator.builders import (
-    CHECKSUM_ANNOTATION,
-    pod_disruption_budget,
-    render,
-    worker_deployment,
-)
-from queueworker_operator.config import Settings
+from queueworker.api.spec import Autoscaling, QueueWorker, QueueWorkerSpec, Schedule, Shutdown
+from queueworker.builders import CHECKSUM_ANNOTATION, pod_disruption_budget, render, worker_deployment
+from queueworker.builders import labels as lbl
+from queueworker.settings import Settings
 
 SETTINGS = Settings()
 LONG_NAME = ".".join(["a" * 62, "b" * 62, "c" * 62, "d" * 63])  # 253 characters, a valid CR name

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from queueworker.spec import Autoscaling
-from queueworker_operator.builders import (
-    autoscaler,
-    horizontal_pod_autoscaler,
-    problems,
-    render,
-    scaled_object,
-)
-from queueworker_operator.builders.autoscaling import queue_matcher
-from queueworker_operator.config import Settings
+from queueworker.api.spec import Autoscaling
+from queueworker.builders import autoscaler, horizontal_pod_autoscaler, problems, render, scaled_object
+from queueworker.builders.autoscaling import queue_matcher
+from queueworker.settings import Settings
 
 from tests.unit.test_builders import make_qw
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from queueworker.routes import RoutesFileError, routes_document, task_routes_from_file
-from queueworker.spec import Schedule
-from queueworker_operator.builders import beat_deployment, render, routes_configmap
-from queueworker_operator.builders.common import CHECKSUM_ANNOTATION
-from queueworker_operator.config import Settings
+from queueworker.api.routes import RoutesFileError, routes_document, task_routes_from_file
+from queueworker.api.spec import Schedule
+from queueworker.builders import beat_deployment, render, routes_configmap
+from queueworker.builders.common import CHECKSUM_ANNOTATION
+from queueworker.settings import Settings
 
 from tests.unit.test_builders import corpus, make_qw
 
@@ -134,7 +134,7 @@ def test_beat_deployment() -> None:
     assert c["command"] == ["celery"]
     assert c["args"] == [
         "-A",
-        "queueworker.beat_app:app",
+        "queueworker.beat.app:app",
         "beat",
         "--scheduler",
         "redbeat.RedBeatScheduler",

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from queueworker.spec import SpecError, parse_manifest
-from queueworker_operator.builders import problems, render
-from queueworker_operator.config import Settings
+from queueworker.api.spec import SpecError, parse_manifest
+from queueworker.builders import problems, render
+from queueworker.settings import Settings
 
 from tests.support.validate import validate_object
 

@@ -8,8 +8,8 @@ import copy
 from typing import Any
 
 import pytest
-from queueworker_operator.builders import render
-from queueworker_operator.config import Settings
+from queueworker.builders import render
+from queueworker.settings import Settings
 
 from tests.support.validate import InvalidObject, object_problems, validate_object
 from tests.unit.test_builders import corpus

@@ -11,13 +11,15 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from queueworker import cron, spec_checks
-from queueworker.spec import MODES, POOLS, SpecError, parse_manifest
+from queueworker import cron
+from queueworker.api import checks
+from queueworker.api.spec import MODES, POOLS, SpecError, parse_manifest
 
+from hack import crdref
 from tests.support import cel
 
 CASES = cel.load_cases()
-CRD = cel.load_crd()
+CRD = crdref.load_crd()
 SCHEMA = cel.version_schema()
 SPEC = SCHEMA["properties"]["spec"]
 
@@ -235,16 +237,16 @@ def test_stored_values_equal_model_values(case: cel.Case) -> None:
 def test_patterns_and_enums_are_the_models() -> None:
     props = SPEC["properties"]
     schedule = props["schedules"]["items"]["properties"]
-    assert props["app"]["pattern"] == spec_checks.APP.pattern
-    assert props["queues"]["items"]["pattern"] == spec_checks.QUEUE.pattern == schedule["queue"]["pattern"]
-    assert props["serviceAccountName"]["pattern"] == spec_checks.DNS_SUBDOMAIN.pattern
-    assert schedule["name"]["pattern"] == spec_checks.DNS_LABEL.pattern
+    assert props["app"]["pattern"] == checks.APP.pattern
+    assert props["queues"]["items"]["pattern"] == checks.QUEUE.pattern == schedule["queue"]["pattern"]
+    assert props["serviceAccountName"]["pattern"] == checks.DNS_SUBDOMAIN.pattern
+    assert schedule["name"]["pattern"] == checks.DNS_LABEL.pattern
     assert schedule["cron"]["pattern"] == cron.CRON.pattern
     assert (
         props["resources"]["properties"]["limits"]["additionalProperties"]["pattern"]
-        == spec_checks.QUANTITY.pattern
+        == checks.QUANTITY.pattern
     )
-    assert props["env"]["items"]["properties"]["name"]["pattern"] == spec_checks.ENV_NAME.pattern
+    assert props["env"]["items"]["properties"]["name"]["pattern"] == checks.ENV_NAME.pattern
     assert tuple(props["pool"]["enum"]) == POOLS
     assert tuple(props["autoscaling"]["properties"]["mode"]["enum"]) == MODES
 
@@ -257,5 +259,5 @@ def test_patterns_and_enums_are_the_models() -> None:
 def test_every_pattern_matches_the_model(text: str) -> None:
     node = SPEC["properties"]["schedules"]["items"]["properties"]["every"]
     crd_ok = bool(re.match(node["pattern"], text)) and bool(re.search("[1-9]", text))
-    seconds = spec_checks.duration_seconds(text)
+    seconds = checks.duration_seconds(text)
     assert crd_ok == (seconds is not None and seconds > 0)

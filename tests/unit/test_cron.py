@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from queueworker.api.spec import SpecError, parse_manifest
 from queueworker.cron import (
     CRON,
     celery_crontab,
@@ -18,7 +19,6 @@ from queueworker.cron import (
     never_fires_patterns,
     never_fires_rule,
 )
-from queueworker.spec import SpecError, parse_manifest
 
 from tests.support import cel
 

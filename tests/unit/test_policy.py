@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from queueworker.spec import Autoscaling, QueueWorkerSpec
-from queueworker_operator.policy import (
+from queueworker.api.spec import Autoscaling, QueueWorkerSpec
+from queueworker.scaling.policy import (
     Decision,
     Observation,
     PolicyConfig,
@@ -14,7 +14,7 @@ from queueworker_operator.policy import (
     decide,
     service_seconds,
 )
-from queueworker_operator.policy_wait import Capacity, Plan, mean_wait, projected_wait, waiting_when_ready
+from queueworker.scaling.wait import Capacity, Plan, mean_wait, projected_wait, waiting_when_ready
 
 TICK = 5.0
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import cast
 
 import numpy as np
 import pytest
-from queueworker_operator.policy import PolicyConfig
+from queueworker.scaling.policy import PolicyConfig
 
 import bench.__main__ as driver
 from bench.autoscale.policies import (

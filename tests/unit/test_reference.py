@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import reference
+from hack import crdref
 
 
 def test_readme_field_reference_is_current() -> None:
-    readme = reference.README.read_text(encoding="utf-8")
-    expected = reference.update(readme, reference.render())
+    readme = crdref.README.read_text(encoding="utf-8")
+    expected = crdref.update(readme, crdref.render())
     assert readme == expected, (
         "README.md's field reference is out of date with the CRD; "
-        "run: .venv/bin/python -m tests.support.reference --write"
+        "run: .venv/bin/python -m hack.crdref --write"
     )
 
 
 def test_reference_lists_every_spec_field_with_its_default() -> None:
-    text = reference.render()
-    spec = reference.version_schema()["properties"]["spec"]["properties"]
+    text = crdref.render()
+    spec = crdref.version_schema()["properties"]["spec"]["properties"]
     for name in spec:
         assert f"| `spec.{name}` |" in text
     assert "| `spec.concurrency` | integer | `2` | 1..1024 |" in text
@@ -29,7 +29,7 @@ def test_reference_lists_every_spec_field_with_its_default() -> None:
 
 
 def test_update_replaces_only_the_marked_section() -> None:
-    readme = f"intro\n{reference.BEGIN}\nold\n{reference.END}\noutro\n"
-    assert reference.update(readme, "new\n") == f"intro\n{reference.BEGIN}\nnew\n{reference.END}\noutro\n"
+    readme = f"intro\n{crdref.BEGIN}\nold\n{crdref.END}\noutro\n"
+    assert crdref.update(readme, "new\n") == f"intro\n{crdref.BEGIN}\nnew\n{crdref.END}\noutro\n"
     with pytest.raises(ValueError, match="markers"):
-        reference.update("no markers", "x")
+        crdref.update("no markers", "x")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from queueworker.manifests import load_manifests
-from queueworker_operator.builders import render
-from queueworker_operator.config import Settings
+from queueworker.api.manifests import load_manifests
+from queueworker.builders import render
+from queueworker.settings import Settings
 
 from tests.support.validate import validate_object
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from queueworker.cron import cron_ok
-from queueworker.spec import (
+from queueworker.api.checks import duration_seconds
+from queueworker.api.spec import (
     Autoscaling,
     QueueWorker,
     QueueWorkerSpec,
@@ -15,7 +15,7 @@ from queueworker.spec import (
     parse_manifest,
     parse_spec,
 )
-from queueworker.spec_checks import duration_seconds
+from queueworker.cron import cron_ok
 
 
 def manifest(**spec: Any) -> dict[str, Any]:
@@ -312,7 +312,7 @@ def test_huge_integers_are_described_not_printed() -> None:
 
 
 def test_unknown_field_names_with_control_characters_are_shown_escaped() -> None:
-    from queueworker.spec import SpecError, parse_manifest
+    from queueworker.api.spec import SpecError, parse_manifest
 
     doc = {
         "apiVersion": "queueworker.dev/v1alpha1",

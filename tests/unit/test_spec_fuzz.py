@@ -10,9 +10,9 @@ from celery.schedules import crontab
 from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from queueworker.api.checks import join
+from queueworker.api.spec import MODES, POOLS, SPEC_FIELDS, SpecError, parse_manifest, parse_spec
 from queueworker.cron import CRON, cron_never_fires, crontab_kwargs
-from queueworker.spec import MODES, POOLS, SPEC_FIELDS, SpecError, parse_manifest, parse_spec
-from queueworker.spec_checks import join
 
 from tests.support import cel
 

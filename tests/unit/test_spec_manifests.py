@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from queueworker.manifests import format_errors, load_manifests
+from queueworker.api.manifests import format_errors, load_manifests
 
 GOOD = """\
 apiVersion: queueworker.dev/v1alpha1

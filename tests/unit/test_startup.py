@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from queueworker_operator.policy import PolicyConfig, decide
-from queueworker_operator.startup import StartTimes, pod_start_seconds
+from queueworker.scaling.policy import PolicyConfig, decide
+from queueworker.scaling.startup import StartTimes, pod_start_seconds
 
 from tests.unit.test_policy import obs, steady
 

@@ -1,5 +1,7 @@
-"""QueueWorker's worker library: make_app(), the worker runtime, the queue probe, the exporter,
-beat glue, local mode and the `qw` command."""
+"""QueueWorker: the API (api), what lives in Redis (broker), the worker (worker: make_app and its hooks),
+the beat (beat), the exporter, the builders and the autoscaling policy the operator shares (builders,
+scaling, contract, settings), local mode (local) and the `qw` command (cli). docs/internals.md lists the
+layers; the operator is the separate package queueworker_operator."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 
 def make_app(main: str, **overrides: Any) -> Celery:
     """A Celery app configured from QUEUEWORKER_* variables with the platform's safe defaults."""
-    from queueworker.app import make_app as _make_app
+    from queueworker.worker.app import make_app as _make_app
 
     return _make_app(main, **overrides)
 

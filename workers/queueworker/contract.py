@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from queueworker import keys
+from queueworker.broker import keys
 
 if TYPE_CHECKING:
-    from queueworker.spec import QueueWorker
+    from queueworker.api.spec import QueueWorker
 
 
 def soft_shutdown_seconds(grace_period: int) -> int:
@@ -49,7 +49,7 @@ def worker_args(qw: QueueWorker, hostname: str, log_level: str = "INFO") -> list
 
 
 #: The beat process's app (celery-redbeat's scheduler is also set there) and scheduler.
-BEAT_APP = "queueworker.beat_app:app"
+BEAT_APP = "queueworker.beat.app:app"
 BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
 
 

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from queueworker.probe import QueueStats, probe
+from queueworker.broker.stats import QueueStats, probe
 
 log = logging.getLogger("queueworker.exporter")
 

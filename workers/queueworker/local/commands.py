@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from queueworker.api.spec import QueueWorker
 from queueworker.contract import beat_args, worker_args, worker_env
-from queueworker.spec import QueueWorker
 
 ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
 

@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from queueworker_operator.observe import observation
-from queueworker_operator.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from queueworker_operator.startup import StartTimes
 
-from queueworker import keys
+from queueworker.api.spec import QueueWorker
+from queueworker.broker import keys
 from queueworker.contract import busy_by_worker, targets
 from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, ScaleEvent
-from queueworker.probes import FILE_NAME, read_state
-from queueworker.spec import QueueWorker
+from queueworker.scaling.observe import observation
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
+from queueworker.scaling.startup import StartTimes
+from queueworker.worker.health import FILE_NAME, read_state
 
 THROUGHPUT_WINDOW = 15.0
 
@@ -93,7 +93,7 @@ class Controller:
             self.client.hset(keys.TARGETS_HASH, mapping=mapping)
 
     def probe(self) -> dict[str, Any] | None:
-        from queueworker.probe import probe
+        from queueworker.broker.stats import probe
 
         try:
             result = probe(self.client, self.queues)

@@ -83,7 +83,7 @@ def publish(
     count: int = 1,
 ) -> list[str]:
     """Send `count` copies of task(*args, **kwargs) to queue; return their task ids."""
-    from queueworker.app import make_app
+    from queueworker.worker.app import make_app
 
     app = make_app(
         "qw-enqueue",

@@ -20,6 +20,7 @@ from types import FrameType
 
 import redis
 
+from queueworker.api.spec import QueueWorker
 from queueworker.contract import redact
 from queueworker.local import state
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
@@ -30,7 +31,6 @@ from queueworker.local.output import Output
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, publish
 from queueworker.local.watchdog import Watchdog
-from queueworker.spec import QueueWorker
 
 SERVICE_GRACE = 10.0
 
@@ -82,7 +82,7 @@ def port_free(port: int) -> bool:
 
 
 def write_routes(path: Path, qws: list[QueueWorker]) -> None:
-    from queueworker.routes import routes_document
+    from queueworker.api.routes import routes_document
 
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(routes_document(qws), indent=2) + "\n")
@@ -92,8 +92,8 @@ def write_routes(path: Path, qws: list[QueueWorker]) -> None:
 def sync_beat(url: str, qws: list[QueueWorker]) -> int:
     if not any(qw.spec.schedules for qw in qws):
         return 0  # no beat runs, so stale entries cannot fire; the next run with schedules replaces them
-    from queueworker import keys
-    from queueworker.beat import desired_entries, sync_schedules
+    from queueworker.beat.schedules import desired_entries, sync_schedules
+    from queueworker.broker import keys
 
     entries = [e for qw in qws for e in desired_entries(qw)]
     sync_schedules(url, keys.BEAT_ENTRY_PREFIX, entries)

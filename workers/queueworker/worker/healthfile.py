@@ -1,0 +1,124 @@
+"""The local state file `qw probe` reads: no broker round trip, no broadcast, answered in milliseconds.
+
+`{QUEUEWORKER_STATE_DIR or /tmp/queueworker}/worker.json`, rewritten atomically by the heartbeat thread
+each interval (and at ready/shutdown):
+  {"pid", "hostname", "started", "ready", "broker_ok": last successful Redis write (heartbeat),
+   "loop_tick": last tick of the consumer's event loop, "liveness_max_age", "readiness_max_age"}
+`broker_ok` goes stale when Redis is unreachable or hung; `loop_tick` when the consumer loop is stuck.
+A long task changes neither. One worker per state directory (local mode gives each its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from typing import Any
+
+from celery import Celery, bootsteps, signals
+
+from queueworker.worker.env import env_float
+from queueworker.worker.health import state_path
+
+
+def heartbeat_interval() -> float:
+    from queueworker.broker.keys import HEARTBEAT_INTERVAL
+
+    return env_float("QUEUEWORKER_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
+
+
+class ProbeState:
+    """What the worker knows about its own health; one per worker process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: dict[str, Any] = {}
+
+    def reset(self, hostname: str) -> None:
+        now = time.time()
+        interval = heartbeat_interval()
+        with self.lock:
+            self.data = {
+                "pid": os.getpid(),
+                "hostname": hostname,
+                "started": now,
+                "ready": False,
+                "broker_ok": None,
+                "loop_tick": now,
+                "liveness_max_age": env_float("QUEUEWORKER_LIVENESS_MAX_AGE", max(60.0, 4 * interval)),
+                "readiness_max_age": env_float("QUEUEWORKER_READINESS_MAX_AGE", 3 * interval + 1),
+            }
+
+    def update(self, **fields: Any) -> None:
+        with self.lock:
+            self.data.update(fields)
+
+    def write(self) -> None:
+        with self.lock:
+            if not self.data:
+                return
+            payload = json.dumps(self.data)
+        path = state_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".worker-")
+            with os.fdopen(fd, "w") as out:
+                out.write(payload)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # probes will report the stale file; never break the worker over it
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            state_path().unlink()
+
+
+STATE = ProbeState()
+#: Set when the worker is ready (consumer started): heartbeats start then, not before.
+READY = threading.Event()
+
+
+class LoopTick(bootsteps.StartStopStep):
+    """Consumer step: a timer on the consumer's event loop records that the loop is turning."""
+
+    label = "QueueWorker loop tick"
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+
+    def start(self, c: Any) -> None:
+        STATE.update(loop_tick=time.time())
+        if c.timer is not None:
+            self.tref = c.timer.call_repeatedly(max(0.5, heartbeat_interval() / 2), self.tick)
+
+    @staticmethod
+    def tick() -> None:
+        STATE.update(loop_tick=time.time())
+
+    def stop(self, c: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    shutdown = stop
+
+
+def on_ready(sender: Any = None, **_: Any) -> None:
+    STATE.update(ready=True, loop_tick=time.time())
+    STATE.write()
+    READY.set()
+
+
+def on_shutdown(**_: Any) -> None:
+    STATE.remove()
+
+
+def install(app: Celery) -> None:
+    app.steps["consumer"].add(LoopTick)
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="queueworker.probestate.ready")
+    signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="queueworker.probestate.down")

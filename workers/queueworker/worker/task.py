@@ -1,0 +1,94 @@
+"""The task base class of make_app apps: the redelivery cap (worker/limits.py) and the per-task metrics.
+
+Task metrics (started, succeeded, runtime, wait; worker/metrics.py) are counted here, in the base class's
+`before_start` / `after_return`, which Celery's tracer calls directly: a signal receiver costs a dispatch
+per signal per task, several times what the counting itself costs. At worker start (`worker_init`, before
+the pool forks) every registered task is checked: one whose class keeps these two methods as they are is
+counted by them; any other (a `base=` not derived from QueueWorkerTask, or a subclass overriding either
+method, which may not call super()) is counted by task_prerun/task_postrun receivers instead, connected
+only when such a task exists. Either way each task is counted once. Failures are counted by the
+task_failure receiver (it also sees failures raised in the main process: worker lost, time limit).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task, signals
+
+from queueworker.worker import metrics
+from queueworker.worker.limits import check_redelivery
+
+log = logging.getLogger(__name__)
+
+
+class QueueWorkerTask(Task):
+    """Base for tasks of make_app apps (see the module docstring). Subclasses overriding `before_start`
+    or `after_return` should call super() to keep the redelivery cap."""
+
+    #: Set at worker start on tasks whose metrics these methods count (see `assign_metrics`).
+    _qw_metrics_in_base = False
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        request = self.request
+        check_redelivery(self, task_id, request)
+        if self._qw_metrics_in_base:
+            metrics.task_started(task_id, self.name, request)
+
+    def after_return(  # noqa: PLR0917
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Any,
+        kwargs: Any,
+        einfo: Any,
+    ) -> None:
+        if self._qw_metrics_in_base:
+            metrics.task_finished(task_id, self.name, status)
+
+
+def counts_itself(task: Any) -> bool:
+    """True when `task` is a QueueWorkerTask whose before_start and after_return are the base's."""
+    cls = type(task)
+    return (
+        isinstance(task, QueueWorkerTask)
+        and cls.before_start is QueueWorkerTask.before_start
+        and cls.after_return is QueueWorkerTask.after_return
+    )
+
+
+def assign_metrics(app: Celery) -> list[str]:
+    """Mark the tasks the base class counts; connect the signal receivers for the others (returned)."""
+    others = []
+    for task in list(app.tasks.values()):
+        if counts_itself(task):
+            task._qw_metrics_in_base = True
+        else:
+            others.append(task.name)
+    if others:
+        metrics.connect_task_signals()
+    return sorted(others)
+
+
+_by_signals: list[str] = []
+
+
+def on_worker_init(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None:
+        _by_signals[:] = assign_metrics(app)
+
+
+def on_worker_ready(**_: Any) -> None:
+    if _by_signals:  # logged now: logging is not set up yet at worker_init
+        log.info(
+            "tasks counted by signal receivers (their class is not a plain QueueWorkerTask): %s",
+            ", ".join(_by_signals),
+        )
+
+
+def install(app: Celery) -> None:
+    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid="queueworker.task.worker_init")
+    signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="queueworker.task.worker_ready")
