@@ -44,8 +44,9 @@ ORACLE_UTILIZATION = 0.9
 
 
 class Builtin:
-    """The operator's policy, fed what the probe returns, every autoscale interval (5 s), and the pods'
-    start times as the operator measures them (unless `learn` is off: then it assumes its default)."""
+    """The builtin policy the operator runs (queueworker.scaling), fed what the probe returns, every
+    autoscale interval (5 s), and the pods' start times as the operator measures them (unless `learn` is
+    off: then it assumes its default)."""
 
     prefers_idle = True
 

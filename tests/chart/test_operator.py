@@ -1,6 +1,6 @@
 """The operator Deployment: one replica, Recreate, kopf's liveness endpoint, and QUEUEWORKER_* settings
-that the operator's config module accepts; the pods the operator builds fit the chart (broker Secret,
-NetworkPolicy, PodMonitor)."""
+that the operator's settings (queueworker.settings) accept; the pods the operator builds fit the chart
+(broker Secret, NetworkPolicy, PodMonitor)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Operator configuration: the one place that reads QUEUEWORKER_* environment variables.
+"""The operator's configuration: the one place that reads its QUEUEWORKER_* environment variables.
 
 `qw render` reads the same settings, so what it prints is what the operator creates.
 The Redis URL may carry a password: it is never logged, put in a status, an Event or an object.

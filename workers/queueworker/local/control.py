@@ -1,5 +1,6 @@
-"""The control loop of local mode: every interval, probe all queues once, ask the operator's policy how
-many workers each QueueWorker needs, and start or stop worker processes to match.
+"""The control loop of local mode: every interval, probe all queues once, ask the builtin policy
+(queueworker.scaling, the one the operator runs) how many workers each QueueWorker needs, and start or
+stop worker processes to match.
 
 Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode runs them as `builtin`
 (and says so at start). A scale-down stops the least busy workers first (by their heartbeats), as the

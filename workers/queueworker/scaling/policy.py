@@ -13,7 +13,7 @@ Poisson noise (a burst starting or ending). The slots needed are the larger of t
 - keep-up: arrival rate x service time / target_utilization, the rate taken `confidence` deviations of
   its Poisson noise low, so that noise alone neither adds replicas nor holds them through the
   scale-down window;
-- backlog (policy_wait): only while tasks wait. It projects, at the measured rate, the queue left when
+- backlog (wait.py): only while tasks wait. It projects, at the measured rate, the queue left when
   a replica asked for now could be ready (`start_delay_seconds`): the backlog plus what arrives until
   then, less what the current slots start meanwhile (the start delay is the measured one, see
   Observation.start_seconds, else `start_delay_seconds`). A task that a finishing one will start needs no
