@@ -31,7 +31,7 @@ render: venv  ## print the Kubernetes objects the examples become
 lint: venv  ## ruff (the lint rules and the formatting: `ruff format .` fixes it) and the import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports --no-cache
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: venv  ## mypy
 	$(BIN)/mypy
