@@ -120,5 +120,5 @@ def on_shutdown(**_: Any) -> None:
 
 def install(app: Celery) -> None:
     app.steps["consumer"].add(LoopTick)
-    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="queueworker.probestate.ready")
-    signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="queueworker.probestate.down")
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="queueworker.healthfile.ready")
+    signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="queueworker.healthfile.down")
