@@ -36,6 +36,10 @@ class ControlPlane:
         return self.state / "pki"
 
     @property
+    def front_proxy_dir(self) -> Path:
+        return self.pki_dir / "front-proxy"
+
+    @property
     def server(self) -> str:
         return f"https://{self.host}:{self.port}"
 
@@ -70,6 +74,11 @@ class ControlPlane:
             organizations=("system:masters",),
         )
         pki.ensure_signing_key(self.pki_dir)
+        # The aggregation layer: the API server proxies to extension API servers (KEDA's and the
+        # adapter's External metrics, metrics-server) as this client, which they trust via
+        # kube-system/extension-apiserver-authentication.
+        front = pki.ensure_ca(self.front_proxy_dir, "queueworker-local-front-proxy-ca")
+        pki.issue(front, self.front_proxy_dir, "front-proxy-client", "front-proxy-client")
 
     def write_kubeconfig(
         self, path: Path, user: str, cert: pki.Pair, context: str = "queueworker-local"
@@ -118,7 +127,7 @@ current-context: {context}
                 "--quota-backend-bytes=2147483648",
             ],
         )
-        p = self.pki_dir
+        p, fp = self.pki_dir, self.front_proxy_dir
         self.procs["kube-apiserver"] = procs.start(
             self.state,
             "kube-apiserver",
@@ -143,6 +152,15 @@ current-context: {context}
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--event-ttl=1h",
+                f"--requestheader-client-ca-file={fp / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={fp / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={fp / 'front-proxy-client.key'}",
+                # To an extension API server's endpoints, not its Service IP: no kube-proxy in between.
+                "--enable-aggregator-routing=true",
                 *self.extra_args,
             ],
         )

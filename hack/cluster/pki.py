@@ -93,8 +93,10 @@ def issue(
     dns: tuple[str, ...] = (),
     ips: tuple[str, ...] = (),
     server: bool = False,
+    client: bool | None = None,
 ) -> Pair:
-    """A certificate signed by `ca`: a client one (CN = user, O = groups), or a serving one with SANs."""
+    """A certificate signed by `ca`: a client one (CN = user, O = groups), or a serving one with SANs
+    (`client=True` as well: one that both serves and authenticates, as KEDA's gRPC peers do)."""
     pair = Pair(directory / f"{name}.crt", directory / f"{name}.key")
     if pair.cert.exists() and pair.key.exists():
         return pair
@@ -103,7 +105,9 @@ def issue(
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     now = dt.datetime.now(dt.UTC)
-    usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+    if client or (client is None and not server):
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name(attrs))
