@@ -63,10 +63,18 @@ NAMESPACE ?= queueworker-system
 LOCAL_CONTEXT := queueworker-local
 CLUSTER_KUBECONFIG = $(or $(QW_CACHE),$(HOME)/.cache/queueworker)/cluster/kubeconfig
 
-.PHONY: cluster-up cluster-down kind-up kind-down images push deploy dev e2e smoke crds
+.PHONY: cluster-up cluster-down cluster-env tools kind-up kind-down images push deploy dev e2e smoke crds
 
-cluster-up: venv  ## a real single-node cluster on this machine (root; Kubernetes from Go modules, images built here)
-	$(BIN)/python -m hack.cluster up --tag $(IMAGE_TAG)
+ADDONS ?= 1
+cluster-up: venv  ## a real single-node cluster on this machine with KEDA, Prometheus Operator, adapter, metrics-server (root; ADDONS=0: without them)
+	$(BIN)/python -m hack.cluster up --tag $(IMAGE_TAG) $(if $(filter 0,$(ADDONS)),--no-addons)
+
+cluster-env: venv  ## print the exports that put the local cluster's kubeconfig, kubectl and helm in your shell: eval "$$(make -s cluster-env)"
+	@$(BIN)/python -m hack.cluster env
+
+tools:  ## build kubectl and the helm CLI from Go modules (cached in ~/.cache/queueworker; see make cluster-env)
+	@hack/k8s/build.sh kubectl >/dev/null
+	@hack/addons/build.sh helm >/dev/null
 
 cluster-down: venv  ## stop the local cluster and remove its state (binaries and images stay cached)
 	$(BIN)/python -m hack.cluster down
@@ -89,8 +97,9 @@ push:  ## build the images on the upstream base and push them: make push REGISTR
 	  docker build -f images/Dockerfile --target $$image -t $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) . && \
 	  docker push $(REGISTRY)/queueworker/$$image:$(IMAGE_TAG) || exit 1; done
 
-deploy: venv images  ## install or upgrade the chart on kind with those images
-	$(BIN)/python -m hack.deploy --context $(KIND_CONTEXT) --namespace $(NAMESPACE) --tag $(IMAGE_TAG)
+deploy: venv images tools  ## install or upgrade the chart with those images on the local cluster, else kind (helm CLI; monitoring and KEDA on where the cluster has them)
+	$(BIN)/python -m hack.deploy --namespace $(NAMESPACE) --tag $(IMAGE_TAG) \
+	  --helm "$$(hack/addons/build.sh helm | tail -n 1)/helm"
 
 dev:  ## skaffold's dev loop on the kind cluster: rebuild, reload and redeploy on every change
 	skaffold dev --profile kind --kube-context $(KIND_CONTEXT)

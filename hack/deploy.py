@@ -1,27 +1,49 @@
-"""Install or upgrade the chart on a kind cluster with the real Helm engine (helm-python-sdk): no helm
-binary needed. Used by `make deploy` and by the e2e suite.
+"""Install or upgrade the chart, with the locally built images, on whichever cluster is up: the local
+cluster of `make cluster-up` first, else kind. `make deploy` runs this with the real helm CLI (built by
+hack/addons/build.sh); the e2e suite uses the same values through the Helm engine (helm-python-sdk).
 
-    python -m hack.deploy --context kind-queueworker --namespace queueworker-system --tag dev
+    python -m hack.deploy [--context CONTEXT] [--namespace queueworker-system] [--tag dev]
+
+What the cluster runs decides the integrations: with the Prometheus Operator's CRDs, the ServiceMonitor,
+PodMonitor, PrometheusRule and dashboards are on; with KEDA's, `keda.enabled` is.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import yaml
 
+from hack.cluster import binaries
+
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "queueworker"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
+LOCAL_CONTEXT = "queueworker-local"
+KIND_CONTEXT = "kind-queueworker"
 #: The Redis image of the local cluster (hack/images/build.sh: Debian's redis-server), never pulled.
 LOCAL_REDIS: dict[str, Any] = {
     "redis": {"image": {"repository": "queueworker.local/redis", "tag": "local", "pullPolicy": "Never"}}
 }
+#: Every monitoring integration, scraped often enough that KEDA and the e2e suite see changes quickly.
+MONITORING: dict[str, Any] = {
+    "monitoring": {
+        "serviceMonitor": {"enabled": True, "interval": "5s"},
+        "podMonitor": {"enabled": True, "interval": "5s"},
+        "prometheusRule": {"enabled": True},
+        "dashboards": {"enabled": True},
+    }
+}
+KEDA: dict[str, Any] = {"keda": {"enabled": True}}
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -37,13 +59,59 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def kind_values(
     tag: str, pull_policy: str = "IfNotPresent", extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """ci/kind-values.yaml with the locally built images (loaded into kind by `make images`)."""
+    """ci/kind-values.yaml with the locally built images (loaded into the nodes by `make images`)."""
     values = yaml.safe_load(KIND_VALUES.read_text(encoding="utf-8")) or {}
     images = {
         "operator": {"image": {"repository": "queueworker/operator", "tag": tag, "pullPolicy": pull_policy}},
         "worker": {"image": {"repository": "queueworker/worker", "tag": tag, "pullPolicy": pull_policy}},
     }
     return merge(merge(values, images), extra or {})
+
+
+def kubeconfig_env(context: str) -> dict[str, str]:
+    """The environment kubectl and helm need for `context`: the local cluster's kubeconfig, or yours."""
+    env = dict(os.environ)
+    if context == LOCAL_CONTEXT:
+        env["KUBECONFIG"] = str(binaries.cache_dir() / "cluster" / "kubeconfig")
+    return env
+
+
+def kubectl_bin() -> str:
+    """The kubectl built with the local cluster (hack/k8s/build.sh), else the one on PATH."""
+    built = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin" / "kubectl"
+    return str(built) if built.exists() else "kubectl"
+
+
+def api_groups(context: str) -> set[str] | None:
+    """The API groups `context` serves, or None when it does not answer."""
+    try:
+        out = subprocess.run(
+            [kubectl_bin(), "--context", context, "api-versions", "--request-timeout=5s"],
+            capture_output=True,
+            text=True,
+            env=kubeconfig_env(context),
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return {line.split("/")[0] for line in out.stdout.split() if "/" in line}
+
+
+def platform_values(context: str, tag: str, groups: set[str]) -> dict[str, Any]:
+    """The release's values on `context`: kind's small sizes, the local images, and the integrations
+    the cluster can take."""
+    local = context == LOCAL_CONTEXT
+    values = kind_values(tag, pull_policy="Never" if local else "IfNotPresent")
+    if local:
+        values = merge(values, LOCAL_REDIS)
+    if "monitoring.coreos.com" in groups:
+        values = merge(values, MONITORING)
+    if "keda.sh" in groups:
+        values = merge(values, KEDA)
+    return values
 
 
 def release_exists(config: helm.Config, release: str) -> bool:
@@ -57,7 +125,7 @@ def release_exists(config: helm.Config, release: str) -> bool:
 def install_or_upgrade(
     context: str, namespace: str, release: str, values: dict[str, Any], timeout: int = 420
 ) -> dict[str, Any]:
-    """`helm upgrade --install --wait` of the chart; returns the release summary."""
+    """`helm upgrade --install --wait` of the chart through the Helm engine; returns the release summary."""
     with helm.Config(kube_context=context, namespace=namespace) as config:
         if release_exists(config, release):
             result = config.upgrade(
@@ -87,24 +155,66 @@ def uninstall(context: str, namespace: str, release: str, timeout: int = 300) ->
         config.uninstall(release, timeout=timeout, wait="watcher", ignore_not_found=True)
 
 
+def pick_context(wanted: str | None) -> tuple[str, set[str]]:
+    """`wanted`, else the local cluster, else kind: the first that answers, with its API groups."""
+    for context in [wanted] if wanted else [LOCAL_CONTEXT, KIND_CONTEXT]:
+        groups = api_groups(context)
+        if groups is not None:
+            return context, groups
+    tried = wanted or f"{LOCAL_CONTEXT} (sudo make cluster-up) and {KIND_CONTEXT} (make kind-up)"
+    raise SystemExit(f"no cluster answers: tried {tried}; start one first")
+
+
+def helm_cli(context: str, namespace: str, release: str, values: dict[str, Any], helm_bin: str) -> int:
+    """`helm upgrade --install --wait` with the real CLI, the values in a file as a user would pass them."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="queueworker-values-") as file:
+        json.dump(values, file)
+        file.flush()
+        command = [
+            helm_bin,
+            "upgrade",
+            "--install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--create-namespace",
+            "--kube-context",
+            context,
+            "--values",
+            file.name,
+            "--wait",
+            "--timeout",
+            "7m",
+        ]
+        print("+ " + " ".join(command), file=sys.stderr)
+        return subprocess.run(command, env=kubeconfig_env(context), check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--context", default="kind-queueworker", help="kube context (default kind-queueworker)"
-    )
+    parser.add_argument("--context", help="kube context (default: queueworker-local, else kind-queueworker)")
     parser.add_argument("--namespace", default="queueworker-system")
     parser.add_argument("--release", default="queueworker")
     parser.add_argument("--tag", default="dev", help="tag of the locally built images")
+    parser.add_argument("--helm", default="helm", help="the helm binary (default: helm on PATH)")
     args = parser.parse_args(argv)
-    if not args.context.startswith("kind-"):
-        print(f"refusing context {args.context!r}: `make deploy` only targets kind clusters", file=sys.stderr)
+    if args.context and args.context not in (LOCAL_CONTEXT, KIND_CONTEXT):
+        print(
+            f"refusing context {args.context!r}: `make deploy` targets the local cluster or kind "
+            f"({LOCAL_CONTEXT}, {KIND_CONTEXT}); for your own cluster use the README's helm install",
+            file=sys.stderr,
+        )
         return 2
-    result = install_or_upgrade(args.context, args.namespace, args.release, kind_values(args.tag))
-    revision, status = result.get("revision"), result.get("status")
-    print(f"release {args.release} in {args.namespace}: revision {revision}, {status}")
-    if result.get("notes"):
-        print(result["notes"])
-    return 0
+    context, groups = pick_context(args.context)
+    values = platform_values(context, args.tag, groups)
+    on = [
+        name
+        for name, group in (("monitoring", "monitoring.coreos.com"), ("keda", "keda.sh"))
+        if group in groups
+    ]
+    print(f"deploying to {context} (integrations on: {', '.join(on) or 'none'})", file=sys.stderr)
+    return helm_cli(context, args.namespace, args.release, values, args.helm)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
     python -m hack.cluster up       etcd, kube-apiserver, controller manager, scheduler, containerd,
                                     kubelet, kube-proxy, CoreDNS, kube-router's NetworkPolicy firewall,
-                                    local volumes; images built and loaded
+                                    local volumes; images built and loaded; then the add-ons (KEDA, the
+                                    Prometheus Operator and its Prometheus, prometheus-adapter,
+                                    metrics-server: hack.cluster.ecosystem), unless --no-addons
+    python -m hack.cluster external-metrics keda|adapter
+                                    which add-on serves external.metrics.k8s.io (one per cluster)
     python -m hack.cluster images   (re)build the images and load them into the node's containerd
     python -m hack.cluster down     stop everything and remove the cluster's state (images stay cached)
-    python -m hack.cluster env      print `export KUBECONFIG=...`
+    python -m hack.cluster env      print the exports of KUBECONFIG and of a PATH with kubectl and helm
 
 State: ${QW_CACHE:-~/.cache/queueworker}/cluster; the kubeconfig is cluster/kubeconfig there.
 """
@@ -21,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from hack.cluster import addons, binaries, procs
+from hack.cluster import addons, binaries, ecosystem, procs
+from hack.cluster.client import apply, kubectl
 from hack.cluster.controlplane import ControlPlane
 from hack.cluster.node import NODE_IP, NODE_NAME, Node, unmount_under
 
@@ -69,26 +74,23 @@ def make(bin_dir: Path) -> tuple[ControlPlane, Node]:
     return plane, Node(plane, containerd_root)
 
 
-def kubectl(plane: ControlPlane, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(plane.bin / "kubectl"), f"--kubeconfig={plane.kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def build_images(tag: str, addons: bool = False) -> list[str]:
+    refs = _run_images(["bash", str(ROOT / "hack" / "images" / "build.sh"), tag])
+    if addons:
+        refs += _run_images(["bash", str(ROOT / ecosystem.IMAGES_SCRIPT)])
+    return refs
 
 
-def build_images(tag: str) -> list[str]:
+def _run_images(command: list[str]) -> list[str]:
     out = subprocess.run(
-        ["bash", str(ROOT / "hack" / "images" / "build.sh"), tag],
+        command,
         stdout=subprocess.PIPE,
         stderr=sys.stderr,
         text=True,
         check=False,
     )
     if out.returncode != 0:
-        raise SystemExit(f"hack/images/build.sh failed (exit {out.returncode})")
+        raise SystemExit(f"{' '.join(command[1:2])} failed (exit {out.returncode})")
     return out.stdout.split()
 
 
@@ -128,16 +130,7 @@ def wait_node_ready(plane: ControlPlane, timeout: float) -> None:
     )
 
 
-def apply(plane: ControlPlane, objects: list[dict[str, object]]) -> None:
-    text = "\n".join(json.dumps(o) for o in objects)
-    out = kubectl(
-        plane, "apply", "--server-side", "--field-manager=queueworker-cluster", "-f", "-", stdin=text
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"applying the cluster add-ons failed:\n{out.stderr}")
-
-
-def up(tag: str) -> int:
+def up(tag: str, with_addons: bool = True) -> int:
     if os.geteuid() != 0:
         print("the local cluster runs kubelet and containerd: run it as root", file=sys.stderr)
         return 2
@@ -149,7 +142,7 @@ def up(tag: str) -> int:
         return 1
     if plane.state.exists():  # what a killed cluster left (mounts, addresses, rules, state)
         down()
-    refs = build_images(tag)
+    refs = build_images(tag, addons=with_addons)
     node.add_node_address()
     plane.state.mkdir(parents=True, exist_ok=True)
     (plane.state / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
@@ -168,6 +161,8 @@ def up(tag: str) -> int:
     if out.returncode != 0:
         print(out.stdout + out.stderr, file=sys.stderr)
         return 1
+    if with_addons:
+        ecosystem.install(plane)
     print(
         f"cluster up in {time.monotonic() - start:.0f} s: node {NODE_NAME} at {plane.server}", file=sys.stderr
     )
@@ -177,7 +172,7 @@ def up(tag: str) -> int:
 
 def images(tag: str) -> int:
     _, node = make(binaries.ensure(*BINARIES))
-    refs = build_images(tag)
+    refs = build_images(tag, addons=False)
     if node.socket.exists():
         load_images(node, refs)
     print("\n".join(refs))
@@ -205,18 +200,33 @@ def down() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "images", "env"])
+    parser.add_argument("command", choices=["up", "down", "images", "env", "external-metrics"])
+    parser.add_argument("provider", nargs="?", choices=["keda", "adapter"], help="with external-metrics")
+    parser.add_argument(
+        "--no-addons",
+        action="store_true",
+        help="up: a quick cluster without KEDA, the Prometheus Operator, the adapter and metrics-server",
+    )
     parser.add_argument(
         "--tag", default=os.environ.get("IMAGE_TAG", "dev"), help="tag of the project's images"
     )
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.tag)
+        return up(args.tag, with_addons=not args.no_addons)
+    if args.command == "external-metrics":
+        if args.provider is None:
+            parser.error("external-metrics takes keda or adapter")
+        plane, _ = make(binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin")
+        ecosystem.external_metrics(plane, args.provider)
+        return 0
     if args.command == "images":
         return images(args.tag)
     if args.command == "down":
         return down()
+    k8s_bin = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin"
+    addons_bin = binaries.cache_dir() / "addons" / "bin"
     print(f"export KUBECONFIG={paths()[0] / 'kubeconfig'}")
+    print(f'export PATH="{k8s_bin}:{addons_bin}:$PATH"  # kubectl, helm (make tools builds them)')
     return 0
 
 
