@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from hack import deploy
-from tests.e2e.cluster import LOCAL_CONTEXT, Cluster, Unavailable, connect, node_images, wait_for
+from tests.e2e.cluster import Cluster, Unavailable, connect, node_images, wait_for
 
 NAMESPACE = "qw-e2e"
 RELEASE = "qw-e2e"
@@ -24,8 +24,9 @@ MODULES = (
     "test_kind",
     "test_kubectl",
     "test_autoscaling",
+    "test_modes",
     "test_beat",
-    "test_metrics",
+    "test_monitoring",
     "test_network",
     "test_uninstall",
 )
@@ -75,9 +76,11 @@ class Release:
         return f"system:serviceaccount:{self.namespace}:{self.fullname}-operator"
 
     def values(self, **extra: object) -> dict[str, object]:
-        if self.cluster.context == LOCAL_CONTEXT:  # no registry: Redis is the image hack/images built
-            extra = deploy.merge(deploy.LOCAL_REDIS, dict(extra))
-        return deploy.kind_values(self.tag, pull_policy="Never", extra=dict(extra))
+        """What `make deploy` installs on this cluster (the local images; monitoring and KEDA where the
+        cluster has them), with `extra` on top."""
+        groups = deploy.api_groups(self.cluster.context) or set()
+        base = deploy.platform_values(self.cluster.context, self.tag, groups)
+        return deploy.merge(base, dict(extra))
 
 
 @pytest.fixture(scope="session")

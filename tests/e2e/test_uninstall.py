@@ -21,6 +21,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 NAMESPACED = "deployments,statefulsets,replicasets,pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,poddisruptionbudgets,persistentvolumeclaims"  # noqa: E501
 CLUSTER_SCOPED = "clusterroles,clusterrolebindings"
+#: Kinds the release or the operator makes only where the cluster serves their group.
+OPTIONAL = {
+    "monitoring.coreos.com": "servicemonitors,podmonitors,prometheusrules",
+    "keda.sh": "scaledobjects",
+}
+
+
+def namespaced_kinds(release: Release) -> str:
+    groups = deploy.api_groups(release.cluster.context) or set()
+    extra = [kinds for group, kinds in OPTIONAL.items() if group in groups]
+    return ",".join([NAMESPACED, "horizontalpodautoscalers", *extra])
 
 
 def audit_events(user: str) -> list[dict[str, Any]]:
@@ -61,6 +72,7 @@ def test_the_operator_was_never_refused(release: Release) -> None:
 
 def test_uninstall_removes_the_platform(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
+    kinds = namespaced_kinds(release)
     for qw in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
         cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, qw["metadata"]["name"])
     managed = "app.kubernetes.io/managed-by=queueworker-operator"
@@ -68,7 +80,7 @@ def test_uninstall_removes_the_platform(release: Release) -> None:
         "QueueWorkers and everything the operator made for them to go",
         lambda: (
             not cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-            and not cluster.kubectl("get", NAMESPACED, "-A", "-l", managed, "-o", "name").stdout.strip()
+            and not cluster.kubectl("get", kinds, "-A", "-l", managed, "-o", "name").stdout.strip()
         ),
         timeout=180,
     )
@@ -76,7 +88,7 @@ def test_uninstall_removes_the_platform(release: Release) -> None:
     selector = f"app.kubernetes.io/instance={release.name}"
 
     def left() -> list[str]:
-        names = cluster.kubectl("get", NAMESPACED, "-n", ns, "-l", selector, "-o", "name").stdout.split()
+        names = cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout.split()
         names += cluster.kubectl("get", CLUSTER_SCOPED, "-l", selector, "-o", "name").stdout.split()
         return [n for n in names if not n.startswith("persistentvolumeclaim/")]
 
