@@ -1,5 +1,5 @@
-"""The rules of Grafana's dashboard-linter (as kubernetes-mixin runs it: `--strict`, no exclusions): each
-rule fails the fault it exists for on a dashboard built here."""
+"""The dashboards pass every rule of Grafana's dashboard-linter (as kubernetes-mixin runs it: `--strict`,
+no exclusions), and each rule fails the fault it exists for on a dashboard built here."""
 
 from __future__ import annotations
 
@@ -221,6 +221,12 @@ def test_variables_outside_strings_take_sample_values() -> None:
     assert expand("x[${__range}] offset [[__interval]]", variables) == "x[1923947ms] offset 2719231ms"
     assert expand("topk($queue, x)", variables) == "topk(__all, x)"
     assert expand("${queue:pipe}", [{"name": "queue", "current": {}}]) == "queue|queue|queue"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_passes_every_rule_with_no_exclusions(path: Path) -> None:
+    findings = lint(json.loads(path.read_text()))
+    assert not findings, f"{path.name}:\n" + "\n".join(map(str, findings))
 
 
 def test_every_query_parses_in_prometheus_own_parser(tmp_path: Path) -> None:
