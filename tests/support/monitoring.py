@@ -14,14 +14,18 @@ ALERTS = REPO / "charts" / "queueworker" / "files" / "alerts.yaml"
 DASHBOARDS = sorted((REPO / "charts" / "queueworker" / "dashboards").glob("*.json"))
 
 
-def substitute(expr: str, queue: str, namespace: str) -> str:
-    """Grafana's variables as Grafana would put them in for one selection."""
+def substitute(expr: str, queue: str, namespace: str, job: str = ".+", instance: str = ".+") -> str:
+    """Grafana's variables as Grafana would put them in for one selection (job and instance: All)."""
     return (
         expr.replace("$__rate_interval", "1m")
         .replace("${queue}", queue)
         .replace("$queue", queue)
         .replace("${namespace}", namespace)
         .replace("$namespace", namespace)
+        .replace("${job}", job)
+        .replace("$job", job)
+        .replace("${instance}", instance)
+        .replace("$instance", instance)
     )
 
 
