@@ -28,13 +28,10 @@ from hack.cluster import binaries
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "queueworker"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
+LOCAL_VALUES = CHART / "ci" / "local-cluster-values.yaml"
 LOCAL_CONTEXT = "queueworker-local"
 KIND_CONTEXT = "kind-queueworker"
-#: The Redis image of the local cluster (hack/images/build.sh: Debian's redis-server), never pulled.
-LOCAL_REDIS: dict[str, Any] = {
-    "redis": {"image": {"repository": "queueworker.local/redis", "tag": "local", "pullPolicy": "Never"}}
-}
-#: Every monitoring integration, scraped often enough that KEDA and the e2e suite see changes quickly.
+#: Every monitoring integration (as the local cluster's values file has them), for kind with the CRDs.
 MONITORING: dict[str, Any] = {
     "monitoring": {
         "serviceMonitor": {"enabled": True, "interval": "5s"},
@@ -61,11 +58,15 @@ def kind_values(
 ) -> dict[str, Any]:
     """ci/kind-values.yaml with the locally built images (loaded into the nodes by `make images`)."""
     values = yaml.safe_load(KIND_VALUES.read_text(encoding="utf-8")) or {}
-    images = {
+    return merge(merge(values, images(tag, pull_policy)), extra or {})
+
+
+def images(tag: str, pull_policy: str) -> dict[str, Any]:
+    """The operator and worker images that `make images` builds, at `tag`."""
+    return {
         "operator": {"image": {"repository": "queueworker/operator", "tag": tag, "pullPolicy": pull_policy}},
         "worker": {"image": {"repository": "queueworker/worker", "tag": tag, "pullPolicy": pull_policy}},
     }
-    return merge(merge(values, images), extra or {})
 
 
 def kubeconfig_env(context: str) -> dict[str, str]:
@@ -101,16 +102,17 @@ def api_groups(context: str) -> set[str] | None:
 
 
 def platform_values(context: str, tag: str, groups: set[str]) -> dict[str, Any]:
-    """The release's values on `context`: kind's small sizes, the local images, and the integrations
-    the cluster can take."""
-    local = context == LOCAL_CONTEXT
-    values = kind_values(tag, pull_policy="Never" if local else "IfNotPresent")
-    if local:
-        values = merge(values, LOCAL_REDIS)
-    if "monitoring.coreos.com" in groups:
-        values = merge(values, MONITORING)
-    if "keda.sh" in groups:
-        values = merge(values, KEDA)
+    """The release's values on `context`: the local cluster's values file (what the README's helm install
+    line passes), or kind's; the images of `tag`; each integration on where the cluster serves it."""
+    if context == LOCAL_CONTEXT:
+        values = yaml.safe_load(LOCAL_VALUES.read_text(encoding="utf-8"))
+        values = merge(values, images(tag, "Never"))
+    else:
+        values = merge(kind_values(tag), merge(MONITORING, KEDA))
+    if "monitoring.coreos.com" not in groups:
+        values = merge(values, {"monitoring": {k: {"enabled": False} for k in MONITORING["monitoring"]}})
+    if "keda.sh" not in groups:
+        values = merge(values, {"keda": {"enabled": False}})
     return values
 
 

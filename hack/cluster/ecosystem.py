@@ -22,9 +22,10 @@ def certs(plane: ControlPlane) -> Certs:
 
 
 def _wait_condition(plane: ControlPlane, what: str, condition: str, timeout: int) -> None:
-    out = kubectl(plane, "wait", f"--for=condition={condition}", what, f"--timeout={timeout}s")
+    """`kubectl wait --for=condition=...` on `what` (words, as kubectl takes them: `crd --all`)."""
+    out = kubectl(plane, "wait", f"--for=condition={condition}", *what.split(), f"--timeout={timeout}s")
     if out.returncode != 0:
-        detail = kubectl(plane, "get", what, "-o", "yaml").stdout
+        detail = kubectl(plane, "get", *what.split(), "-o", "yaml").stdout
         raise SystemExit(f"{what} not {condition} in {timeout} s: {out.stderr}\n{detail[-3000:]}")
 
 

@@ -198,6 +198,9 @@ state = "{base / "state"}"
                     "resolvConf": str(resolv),
                     "staticPodPath": "",
                     "serializeImagePulls": False,
+                    # ConfigMap and Secret volumes follow their objects within seconds, not a minute: the
+                    # Prometheus Operator's generated config and rules reach Prometheus quickly.
+                    "syncFrequency": "10s",
                     "maxPods": 110,
                     "evictionHard": {
                         "memory.available": "100Mi",

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from queueworker.api.kubeyaml import KubeLoader
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "hack" / "addons" / "build.sh"
 
@@ -35,7 +37,9 @@ def documents(path: Path) -> list[dict[str, Any]]:
     files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     docs: list[dict[str, Any]] = []
     for file in files:
-        docs.extend(d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d)
+        # As kubectl reads them: a plain `=` is a string (PyYAML's YAML 1.1 would make it a `value` tag).
+        text = file.read_text(encoding="utf-8")
+        docs.extend(d for d in yaml.load_all(text, Loader=KubeLoader) if d)  # noqa: S506 (a SafeLoader)
     return docs
 
 
