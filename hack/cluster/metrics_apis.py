@@ -110,7 +110,7 @@ def _metrics_server(certs: Certs) -> list[dict[str, Any]]:
         "tmp": {"emptyDir": {}},
     }
     reader = o.cluster_role(
-        "system:aggregated-metrics-reader",
+        "metrics-server-aggregated-reader",
         [
             {
                 "apiGroups": ["metrics.k8s.io"],
@@ -126,13 +126,13 @@ def _metrics_server(certs: Certs) -> list[dict[str, Any]]:
         o.service_account(METRICS_SERVER, ns),
         reader,
         o.cluster_role(
-            f"system:{METRICS_SERVER}",
+            METRICS_SERVER,
             [
                 {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
                 {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]},
             ],
         ),
-        o.binding(f"system:{METRICS_SERVER}", f"system:{METRICS_SERVER}", METRICS_SERVER, ns),
+        o.binding(METRICS_SERVER, METRICS_SERVER, METRICS_SERVER, ns),
         *o.extension_apiserver_access(METRICS_SERVER, METRICS_SERVER, ns),
         o.tls_secret(
             f"{METRICS_SERVER}-tls", ns, certs.ca.cert, certs.metrics_server.cert, certs.metrics_server.key

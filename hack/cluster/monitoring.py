@@ -83,9 +83,9 @@ def _prometheus() -> list[dict[str, Any]]:
     }
     return [
         o.service_account(PROMETHEUS_ACCOUNT, NAMESPACE),
-        o.cluster_role("queueworker-local:prometheus", rules),
+        o.cluster_role("queueworker-local-prometheus", rules),
         o.binding(
-            "queueworker-local:prometheus", "queueworker-local:prometheus", PROMETHEUS_ACCOUNT, NAMESPACE
+            "queueworker-local-prometheus", "queueworker-local-prometheus", PROMETHEUS_ACCOUNT, NAMESPACE
         ),
         {
             "apiVersion": "monitoring.coreos.com/v1",

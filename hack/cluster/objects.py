@@ -68,9 +68,9 @@ def extension_apiserver_access(name: str, account: str, ns: str) -> list[Obj]:
     """What an extension API server needs to authenticate the API server's proxied requests and to ask
     it who may do what: the auth-delegator role and the authentication ConfigMap's reader role."""
     return [
-        binding(f"{name}:system:auth-delegator", "system:auth-delegator", account, ns),
+        binding(f"{name}-auth-delegator", "system:auth-delegator", account, ns),
         binding(
-            f"{name}:auth-reader",
+            f"{name}-auth-reader",
             "extension-apiserver-authentication-reader",
             account,
             ns,

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from queueworker.api.kubeyaml import KubeLoader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +38,7 @@ def documents(path: Path) -> list[dict[str, Any]]:
     for file in files:
         # As kubectl reads them: a plain `=` is a string (PyYAML's YAML 1.1 would make it a `value` tag).
         text = file.read_text(encoding="utf-8")
-        docs.extend(d for d in yaml.load_all(text, Loader=KubeLoader) if d)  # noqa: S506 (a SafeLoader)
+        docs.extend(d for d in yaml.load_all(text, Loader=KubeLoader) if d)
     return docs
 
 

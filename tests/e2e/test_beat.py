@@ -67,7 +67,12 @@ def test_two_beats_never_fire_a_due_time_twice(release: Release) -> None:
     redis(release, "DEL", QUEUE)
     apply_queueworker(release, TICKER)
     selector = "app.kubernetes.io/component=beat"
-    (beat,) = cluster.apps.list_namespaced_deployment(ns, label_selector=selector).items
+    # The operator makes the beat Deployment with the first QueueWorker that has schedules.
+    (beat,) = wait_for(
+        "the beat Deployment",
+        lambda: cluster.apps.list_namespaced_deployment(ns, label_selector=selector).items,
+        timeout=60,
+    )
     wait_for(
         "the tick schedule to fire",
         lambda: fired(release),

@@ -38,7 +38,7 @@ from tests.e2e.test_autoscaling import live, ready_at
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "modes"
-BURST, SECONDS = 40, 2.0
+SECONDS = 2.0  # each task's length; a burst is enough tasks to keep one pod busy for well over a minute
 
 
 def example(name: str, **autoscaling: Any) -> dict[str, Any]:
@@ -90,17 +90,17 @@ def queueworker(release: Release) -> Iterator[list[str]]:
     )
 
 
-def burst(release: Release, name: str, queue: str) -> tuple[float, float, int]:
-    """Publish BURST tasks of SECONDS each; return (first publish, drained, peak pods)."""
+def burst(release: Release, name: str, queue: str, count: int) -> tuple[float, float, int]:
+    """Publish `count` tasks of SECONDS each; return (first publish, drained, peak pods)."""
     before = completed(release, queue)
-    first = publish(release, "tasks.taskA", BURST, [SECONDS], queue=queue)
+    first = publish(release, "tasks.taskA", count, [SECONDS], queue=queue)
     peak: list[Any] = []
 
     def drained() -> bool:
         pods = live(worker_pods(release, name))
         if len(pods) > len(peak):
             peak[:] = pods
-        return completed(release, queue) >= before + BURST and depth(release, queue) == 0
+        return completed(release, queue) >= before + count and depth(release, queue) == 0
 
     wait_for(
         f"{name}: the burst to drain",
@@ -109,7 +109,7 @@ def burst(release: Release, name: str, queue: str) -> tuple[float, float, int]:
         interval=1.0,
         diagnose=lambda: describe_pods(release.cluster, release.namespace),
     )
-    assert completed(release, queue) == before + BURST, "a task was lost or ran twice"
+    assert completed(release, queue) == before + count, "a task was lost or ran twice"
     return first, time.time(), len(peak)
 
 
@@ -142,9 +142,10 @@ def test_keda_scales_its_worker_deployment_from_zero_and_back(
         lambda: worker_deployment(release, name).spec.replicas == 0,
         180,
     )
-    first, drained, peak = burst(release, name, queue)
+    count = 40 * doc["spec"]["concurrency"]  # 80 s of work for one pod
+    first, drained, peak = burst(release, name, queue, count)
+    assert peak >= 2, f"KEDA never scaled {name} past {peak} pods for {count * SECONDS:g} task-seconds"
     up = first_ready_after(release, name, first)
-    assert peak >= 2, f"KEDA never scaled {name} past {peak} pods for {BURST * SECONDS:g} task-seconds"
     wait_for(
         f"{name} back at minReplicas 0",
         lambda: worker_deployment(release, name).spec.replicas == 0,
@@ -211,9 +212,10 @@ def test_hpa_scales_on_the_adapters_external_metrics(
 
     wait_for(f"{name}: the HPA reading its External metrics (ScalingActive)", hpa, timeout=120, interval=3)
     wait_for(f"{name} at 1 replica", lambda: worker_deployment(release, name).status.ready_replicas == 1, 180)
-    first, drained, peak = burst(release, name, queue)
+    count = 40 * doc["spec"]["concurrency"]  # 80 s of work for one pod
+    first, drained, peak = burst(release, name, queue, count)
+    assert peak >= 2, f"the HPA never scaled {name} past {peak} pods for {count * SECONDS:g} task-seconds"
     up = first_ready_after(release, name, first)
-    assert peak >= 2, f"the HPA never scaled {name} past {peak} pods for {BURST * SECONDS:g} task-seconds"
     wait_for(
         f"{name} back at minReplicas 1",
         lambda: worker_deployment(release, name).spec.replicas == 1,
