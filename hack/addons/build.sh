@@ -71,8 +71,7 @@ version_flags() {  # what `NAME --version` prints, where the project sets it thr
     keda-*) echo "-X github.com/kedacore/keda/v2/version.Version=${version#v}" ;;
     prometheus-operator|prometheus-config-reloader)
       echo "-X github.com/prometheus/common/version.Version=0.85.0" ;;
-    metrics-server) echo "-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$version" ;;
-    prometheus-adapter) echo "" ;;
+    metrics-server|prometheus-adapter) echo "" ;;  # they print the Kubernetes library's version
   esac
 }
 
