@@ -1,6 +1,6 @@
 """Install or upgrade the chart, with the locally built images, on whichever cluster is up: the local
-cluster of `make cluster-up` first, else kind. `make deploy` runs this with the real helm CLI (built by
-hack/addons/build.sh); the e2e suite uses the same values through the Helm engine (helm-python-sdk).
+cluster of `make cluster-up` first, else kind. `make deploy` and the e2e suite install with the real helm
+CLI (built by hack/addons/build.sh), with the same values.
 
     python -m hack.deploy [--context CONTEXT] [--namespace queueworker-system] [--tag dev]
 
@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import helm_python as helm
 import yaml
 
 from hack.cluster import binaries
@@ -116,45 +115,34 @@ def platform_values(context: str, tag: str, groups: set[str]) -> dict[str, Any]:
     return values
 
 
-def release_exists(config: helm.Config, release: str) -> bool:
-    try:
-        config.status(release)
-    except helm.HelmNotFoundError:
-        return False
-    return True
+def helm_binary() -> str:
+    """The helm CLI built here (hack/addons/build.sh helm, cached; `make tools`)."""
+    out = subprocess.run(
+        ["bash", str(REPO / "hack" / "addons" / "build.sh"), "helm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"building the helm CLI failed:\n{out.stderr[-3000:]}")
+    return str(Path(out.stdout.split()[-1]) / "helm")
 
 
 def install_or_upgrade(
     context: str, namespace: str, release: str, values: dict[str, Any], timeout: int = 420
-) -> dict[str, Any]:
-    """`helm upgrade --install --wait` of the chart through the Helm engine; returns the release summary."""
-    with helm.Config(kube_context=context, namespace=namespace) as config:
-        if release_exists(config, release):
-            result = config.upgrade(
-                str(CHART),
-                release,
-                values,
-                namespace=namespace,
-                timeout=timeout,
-                wait="watcher",
-                cleanup_on_fail=False,
-            )
-        else:
-            result = config.install(
-                str(CHART),
-                release,
-                values,
-                namespace=namespace,
-                timeout=timeout,
-                wait="watcher",
-                create_namespace=True,
-            )
-    return dict(result)
+) -> None:
+    """`helm upgrade --install --wait` with the real CLI; fails with helm's own message."""
+    code = helm_cli(context, namespace, release, values, helm_binary(), timeout=timeout)
+    if code != 0:
+        raise RuntimeError(f"helm upgrade --install {release} failed (exit {code}); see its output above")
 
 
 def uninstall(context: str, namespace: str, release: str, timeout: int = 300) -> None:
-    with helm.Config(kube_context=context, namespace=namespace) as config:
-        config.uninstall(release, timeout=timeout, wait="watcher", ignore_not_found=True)
+    command = [helm_binary(), "uninstall", release, "-n", namespace, "--kube-context", context, "--wait"]
+    command += ["--ignore-not-found", "--timeout", f"{timeout}s"]
+    out = subprocess.run(command, env=kubeconfig_env(context), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"helm uninstall {release} failed: {out.stderr}")
 
 
 def pick_context(wanted: str | None) -> tuple[str, set[str]]:
@@ -167,7 +155,9 @@ def pick_context(wanted: str | None) -> tuple[str, set[str]]:
     raise SystemExit(f"no cluster answers: tried {tried}; start one first")
 
 
-def helm_cli(context: str, namespace: str, release: str, values: dict[str, Any], helm_bin: str) -> int:
+def helm_cli(
+    context: str, namespace: str, release: str, values: dict[str, Any], helm_bin: str, *, timeout: int = 420
+) -> int:
     """`helm upgrade --install --wait` with the real CLI, the values in a file as a user would pass them."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="queueworker-values-") as file:
         json.dump(values, file)
@@ -187,7 +177,7 @@ def helm_cli(context: str, namespace: str, release: str, values: dict[str, Any],
             file.name,
             "--wait",
             "--timeout",
-            "7m",
+            f"{timeout}s",
         ]
         print("+ " + " ".join(command), file=sys.stderr)
         return subprocess.run(command, env=kubeconfig_env(context), check=False).returncode

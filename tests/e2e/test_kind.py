@@ -137,18 +137,6 @@ def test_deleting_a_worker_pod_mid_task_loses_nothing(release: Release) -> None:
     wait_all_done(release, "for_task_A", before + 12, timeout=360)
 
 
-def helm_bin() -> str:
-    """The helm CLI that `make tools` builds (hack/addons/build.sh helm; cached)."""
-    out = subprocess.run(
-        ["bash", str(REPO / "hack" / "addons" / "build.sh"), "helm"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert out.returncode == 0, f"building the helm CLI failed:\n{out.stderr[-3000:]}"
-    return str(Path(out.stdout.split()[-1]) / "helm")
-
-
 def test_upgrade_keeps_the_password_and_the_queued_tasks(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     secret_before = cluster.core.read_namespaced_secret("queueworker-broker", ns).data
@@ -157,13 +145,13 @@ def test_upgrade_keeps_the_password_and_the_queued_tasks(release: Release) -> No
     redis_cli(cluster, ns, release.redis_pod, "DEL", "e2e:parked")
     redis_cli(cluster, ns, release.redis_pod, "RPUSH", "e2e:parked", *parked)
     time.sleep(2)  # appendfsync everysec
-    # A Redis config change rolls the StatefulSet (checksum/config): Redis restarts on its AOF. The upgrade
-    # is the real helm CLI's, as `make deploy` and a user run it.
+    # A Redis config change rolls the StatefulSet (checksum/config): Redis restarts on its AOF.
     values = release.values(redis={"appendfsync": "always"}, operator={"driftInterval": 20})
-    assert deploy.helm_cli(cluster.context, ns, release.name, values, helm_bin()) == 0
+    helm = deploy.helm_binary()
+    assert deploy.helm_cli(cluster.context, ns, release.name, values, helm) == 0
     status = json.loads(
         subprocess.run(
-            [helm_bin(), "status", release.name, "-n", ns, "--kube-context", cluster.context, "-o", "json"],
+            [helm, "status", release.name, "-n", ns, "--kube-context", cluster.context, "-o", "json"],
             capture_output=True,
             text=True,
             env=deploy.kubeconfig_env(cluster.context),
