@@ -72,8 +72,11 @@ async def apply_child(cluster: Cluster, obj: Mapping[str, Any], autoscaled: bool
         await claim_replicas(cluster, live)
         desired = fields.without_replicas(obj)
     result = await cluster.kube.apply(desired, live)
-    if scaled(obj, autoscaled):
-        await claim_replicas(cluster, result.object)  # created with its first replicas: hand them over
+    if scaled(obj, autoscaled) and fields.needs_replicas_claim(result.object):
+        # created with its first replicas: hand them over now, so that no later apply changes anything
+        await claim_replicas(cluster, result.object)
+        again = await cluster.kube.apply(fields.without_replicas(obj), result.object)
+        result = ApplyResult(result.outcome, again.object)
     if fields.legacy(result.object):
         upgraded = fields.upgraded_entries(result.object)
         await cluster.kube.replace_managed_fields(result.object, upgraded)

@@ -1,4 +1,4 @@
-"""Running the real operator in a test's event loop, and waiting on the emulator's state."""
+"""Running the real operator in a test's event loop, and waiting on what the API server holds."""
 
 from __future__ import annotations
 
