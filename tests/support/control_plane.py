@@ -4,6 +4,9 @@ kube-controller-manager running the garbage collector and the namespace controll
 namespaces go). No nodes and no scheduler: what needs those runs on the whole cluster (tests/e2e).
 
 One server serves the whole session; each test that writes takes a namespace of its own.
+
+`python -m tests.support.control_plane [STATE_DIR]` runs the same for a person (until Ctrl-C) and prints
+the kubeconfig to use: the operator and kubectl work against it without a cluster.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,3 +172,19 @@ def start(state: Path) -> Server:
 def stop(server: Server) -> None:
     server.stop_controllers("kube-controller-manager")
     server.plane.stop()
+
+
+def main(argv: list[str]) -> int:
+    state = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="qw-apiserver-"))
+    server = start(state)
+    print(f"export KUBECONFIG={server.kubeconfig}", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        stop(server)
+    return 0
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sys.exit(main(sys.argv[1:]))
