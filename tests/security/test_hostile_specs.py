@@ -187,10 +187,15 @@ class OperatorInThread:
 def operator_thread(kube_server: Server) -> Iterator[tuple[OperatorInThread, Api]]:
     server = RedisServer().start()
     namespace = kube_server.namespace("hostile-specs")
+    # The deepest example (args nested 900 levels) comes back from the server as JSON: decoding it (and
+    # hypothesis printing it) takes more frames than Python's default 1000 under pytest's own.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
     try:
         with OperatorInThread(kube_server.kubeconfig, namespace, server.url) as runner:
             yield runner, kube_server.api
     finally:
+        sys.setrecursionlimit(limit)
         server.stop()
         kube_server.drop_namespace(namespace)
 
