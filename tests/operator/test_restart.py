@@ -129,7 +129,7 @@ async def test_drift_is_corrected_from_the_cache(kube, ns, start_operator, opera
         ticks = op.autoscaler.ticks
         await eventually(lambda: op.autoscaler.ticks >= ticks + 2)  # settled: the last writes are seen
         requests.clear()
-        target = op.autoscaler.ticks + 6  # 3 s: six drift checks
+        target = op.autoscaler.ticks + 3  # 1.5 s: three drift checks
         await eventually(lambda: op.autoscaler.ticks >= target)
         writes = [r for r in requests if r[0] != "GET" and "/queueworkers/" not in r[1]]
         assert writes == [], writes
