@@ -44,16 +44,17 @@ class SlowApi:
         )
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # shutdown_timeout: watch streams stay open until the end; they are cut, not waited for
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
@@ -66,18 +67,18 @@ class SlowApi:
             and not request.path.endswith("/scale")
         )
         url = self.server.plane.server + request.path_qs
+        if slow:  # one at a time: written at once, answered after the delay
+            async with self.writing:
+                async with self._session.request(request.method, url, data=body, headers=headers) as upstream:
+                    payload = await upstream.read()
+                    status, content_type = upstream.status, upstream.content_type
+                await asyncio.sleep(self.delay)
+            return web.Response(status=status, body=payload, content_type=content_type)
         async with self._session.request(request.method, url, data=body or None, headers=headers) as upstream:
             response = web.StreamResponse(status=upstream.status)
             response.content_type = upstream.content_type
-            if slow:
-                async with self.writing:
-                    payload = await upstream.read()
-                    await asyncio.sleep(self.delay)
-                await response.prepare(request)
-                await response.write(payload)
-            else:
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
             await response.write_eof()
             return response
