@@ -1,14 +1,14 @@
-"""How long the operator takes to converge 500 QueueWorkers on the API emulator.
+"""How long the operator takes to converge 500 QueueWorkers on a real API server.
 
-`python -m bench.converge [N]` creates N QueueWorkers (default 500, one namespace, all with routes) through
-the emulator's HTTP API as fast as it accepts them, while the real operator (the same handlers
-`kopf run -m queueworker_operator` registers) runs in this process against it, and a private redis-server
-serves as the broker. It prints, as JSON, the seconds from the first create until every QueueWorker has
-its worker Deployment, its PodDisruptionBudget and a status for its generation, and the namespace's
-routes ConfigMap lists all of them.
+`python -m bench.converge [N]` starts etcd and kube-apiserver (the test control plane,
+tests/support/control_plane.py: binaries from hack/k8s/build.sh), creates N QueueWorkers (default 500, one
+namespace, all with routes) as fast as the server accepts them, while the real operator (the same
+handlers `kopf run -m queueworker_operator` registers) runs in this process against it, and a private
+redis-server serves as the broker. It prints, as JSON, the seconds from the first create until every
+QueueWorker has its worker Deployment, its PodDisruptionBudget and a status for its generation, and the
+namespace's routes ConfigMap lists all of them.
 
-The emulator and the operator share this process (one core): the figure is an upper bound of the
-operator's own cost on a real API server.
+The API server, etcd and the operator share this machine: the whole cluster's figure is bench/scale's.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import kmock
-
-from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, PDBS, QW, Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import environment, running_operator
+from tests.support import control_plane
+from tests.support.kubeapi import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PDBS, QW, Api
 from tests.support.redis_server import RedisServer, free_port
 
 NAMESPACE = "bench"
@@ -45,23 +44,20 @@ def manifest(i: int) -> dict[str, Any]:
     }
 
 
-def converged(emulator: Emulator, n: int) -> int:
+def converged(api: Api, n: int) -> int:
     """How many QueueWorkers are done (and n + 1 once the routes ConfigMap lists them all)."""
-    seen: dict[Any, dict[str, dict[str, Any]]] = {QW: {}, DEPLOYMENTS: {}, PDBS: {}, CONFIGMAPS: {}}
-    for (resource, namespace, name), obj in list(emulator.objects.items()):
-        if namespace == NAMESPACE and resource in seen and not obj.deleted:
-            seen[resource][name] = obj.raw  # read only: no copies
+    names = {r: {o["metadata"]["name"] for o in api.live(r, NAMESPACE)} for r in (DEPLOYMENTS, PDBS)}
     done = 0
-    for name, qw in seen[QW].items():
-        st = qw.get("status") or {}
+    for qw in api.live(QW, NAMESPACE):
+        name, st = qw["metadata"]["name"], qw.get("status") or {}
         if (
             st.get("observedGeneration") == qw["metadata"].get("generation")
             and st.get("conditions")
-            and f"{name}-worker" in seen[DEPLOYMENTS]
-            and f"{name}-worker" in seen[PDBS]
+            and f"{name}-worker" in names[DEPLOYMENTS]
+            and f"{name}-worker" in names[PDBS]
         ):
             done += 1
-    routes = seen[CONFIGMAPS].get("queueworker-routes")
+    routes = api.read(CONFIGMAPS, NAMESPACE, "queueworker-routes")
     if done == n and routes and len(routes["metadata"].get("ownerReferences") or []) == n:
         done += 1
     return done
@@ -69,34 +65,35 @@ def converged(emulator: Emulator, n: int) -> int:
 
 async def run(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qw-bench-") as tmp, RedisServer() as redis_server:
-        async with Emulator() as emulator, kmock.Server(emulator):
-            register_crd(emulator)
-            kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", str(emulator.url).rstrip("/"))
+        server = control_plane.start(Path(tmp) / "kube")
+        try:
+            api = server.api
+            api.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
             env = {
-                "KUBECONFIG": str(kubeconfig),
+                "KUBECONFIG": str(server.kubeconfig),
                 "QUEUEWORKER_REDIS_URL": redis_server.url,
                 "QUEUEWORKER_METRICS_PORT": str(free_port()),
                 "QUEUEWORKER_DRIFT_INTERVAL": "3600",
             }
             with environment(env):
-                async with running_operator():
-                    path = f"/apis/queueworker.dev/v1alpha1/namespaces/{NAMESPACE}/queueworkers"
+                async with running_operator([NAMESPACE]):
                     limit = asyncio.Semaphore(16)
 
                     async def create(i: int) -> None:
                         async with limit:
-                            response = await emulator.post(path, json=manifest(i))
-                            assert response.status < 300, await response.text()
+                            await asyncio.to_thread(api.create, QW, manifest(i))
 
                     started, cpu_started = time.monotonic(), time.process_time()
                     await asyncio.gather(*(create(i) for i in range(n)))
                     created = time.monotonic() - started
-                    while (count := converged(emulator, n)) < n + 1:
+                    while (count := await asyncio.to_thread(converged, api, n)) < n + 1:
                         if os.environ.get("QW_BENCH_TRACE"):
                             print(f"{time.monotonic() - started:.1f}s {count}", file=sys.stderr)
                         await asyncio.sleep(0.5)
                     elapsed = time.monotonic() - started
                     cpu = time.process_time() - cpu_started
+        finally:
+            control_plane.stop(server)
     return {
         "queueworkers": n,
         "create_seconds": round(created, 2),

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from hack.cluster import binaries
+from tests.support import control_plane
+from tests.support.kubeapi import Api
 from tests.support.redis_server import RedisServer
 
 
@@ -30,3 +33,42 @@ def redis_client(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Re
     client = redis_server.client()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def kube_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control_plane.Server]:
+    """The session's real API server (etcd, kube-apiserver, CRDs, garbage collector); started by the first
+    test that needs it."""
+    try:
+        server = control_plane.start(tmp_path_factory.mktemp("kube"))
+    except binaries.BuildError as exc:
+        pytest.fail(f"the tests on a real API server need its binaries: {exc}")
+    except (TimeoutError, RuntimeError) as exc:
+        pytest.fail(f"kube-apiserver did not start: {exc}")
+    try:
+        yield server
+    finally:
+        control_plane.stop(server)
+
+
+@pytest.fixture
+def kube(kube_server: control_plane.Server, monkeypatch: pytest.MonkeyPatch) -> Api:
+    """The API server's client; $KUBECONFIG names the server (as the admin) for the operator under test."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_server.kubeconfig))
+    return kube_server.api
+
+
+@pytest.fixture
+def ns(kube_server: control_plane.Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own, deleted after it (with its QueueWorkers, finalizers released)."""
+    namespace = kube_server.namespace(request.node.name)
+    yield namespace
+    kube_server.drop_namespace(namespace)
+
+
+@pytest.fixture
+def other_ns(kube_server: control_plane.Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second namespace of the test's own."""
+    namespace = kube_server.namespace(request.node.name + "-b")
+    yield namespace
+    kube_server.drop_namespace(namespace)

@@ -27,11 +27,14 @@ from queueworker.contract import busy_by_worker, redact, targets
 from queueworker.scaling import observe
 from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from queueworker.scaling.startup import StartTimes, pod_start_seconds
+from queueworker.settings import Settings
 
 from queueworker_operator import metrics
+from queueworker_operator.broker import Broker
+from queueworker_operator.cluster import Cluster, Key, Observed
 from queueworker_operator.kube import KubeError
-from queueworker_operator.reconcile import involved
-from queueworker_operator.state import Key, Observed, OperatorState
+from queueworker_operator.report import involved
+from queueworker_operator.specs import Specs
 from queueworker_operator.status import Cond, now_iso
 
 logger = logging.getLogger(__name__)
@@ -59,8 +62,11 @@ def hostname_of(heartbeat_host: str) -> str:
 
 
 class Autoscaler:
-    def __init__(self, rt: OperatorState) -> None:
-        self.rt = rt
+    def __init__(self, specs: Specs, cluster: Cluster, broker: Broker, settings: Settings) -> None:
+        self.specs, self.cluster, self.broker, self.settings = specs, cluster, broker, settings
+        #: When the last tick ended (the liveness probe's age) and how many ticks ran.
+        self.last_tick: float | None = None
+        self.ticks = 0
         self.states: dict[Key, PolicyState] = {}
         #: Worker pods' start times per QueueWorker, and the ready count when the pods were last listed.
         self.starts: dict[Key, StartTimes] = {}
@@ -69,7 +75,7 @@ class Autoscaler:
         self.namespaces: set[str] = set()
 
     async def run(self) -> None:
-        await self.rt.ready.wait()
+        await self.specs.ready.wait()
         while True:
             try:
                 await self.tick()
@@ -77,10 +83,10 @@ class Autoscaler:
                 raise
             except Exception:
                 logger.exception("autoscaler tick failed")
-            await asyncio.sleep(self.rt.settings.autoscale_interval)
+            await asyncio.sleep(self.settings.autoscale_interval)
 
     def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> dict[str, QueueStats]:
-        client = self.rt.broker()
+        client = self.broker.client()
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
         stats = probe(client, queues) if queues else {}
         wanted = targets(qws)
@@ -107,18 +113,17 @@ class Autoscaler:
         return stats
 
     async def tick(self) -> None:
-        rt = self.rt
-        qws = rt.catalog.all()
+        qws = self.specs.all()
         now = time.monotonic()
         try:
-            self.namespaces.update(rt.catalog.namespaces())
+            self.namespaces.update(self.specs.namespaces())
             stats = await asyncio.to_thread(self._read, qws, set(self.namespaces))
             reading = Reading(stats)
         except redis.RedisError as exc:
-            reading = Reading(None, redact(f"{type(exc).__name__}: {exc}", rt.settings.redis_url))
-            if rt.broker_ok is not False:
+            reading = Reading(None, redact(f"{type(exc).__name__}: {exc}", self.broker.url))
+            if self.broker.ok is not False:
                 logger.warning("broker unreachable, holding replicas: %s", reading.error)
-        rt.broker_ok = reading.stats is not None
+        self.broker.ok = reading.stats is not None
         for qw in qws:
             try:
                 await self.handle(qw, reading, now)
@@ -127,7 +132,7 @@ class Autoscaler:
                     "autoscaling %s/%s failed: %s",
                     qw.namespace,
                     qw.name,
-                    redact(str(exc), rt.settings.redis_url),
+                    redact(str(exc), self.broker.url),
                 )
             except Exception:  # one QueueWorker's failure never stops the others
                 logger.exception("autoscaling %s/%s failed", qw.namespace, qw.name)
@@ -139,11 +144,11 @@ class Autoscaler:
             if key not in live:
                 del self.starts[key]
                 self.listed_ready.pop(key, None)
-        rt.last_tick = time.time()
-        rt.ticks += 1
+        self.last_tick = time.time()
+        self.ticks += 1
 
     async def handle(self, qw: QueueWorker, reading: Reading, now: float) -> None:
-        rt, key = self.rt, (qw.namespace, qw.name)
+        key = (qw.namespace, qw.name)
         fields: dict[str, Any] = {}
         if reading.stats is None:
             message = f"cannot read the broker, replicas held: {reading.error}"
@@ -157,7 +162,7 @@ class Autoscaler:
                 "reserved": obs.reserved,
                 "oldestWaitSeconds": None if obs.oldest_wait is None else round(obs.oldest_wait),
             }
-        observed = rt.deployments.get(key)
+        observed = self.cluster.deployments.get(key)
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
             if obs is not None:
@@ -178,7 +183,9 @@ class Autoscaler:
                 fields["lastScaleTime"] = now_iso()
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
-        await rt.status.update(qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker})
+        await self.cluster.status.update(
+            qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker}
+        )
 
     async def start_seconds(self, qw: QueueWorker, observed: Observed) -> float | None:
         """The worker pods' start time (median of the last few, creation to Ready), None until measured.
@@ -189,7 +196,7 @@ class Autoscaler:
             return starts.estimate()
         try:
             selector = labels.selector(qw.name, "worker")
-            pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=selector)
+            pods = await self.cluster.kube.list("v1", "pods", qw.namespace, labels=selector)
         except KubeError as exc:  # the policy then uses what it learnt before, or its default
             logger.warning("listing the worker pods of %s/%s failed: %s", qw.namespace, qw.name, exc)
             return starts.estimate()
@@ -202,12 +209,11 @@ class Autoscaler:
         return starts.estimate()
 
     async def scale(self, qw: QueueWorker, current: int, decision: Decision, busy: dict[str, int]) -> None:
-        rt = self.rt
         name = builders.worker_name(qw)
         if decision.replicas < current:
             await self.mark_pods(qw, busy)
-        await rt.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
-        observed = rt.deployments.get((qw.namespace, qw.name))
+        await self.cluster.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
+        observed = self.cluster.deployments.get((qw.namespace, qw.name))
         if observed is not None:
             observed.replicas = decision.replicas
             if observed.generation:
@@ -216,7 +222,7 @@ class Autoscaler:
         metrics.SCALE_EVENTS.labels(qw.namespace, qw.name, direction).inc()
         body = {"metadata": {"namespace": qw.namespace, "name": qw.name, "uid": qw.uid}}
         reason = "ScaledUp" if direction == "up" else "ScaledDown"
-        await rt.kube.event(
+        await self.cluster.kube.event(
             involved(body),
             "Normal",
             reason,
@@ -235,18 +241,20 @@ class Autoscaler:
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
         """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""
         busy: dict[str, int] = {}
-        for host, slots in busy_by_worker(self.rt.broker(), qw.spec.queues).items():
+        for host, slots in busy_by_worker(self.broker.client(), qw.spec.queues).items():
             pod = hostname_of(host)
             busy[pod] = max(busy.get(pod, 0), slots)
         return busy
 
     async def mark_pods(self, qw: QueueWorker, busy: dict[str, int]) -> None:
         """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
-        pods = await self.rt.kube.list("v1", "pods", qw.namespace, labels=labels.selector(qw.name, "worker"))
+        selector = labels.selector(qw.name, "worker")
+        pods = await self.cluster.kube.list("v1", "pods", qw.namespace, labels=selector)
         for pod in pods:
             meta = pod["metadata"]
             if meta.get("deletionTimestamp"):
                 continue
             cost = str(BUSY_COST * busy[meta["name"]] if busy.get(meta["name"]) else IDLE_COST)
             if (meta.get("annotations") or {}).get(DELETION_COST) != cost:
-                await self.rt.kube.annotate("v1", "pods", qw.namespace, meta["name"], {DELETION_COST: cost})
+                kube = self.cluster.kube
+                await kube.annotate("v1", "pods", qw.namespace, meta["name"], {DELETION_COST: cost})

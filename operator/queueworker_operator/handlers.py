@@ -1,4 +1,4 @@
-"""kopf handlers: a few lines each; the work is in reconcile.py, autoscaler.py and kube.py.
+"""kopf handlers: a few lines each; the work is in apply.py, report.py, autoscaler.py and kube.py.
 
 Run: `kopf run -m queueworker_operator --standalone -A` (or `-n NS`), optionally
 `--liveness=http://0.0.0.0:8080/healthz`.
@@ -7,8 +7,10 @@ Run: `kopf run -m queueworker_operator --standalone -A` (or `-n NS`), optionally
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -17,15 +19,45 @@ from queueworker.builders.labels import COMPONENT_KEY, MANAGED_BY, MANAGED_BY_KE
 from queueworker.contract import redact
 from queueworker.settings import ConfigError, Settings
 
-from queueworker_operator import kube, metrics, reconcile
+from queueworker_operator import apply, fields, kube, metrics, report
 from queueworker_operator.autoscaler import Autoscaler
-from queueworker_operator.state import NamespaceSync, OperatorState, summary
+from queueworker_operator.broker import Broker
+from queueworker_operator.cluster import Cluster, NamespaceSync
+from queueworker_operator.specs import Specs, summary
 from queueworker_operator.status import StatusKeeper
 
 logger = logging.getLogger(__name__)
 
 QW = (GROUP, VERSION, PLURAL)
-WORKERS = {MANAGED_BY_KEY: MANAGED_BY, COMPONENT_KEY: "worker"}
+CHILDREN = {MANAGED_BY_KEY: MANAGED_BY}
+WORKERS = {**CHILDREN, COMPONENT_KEY: "worker"}
+
+
+@dataclass
+class Operator:
+    """What kopf's memo holds: the pieces the handlers hand to the functions that take them."""
+
+    settings: Settings
+    specs: Specs
+    cluster: Cluster
+    broker: Broker
+    autoscaler: Autoscaler
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_server: Any = None
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
+        self.broker.close()
+        await self.cluster.close()
 
 
 @kopf.on.startup()
@@ -52,16 +84,30 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: no service account and no kubeconfig")
     client = kube.Kube(info)
-    rt = OperatorState(settings=config, kube=client, status=StatusKeeper(client))
-    rt.catalog.index = kwargs["qw_index"]
-    rt.namespaces = NamespaceSync(
-        lambda ns: reconcile.sync_namespace(rt, ns), secret_url=config.redis_url, ready=rt.ready
+    specs = Specs()
+    specs.index = kwargs["qw_index"]
+    children = {
+        "Deployment": kwargs["child_deployments"],
+        "PodDisruptionBudget": kwargs["child_pdbs"],
+        "ConfigMap": kwargs["child_configmaps"],
+        "HorizontalPodAutoscaler": kwargs["child_hpas"],
+    }
+    cluster = Cluster(kube=client, status=StatusKeeper(client), children=children)
+    broker = Broker(config.redis_url)
+    cluster.namespaces = NamespaceSync(
+        lambda ns, forced: apply.sync_namespace(specs, cluster, config, ns, forced),
+        secret_url=config.redis_url,
+        ready=specs.ready,
     )
-    rt.tasks.append(asyncio.create_task(rt.namespaces.run(), name="queueworker-namespaces"))
-    rt.tasks.append(asyncio.create_task(Autoscaler(rt).run(), name="queueworker-autoscaler"))
-    rt.tasks.append(asyncio.create_task(reconcile.correct_drift(rt), name="queueworker-drift"))
-    rt.metrics_server = metrics.serve(config.metrics_port)
-    memo["state"] = rt
+    autoscaler = Autoscaler(specs, cluster, broker, config)
+    op = Operator(config, specs, cluster, broker, autoscaler)
+    op.tasks.append(asyncio.create_task(cluster.namespaces.run(), name="queueworker-namespaces"))
+    op.tasks.append(asyncio.create_task(autoscaler.run(), name="queueworker-autoscaler"))
+    op.tasks.append(
+        asyncio.create_task(apply.correct_drift(specs, cluster, config), name="queueworker-drift")
+    )
+    op.metrics_server = metrics.serve(config.metrics_port)
+    memo["state"] = op
     logger.info(
         "QueueWorker operator started: autoscale every %.1fs, drift check every %.0fs",
         config.autoscale_interval,
@@ -71,9 +117,9 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    rt: OperatorState | None = memo.get("state")
-    if rt is not None:
-        await rt.close()
+    op: Operator | None = memo.get("state")
+    if op is not None:
+        await op.close()
 
 
 @kopf.on.login()
@@ -83,8 +129,9 @@ def login(**_: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.probe(id="autoscaler_tick_age")
 def autoscaler_tick_age(memo: kopf.Memo, **_: Any) -> float | None:
-    rt: OperatorState | None = memo.get("state")
-    return None if rt is None or rt.last_tick is None else round(time.time() - rt.last_tick, 1)
+    op: Operator | None = memo.get("state")
+    last = None if op is None else op.autoscaler.last_tick
+    return None if last is None else round(time.time() - last, 1)
 
 
 @kopf.index(*QW)
@@ -92,35 +139,61 @@ def qw_index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, d
     return {namespace or "": summary(body)}
 
 
+# The children the operator applied, as the watches see them: drift is read here, not from the API.
+# kopf fills every index before any handler runs.
+def _child(namespace: str | None, name: str | None, body: kopf.Body) -> dict[Any, dict[str, Any]]:
+    return {(namespace, name): fields.slim(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=CHILDREN)
+def child_deployments(*, namespace: str | None, name: str | None, body: kopf.Body, **_: Any) -> Any:
+    return _child(namespace, name, body)
+
+
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=CHILDREN)
+def child_pdbs(*, namespace: str | None, name: str | None, body: kopf.Body, **_: Any) -> Any:
+    return _child(namespace, name, body)
+
+
+@kopf.index("", "v1", "configmaps", labels=CHILDREN)
+def child_configmaps(*, namespace: str | None, name: str | None, body: kopf.Body, **_: Any) -> Any:
+    return _child(namespace, name, body)
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=CHILDREN)
+def child_hpas(*, namespace: str | None, name: str | None, body: kopf.Body, **_: Any) -> Any:
+    return _child(namespace, name, body)
+
+
 @kopf.on.resume(*QW)
 @kopf.on.create(*QW)
 @kopf.on.update(*QW, field="spec")
 async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["state"].ready.set()
-    await reconcile.reconcile(memo["state"], body)
+    op: Operator = memo["state"]
+    op.specs.ready.set()
+    await apply.reconcile(op.specs, op.cluster, op.settings, body)
 
 
 @kopf.on.delete(*QW)
 async def queueworker_deleted(
     *, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    rt: OperatorState = memo["state"]
-    rt.ready.set()
+    op: Operator = memo["state"]
+    op.specs.ready.set()
     namespace = namespace or "default"
-    rt.catalog.forget(namespace, name)
-    rt.status.forget(namespace, name)
-    rt.deployments.pop((namespace, name), None)
+    op.specs.forget(namespace, name)
+    op.cluster.forget(namespace, name)
     metrics.forget(namespace, name)
     try:
-        await asyncio.wait_for(rt.request_namespace(namespace), timeout=60)
+        await asyncio.wait_for(op.cluster.request_namespace(namespace), timeout=60)
     except Exception as exc:  # retried by the namespace sync; deletion is not blocked by a broker outage
-        reason = redact(repr(exc), rt.settings.redis_url)
+        reason = redact(repr(exc), op.settings.redis_url)
         logger.warning(f"shared objects of {namespace} not re-synced yet: {reason}")
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=WORKERS)
 async def worker_deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    rt: OperatorState | None = memo.get("state")
-    if rt is not None:
-        rt.ready.set()
-        await reconcile.deployment_changed(rt, body, deleted=type == "DELETED")
+    op: Operator | None = memo.get("state")
+    if op is not None:
+        op.specs.ready.set()
+        await report.deployment_changed(op.specs, op.cluster, body, deleted=type == "DELETED")

@@ -1,17 +1,19 @@
-"""The one module that talks to the Kubernetes API: get, list, create-or-patch (apply), delete, status,
-scale, pod annotations and Events.
+"""The one module that talks to the Kubernetes API: get, list, server-side apply, delete, status, scale,
+pod annotations and Events.
 
 Credentials come from the same place kopf's login handler takes them (in-cluster service account, else
 $KUBECONFIG), so the operator and kopf always act as the same identity.
 
-`apply` is idempotent: it compares the desired object with the live one and sends a JSON merge patch
-only of what differs. Keys the operator set before and no longer wants are removed (three-way, via the
-`queueworker.dev/last-applied` annotation); fields the server or other controllers add are left alone.
+`apply` is server-side apply (`application/apply-patch+yaml`) under the field manager
+`queueworker-operator`, with force: the operator is the one authority on every field it renders, so a
+field someone else changed (drift, a conflict) is taken back, as the merge patches of earlier versions
+did; fields it does not render stay their managers'. Fields it rendered before and no longer does are
+removed by the server. The builtin autoscaler writes spec.replicas through /scale under its own manager.
 """
 
 from __future__ import annotations
 
-import copy
+import builtins
 import datetime
 import json
 import logging
@@ -25,13 +27,15 @@ from typing import Any, Literal
 import aiohttp
 import kopf
 
+from queueworker_operator.fields import AUTOSCALER, OPERATOR
+
 logger = logging.getLogger(__name__)
 
-LAST_APPLIED = "queueworker.dev/last-applied"
 COMPONENT = "queueworker-operator"
-#: The field manager of every create and patch (metadata.managedFields), as `kubectl --field-manager`.
-FIELD_MANAGER = COMPONENT
+FIELD_MANAGER = OPERATOR
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
 
 #: apiVersion/kind -> plural, for every kind the operator writes.
 PLURALS = {
@@ -107,72 +111,6 @@ def plural_of(obj: Mapping[str, Any]) -> str:
     return PLURALS.get(key) or obj["kind"].lower() + "s"
 
 
-# -- pure diffing ---------------------------------------------------------------------------------------
-def contains(live: Any, desired: Any) -> bool:
-    """Whether `live` already has everything `desired` says (extra keys in `live` are server defaults)."""
-    if isinstance(desired, dict):
-        return isinstance(live, dict) and all(contains(live.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
-        )
-    if isinstance(desired, bool) or isinstance(live, bool):
-        return live is desired
-    if isinstance(desired, int | float) and isinstance(live, int | float):
-        return live == desired
-    return bool(live == desired)
-
-
-def merge_patch(
-    last: Mapping[str, Any], desired: Mapping[str, Any], live: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A JSON merge patch turning `live` into `desired`: keys in `last` (what we applied before) but not
-    in `desired` are removed; differing values are replaced (lists whole); everything else is kept."""
-    patch: dict[str, Any] = {}
-    for key in last:
-        if key not in desired and key in live:
-            patch[key] = None
-    for key, value in desired.items():
-        current = live.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            previous = last.get(key)
-            sub = merge_patch(previous if isinstance(previous, dict) else {}, value, current)
-            if sub:
-                patch[key] = sub
-        elif not contains(current, value):
-            patch[key] = copy.deepcopy(value)
-    return patch
-
-
-def _without_replicas(obj: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(obj))
-    if isinstance(out.get("spec"), dict):
-        out["spec"].pop("replicas", None)
-    return out
-
-
-def _with_last_applied(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The object plus its last-applied annotation (a compact JSON of it, replicas excluded)."""
-    out = copy.deepcopy(dict(obj))
-    record = _without_replicas(out)
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    out.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = text
-    return out
-
-
-def _last_applied(live: Mapping[str, Any]) -> dict[str, Any]:
-    text = (live.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _labelled_like(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     """An uncontrolled live object may be adopted only if it carries the desired managed-by and instance
     labels (e.g. applied from `qw render` output)."""
@@ -180,6 +118,20 @@ def _labelled_like(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
     have = live.get("metadata", {}).get("labels") or {}
     keys = ("app.kubernetes.io/managed-by", "app.kubernetes.io/instance")
     return all(k in want and have.get(k) == want[k] for k in keys)
+
+
+def check_ours(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> None:
+    """Raise NotOurs when `live` (the object of `desired`'s name, None when absent) belongs to something
+    else: another controller, or nothing at all without the operator's labels."""
+    if live is None:
+        return
+    ours, theirs = controller_of(desired), controller_of(live)
+    meta = desired["metadata"]
+    if ours is not None and theirs is not None and theirs.get("uid") != ours.get("uid"):
+        owner = f"{theirs.get('kind')} {theirs.get('name')}"
+        raise NotOurs(desired["kind"], meta.get("namespace"), meta["name"], owner)
+    if ours is not None and theirs is None and not _labelled_like(live, desired):
+        raise NotOurs(desired["kind"], meta.get("namespace"), meta["name"], "nothing the operator manages")
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -201,7 +153,6 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
 class ApplyResult:
     outcome: Outcome
     object: dict[str, Any]
-    patch: dict[str, Any] | None = None
 
 
 class Kube:
@@ -235,11 +186,12 @@ class Kube:
         *,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if body is not None else {}
-        if method in ("POST", "PATCH"):  # every write is recorded under our name in managedFields
-            params = {**(params or {}), "fieldManager": FIELD_MANAGER}
+        if method in ("POST", "PATCH"):  # every write is recorded under a manager of ours in managedFields
+            params = {**(params or {}), "fieldManager": manager}
         async with self._session.request(
             method, self.server + path, data=data, params=params, headers=headers
         ) as response:
@@ -315,42 +267,69 @@ class Kube:
             raise
         return True
 
-    async def apply(self, desired: Mapping[str, Any], *, keep_replicas: bool = False) -> ApplyResult:
-        """Create `desired`, or patch the live object where it differs. With `keep_replicas`, an existing
-        object's spec.replicas is left as it is (an autoscaler owns it)."""
-        api_version, plural = desired["apiVersion"], plural_of(desired)
-        namespace, name = desired["metadata"].get("namespace"), desired["metadata"]["name"]
-        full = _with_last_applied(desired)
-        live = await self.get(api_version, plural, namespace, name)
+    async def apply(
+        self,
+        desired: Mapping[str, Any],
+        live: Mapping[str, Any] | None = None,
+        *,
+        manager: str = FIELD_MANAGER,
+    ) -> ApplyResult:
+        """Server-side apply of `desired` (JSON is YAML) with force; `live` is the object as known before,
+        None when it did not exist, and only tells the outcome."""
+        meta = desired["metadata"]
+        path = path_of(desired["apiVersion"], plural_of(desired), meta.get("namespace"), meta["name"])
+        result = await self.request(
+            "PATCH", path, desired, params={"force": "true"}, content_type=APPLY_PATCH, manager=manager
+        )
         if live is None:
-            try:
-                return ApplyResult("created", await self.create(full))
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-                live = await self.get(api_version, plural, namespace, name)
-                if live is None:
-                    raise
-        ours, theirs = controller_of(desired), controller_of(live)
-        if ours is not None and theirs is not None and theirs.get("uid") != ours.get("uid"):
-            raise NotOurs(desired["kind"], namespace, name, f"{theirs.get('kind')} {theirs.get('name')}")
-        if ours is not None and theirs is None and not _labelled_like(live, desired):
-            raise NotOurs(desired["kind"], namespace, name, "nothing the operator manages")
-        wanted = _without_replicas(full) if keep_replicas else full
-        patch = merge_patch(_last_applied(live), wanted, live)
-        if not patch:
-            return ApplyResult("unchanged", live)
-        if live.get("metadata", {}).get("resourceVersion"):
-            patch.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
-        return ApplyResult("patched", await self.patch(api_version, plural, namespace, name, patch), patch)
+            return ApplyResult("created", result)
+        before = (live.get("metadata") or {}).get("resourceVersion")
+        changed = result.get("metadata", {}).get("resourceVersion") != before
+        return ApplyResult("patched" if changed else "unchanged", result)
+
+    async def replace_managed_fields(
+        self, live: Mapping[str, Any], entries: builtins.list[dict[str, Any]]
+    ) -> None:
+        """Set metadata.managedFields of `live` (unless it changed since it was read), as kubectl does when
+        it upgrades client-side apply's records to server-side apply's."""
+        meta = live["metadata"]
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "replace", "path": "/metadata/managedFields", "value": entries},
+        ]
+        path = path_of(live["apiVersion"], plural_of(live), meta.get("namespace"), meta["name"])
+        await self.request("PATCH", path, patch, content_type=JSON_PATCH)
 
     async def patch_status(
         self, api_version: str, plural: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         return await self.patch(api_version, plural, namespace, name, {"status": dict(status)}, "status")
 
-    async def scale(self, api_version: str, plural: str, namespace: str, name: str, replicas: int) -> None:
-        await self.patch(api_version, plural, namespace, name, {"spec": {"replicas": replicas}}, "scale")
+    async def scale(  # noqa: PLR0917
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        replicas: int,
+        manager: str = AUTOSCALER,
+    ) -> None:
+        """Set replicas through the scale subresource, applied under `manager` (the builtin autoscaler's by
+        default), which then owns spec.replicas: the operator's own applies leave it out."""
+        scale = {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas},
+        }
+        await self.request(
+            "PATCH",
+            path_of(api_version, plural, namespace, name, "scale"),
+            scale,
+            params={"force": "true"},
+            content_type=APPLY_PATCH,
+            manager=manager,
+        )
 
     async def annotate(
         self, api_version: str, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None]

@@ -4,6 +4,7 @@ as stored, the scale subresource, status separated from spec, printer columns, e
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +13,10 @@ from queueworker.api.spec import parse_manifest
 from queueworker_operator.status import Cond, merged_status, now_iso, status_patch
 
 from tests.apiserver.conftest import Server
-from tests.support import cel
+from tests.support.cases import load_cases
+from tests.support.verdicts import dry_run
 
-CASES = {c.id: c for c in cel.load_cases()}
+CASES = {c.id: c for c in load_cases()}
 NAMESPACE = "qw-behaviour"
 
 
@@ -42,26 +44,62 @@ def delete(server: Server, name: str) -> None:
     server.kubectl("delete", "qw", name, "-n", NAMESPACE, "--wait=false")
 
 
-@pytest.mark.parametrize("case_id", [i for i, c in CASES.items() if c.valid and i != "valid/maximal"])
-def test_stored_object_is_what_the_emulated_defaults_say(server: Server, case_id: str) -> None:
-    """What the server stores (pruned nulls, every default) equals the test emulation's defaulting,
-    which the operator and emulator tests rely on."""
+@pytest.mark.parametrize("case_id", [i for i, c in CASES.items() if c.valid])
+def test_stored_values_equal_model_values(server: Server, case_id: str) -> None:
+    """What the API server stores after pruning and defaulting is what the model parsed, field by field."""
     obj = CASES[case_id].obj
-    stored = create(server, {**obj, "metadata": {"name": f"stored-{case_id.split('/')[1]}"}})
-    try:
-        assert stored["spec"] == cel.defaulted(obj)["spec"]
-    finally:
-        delete(server, stored["metadata"]["name"])
+    stored_obj, paths, message = dry_run(server.api, NAMESPACE, obj)
+    assert stored_obj is not None, (paths, message)
+    stored, qw = stored_obj["spec"], parse_manifest(obj).spec
+    auto, shutdown = stored["autoscaling"], stored["shutdown"]
+    assert (stored["concurrency"], stored["pool"], stored["prefetchMultiplier"]) == (
+        qw.concurrency, qw.pool, qw.prefetch_multiplier)  # fmt: skip
+    assert (stored["maxTasksPerChild"], stored["replicas"]) == (qw.max_tasks_per_child, qw.replicas)
+    assert (auto["mode"], auto["minReplicas"], auto["maxReplicas"]) == (
+        qw.autoscaling.mode, qw.autoscaling.min_replicas, qw.autoscaling.max_replicas)  # fmt: skip
+    assert math.isclose(auto["targetWaitSeconds"], qw.autoscaling.target_wait_seconds)
+    assert auto["scaleDownDelaySeconds"] == qw.autoscaling.scale_down_delay_seconds
+    assert shutdown["gracePeriodSeconds"] == qw.shutdown.grace_period_seconds
+    assert tuple(stored["queues"]) == qw.queues
+    assert tuple(stored.get("routes", ())) == qw.routes
+    assert stored.get("image") == qw.image
+    for raw, parsed in zip(stored.get("schedules", []), qw.schedules, strict=True):
+        assert raw["name"] == parsed.name and raw["task"] == parsed.task
+        assert raw["enabled"] == parsed.enabled
+        assert raw.get("queue", qw.queues[0]) == parsed.queue
+        assert raw.get("cron") == parsed.cron
+        assert (raw.get("every") is None) == (parsed.every is None)
+
+
+def model_autoscaling(spec: Any) -> dict[str, Any]:
+    """The spec model's autoscaling settings (a parsed QueueWorker spec) as the CRD spells them."""
+    auto = spec.autoscaling
+    return {
+        "mode": auto.mode,
+        "minReplicas": auto.min_replicas,
+        "maxReplicas": auto.max_replicas,
+        "targetWaitSeconds": auto.target_wait_seconds,
+        "scaleDownDelaySeconds": auto.scale_down_delay_seconds,
+    }
 
 
 def test_minimal_gets_the_model_defaults(server: Server) -> None:
     obj = CASES["valid/minimal"].obj
-    stored = create(server, {**obj, "metadata": {"name": "defaults"}})
+    stored = create(server, {**obj, "metadata": {"name": "defaults"}})["spec"]
     qw = parse_manifest(obj).spec
-    auto = stored["spec"]["autoscaling"]
-    assert auto == cel.model_autoscaling(qw)
-    assert stored["spec"]["shutdown"] == {"gracePeriodSeconds": qw.shutdown.grace_period_seconds}
-    assert (stored["spec"]["concurrency"], stored["spec"]["pool"]) == (qw.concurrency, qw.pool)
+    assert stored["concurrency"] == qw.concurrency == 2
+    assert stored["pool"] == qw.pool == "prefork"
+    assert stored["prefetchMultiplier"] == qw.prefetch_multiplier == 1
+    assert stored["maxTasksPerChild"] == qw.max_tasks_per_child == 0
+    assert stored["replicas"] == qw.replicas == 1
+    assert stored["autoscaling"] == model_autoscaling(qw)
+    assert stored["autoscaling"] == {"mode": "builtin", "minReplicas": 1, "maxReplicas": 10,
+                                     "targetWaitSeconds": 30, "scaleDownDelaySeconds": 300}  # fmt: skip
+    assert (
+        stored["shutdown"]
+        == {"gracePeriodSeconds": qw.shutdown.grace_period_seconds}
+        == {"gracePeriodSeconds": 300}
+    )
     delete(server, "defaults")
 
 

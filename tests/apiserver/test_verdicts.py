@@ -12,9 +12,10 @@ import yaml
 from queueworker.api.manifests import load_manifests
 
 from tests.apiserver.conftest import CHART_CRDS, ROOT, Server
-from tests.support import cel, verdicts
+from tests.support import verdicts
+from tests.support.cases import Case, load_cases
 
-CASES = cel.load_cases()
+CASES = load_cases()
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def namespaces(crd_server: Server) -> Server:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_api_server_and_qw_render_agree(namespaces: Server, case: cel.Case) -> None:
+def test_api_server_and_qw_render_agree(namespaces: Server, case: Case) -> None:
     result = namespaces.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", str(case.path))
     verdicts.check(case, result.returncode, result.stdout, result.stderr)
 

@@ -11,8 +11,9 @@ from tests.chart.rendering import NAMESPACE, RELEASE, find, one, render
 
 ANY_WRITE = ("get", "list", "watch", "create", "patch", "delete")
 
-#: (apiGroup, resource) -> (verbs, why). The operator's writes are create, JSON merge patch and delete
-#: (kube.py); nothing PUTs, so no rule has `update`.
+#: (apiGroup, resource) -> (verbs, why). The operator's writes are server-side apply (the `patch` verb,
+#: and `create` when the apply creates the object), JSON merge and JSON patches, delete, and Event
+#: creates (kube.py); nothing PUTs, so no rule has `update`.
 Table = dict[tuple[str, str], tuple[tuple[str, ...], str]]
 
 NAMESPACED_RULES: Table = {
@@ -26,12 +27,13 @@ NAMESPACED_RULES: Table = {
     ),
     ("apps", "deployments"): (
         ANY_WRITE,
-        "worker Deployment per QueueWorker and the beat Deployment per namespace (apply = get, "
-        "then create or patch; deleted when autoscaling or the QueueWorker changes; watched for readiness)",
+        "worker Deployment per QueueWorker and the beat Deployment per namespace (server-side apply: "
+        "patch, and create for a new one; get when not in the watch cache; deleted when no longer "
+        "needed; watched for readiness and drift)",
     ),
     ("apps", "deployments/scale"): (
         ("get", "patch"),
-        "the builtin autoscaler sets worker replicas through the scale subresource",
+        "the builtin autoscaler applies worker replicas through the scale subresource (its own manager)",
     ),
     ("policy", "poddisruptionbudgets"): (
         ANY_WRITE,
@@ -55,7 +57,7 @@ KEDA_RULE: Table = {
         "autoscaling.mode=keda emits a ScaledObject (only when keda.enabled says KEDA is installed)",
     )
 }
-#: Without keda.enabled: reconcile deletes the autoscaler of every mode a QueueWorker is not in, so a
+#: Without keda.enabled: apply deletes the autoscaler of every mode a QueueWorker is not in, so a
 #: ScaledObject DELETE happens even on clusters without KEDA mode; a 403 there would fail every reconcile.
 KEDA_DELETE_RULE: Table = {
     ("keda.sh", "scaledobjects"): (("delete",), "reconcile removes a ScaledObject left from a previous mode")

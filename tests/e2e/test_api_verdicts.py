@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cluster import Cluster
-from tests.support import cel, verdicts
+from tests.support import verdicts
+from tests.support.cases import Case, load_cases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "charts" / "queueworker" / "crds"
-CASES = cel.load_cases()
+CASES = load_cases()
 NAMESPACE = "qw-e2e-verdicts"
 CRD = "crd/queueworkers.queueworker.dev"
 
@@ -40,7 +41,7 @@ def judge(cluster: Cluster) -> Iterator[Cluster]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_the_cluster_and_qw_render_agree(judge: Cluster, case: cel.Case) -> None:
+def test_the_cluster_and_qw_render_agree(judge: Cluster, case: Case) -> None:
     meta = case.obj.get("metadata") if isinstance(case.obj, dict) else None
     named = isinstance(meta, dict) and meta.get("namespace") is not None
     target = [] if named else ["-n", NAMESPACE]  # kubectl refuses -n that differs from the manifest's

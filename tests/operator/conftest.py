@@ -1,28 +1,17 @@
-"""Fixtures for operator tests: the API emulator on a real port, a kubeconfig, and the real operator."""
+"""Fixtures for operator tests: the real operator run in the test's event loop against the session's
+real API server (tests/conftest.py: `kube`, a namespace per test `ns`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import kmock
 import pytest
 
-from hack.kube_emulator import Emulator, register_crd, write_kubeconfig
 from tests.operator.harness import environment, running_operator
+from tests.support.kubeapi import Api
 from tests.support.redis_server import free_port
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Emulator]:
-    """An emulated API server with the QueueWorker CRD and the built-in resources."""
-    async with Emulator() as emulator, kmock.Server(emulator):
-        register_crd(emulator)
-        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", str(emulator.url).rstrip("/"))
-        with environment({"KUBECONFIG": str(kubeconfig)}):
-            yield emulator
 
 
 @pytest.fixture
@@ -38,15 +27,16 @@ def operator_env(redis_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def start_operator(
-    cluster: Emulator, operator_env: dict[str, str]
+    kube: Api, ns: str, operator_env: dict[str, str]
 ) -> Callable[..., AbstractAsyncContextManager[Any]]:
-    """`async with start_operator(): ...` runs the operator against `cluster` with `operator_env`."""
-    import contextlib
+    """`async with start_operator(): ...` runs the operator on the test's namespace with `operator_env`
+    (`namespaces=None`: the whole cluster)."""
 
-    @contextlib.asynccontextmanager
-    async def start(namespaces: list[str] | None = None, memo: Any = None) -> AsyncIterator[Any]:
+    @asynccontextmanager
+    async def start(namespaces: list[str] | str | None = "own", memo: Any = None) -> AsyncIterator[Any]:
+        chosen = [ns] if namespaces == "own" else namespaces
         with environment(operator_env):
-            async with running_operator(namespaces, memo) as task:
+            async with running_operator(chosen if isinstance(chosen, list) else None, memo) as task:
                 yield task
 
     return start

@@ -1,4 +1,4 @@
-"""Running the real operator in a test's event loop, and waiting on the emulator's state."""
+"""Running the real operator in a test's event loop, and waiting on what the API server holds."""
 
 from __future__ import annotations
 
@@ -64,13 +64,14 @@ async def running_operator(
             await runtime.close()
 
 
-async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll `check()` until it returns a truthy value (or stops raising AssertionError); return it."""
+async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll `check()` until it returns a truthy value (or stops raising AssertionError); return it.
+    Each check runs in a thread: its reads of the API server never hold up the operator in this loop."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: BaseException | None = None
     while True:
         try:
-            result = check()
+            result = await asyncio.to_thread(check)
             if result:
                 return result
         except AssertionError as exc:

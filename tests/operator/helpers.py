@@ -1,31 +1,25 @@
-"""Helpers for operator tests: talk to the emulator over HTTP as kubectl would, and compute what the
-cluster must hold from the builders (the same functions `qw render` uses)."""
+"""Helpers for operator tests: talk to the API server as kubectl would, and compute what the cluster must
+hold from the builders (the same functions `qw render` uses)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-import kmock
 from queueworker import builders
-from queueworker.api.spec import SpecError, parse_manifest
+from queueworker.api.spec import SpecError
 from queueworker.settings import Settings
-from queueworker_operator.kube import LAST_APPLIED, contains
+from queueworker_operator.fields import LEGACY_ANNOTATION, contains
+from queueworker_operator.specs import parse
 
-from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS, Emulator
+from tests.support.kubeapi import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS, Api
 from tests.support.validate import validate_object
 
 MANAGED = (DEPLOYMENTS, PDBS, CONFIGMAPS, HPAS, SCALEDOBJECTS)
-RESOURCES = {
-    "Deployment": DEPLOYMENTS,
-    "PodDisruptionBudget": PDBS,
-    "ConfigMap": CONFIGMAPS,
-    "HorizontalPodAutoscaler": HPAS,
-    "ScaledObject": SCALEDOBJECTS,
-}
+MANAGED_BY = {"app.kubernetes.io/managed-by": "queueworker-operator"}
 
 
-def manifest(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+def manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     body = {"app": "tasks:app", "queues": [name.replace("-", "_")], **spec}
     return {
         "apiVersion": "queueworker.dev/v1alpha1",
@@ -35,76 +29,70 @@ def manifest(name: str, namespace: str = "default", **spec: Any) -> dict[str, An
     }
 
 
-def qw_path(namespace: str, name: str | None = None) -> str:
-    path = f"/apis/queueworker.dev/v1alpha1/namespaces/{namespace}/queueworkers"
-    return f"{path}/{name}" if name else path
+def create(kube: Api, obj: dict[str, Any]) -> dict[str, Any]:
+    return kube.create(QW, obj)
 
 
-async def create(cluster: Emulator, obj: dict[str, Any]) -> dict[str, Any]:
-    response = await cluster.post(qw_path(obj["metadata"]["namespace"]), json=obj)
-    assert response.status < 300, await response.text()
-    return dict(await response.json())
+def patch(kube: Api, namespace: str, name: str, body: dict[str, Any]) -> None:
+    kube.patch(QW, namespace, name, body)
 
 
-async def patch(cluster: Emulator, namespace: str, name: str, body: dict[str, Any]) -> None:
-    response = await cluster.patch(
-        qw_path(namespace, name), json=body, headers={"Content-Type": "application/merge-patch+json"}
-    )
-    assert response.status < 300, await response.text()
+def delete(kube: Api, namespace: str, name: str) -> None:
+    kube.delete(QW, namespace, name)
 
 
-async def delete(cluster: Emulator, namespace: str, name: str) -> None:
-    response = await cluster.delete(qw_path(namespace, name))
-    assert response.status < 300, await response.text()
+def status(kube: Api, namespace: str, name: str) -> dict[str, Any]:
+    return dict((kube.read(QW, namespace, name) or {}).get("status") or {})
 
 
-def status(cluster: Emulator, namespace: str, name: str) -> dict[str, Any]:
-    return dict((cluster.read(QW, namespace, name) or {}).get("status") or {})
-
-
-def condition(cluster: Emulator, namespace: str, name: str, type_: str) -> dict[str, Any]:
-    for cond in status(cluster, namespace, name).get("conditions") or []:
+def condition(kube: Api, namespace: str, name: str, type_: str) -> dict[str, Any]:
+    for cond in status(kube, namespace, name).get("conditions") or []:
         if cond["type"] == type_:
             return dict(cond)
     return {}
 
 
-def events(cluster: Emulator, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+def events(kube: Api, namespace: str, name: str, reason: str | None = None) -> list[dict[str, Any]]:
     return [
         e
-        for e in cluster.live(EVENTS)
+        for e in kube.live(EVENTS, namespace)
         if e["involvedObject"]["name"] == name and (reason is None or e["reason"] == reason)
     ]
 
 
-def managed_objects(
-    cluster: Emulator, namespace: str | None = None
-) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Every object the operator manages in the cluster, by (kind, namespace, name)."""
+def managed_objects(kube: Api, namespace: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Every object the operator manages in the namespace, by (kind, namespace, name)."""
     found = {}
     for resource in MANAGED:
-        for obj in cluster.live(resource, namespace):
-            if (obj["metadata"].get("labels") or {}).get(
-                "app.kubernetes.io/managed-by"
-            ) == "queueworker-operator":
-                found[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        for obj in kube.live(resource, namespace, labels=MANAGED_BY):
+            if obj["metadata"].get("deletionTimestamp"):
+                continue
+            obj.setdefault("apiVersion", f"{resource.group}/{resource.version}".lstrip("/"))
+            obj.setdefault("kind", _KINDS[resource.plural])
+            found[(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
     return found
 
 
+_KINDS = {
+    "deployments": "Deployment",
+    "poddisruptionbudgets": "PodDisruptionBudget",
+    "configmaps": "ConfigMap",
+    "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "scaledobjects": "ScaledObject",
+}
+
+
 def expected_objects(
-    cluster: Emulator, settings: Settings | None = None
+    kube: Api, namespace: str, settings: Settings | None = None
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """What `qw render` gives for the QueueWorkers now in the cluster (with their uids)."""
+    """What `qw render` gives for the QueueWorkers now in the namespace (with their uids)."""
     settings = settings or Settings()
     qws = []
-    for body in cluster.live(QW):
+    for body in kube.live(QW, namespace):
         if body["metadata"].get("deletionTimestamp"):
             continue
-        meta = {k: body["metadata"][k] for k in ("name", "namespace", "uid", "generation")}
         try:
-            qws.append(
-                parse_manifest({**{k: body[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta})
-            )
+            qws.append(parse(body))  # as the operator parses: the model, then what builders cannot build
         except SpecError:
             continue  # an invalid QueueWorker gets nothing
     return {
@@ -113,9 +101,9 @@ def expected_objects(
     }
 
 
-def differences(cluster: Emulator, settings: Settings | None = None) -> list[str]:
-    """Empty when the cluster holds exactly the rendered objects (live objects may have server fields)."""
-    expected, live = expected_objects(cluster, settings), managed_objects(cluster)
+def differences(kube: Api, namespace: str, settings: Settings | None = None) -> list[str]:
+    """Empty when the namespace holds exactly the rendered objects (live objects have server fields)."""
+    expected, live = expected_objects(kube, namespace, settings), managed_objects(kube, namespace)
     problems = [f"missing {k}" for k in expected if k not in live]
     problems += [f"unexpected {k}" for k in live if k not in expected]
     for key, want in expected.items():
@@ -131,6 +119,8 @@ def differences(cluster: Emulator, settings: Settings | None = None) -> list[str
             want["spec"]["replicas"] = got["spec"]["replicas"]  # the autoscaler owns it after creation
         if not contains(got, want):
             problems.append(f"differs {key}")
+        if LEGACY_ANNOTATION in (got["metadata"].get("annotations") or {}):
+            problems.append(f"{key} carries {LEGACY_ANNOTATION}")
     return problems
 
 
@@ -139,12 +129,14 @@ def validate_all(objects: dict[tuple[str, str, str], dict[str, Any]]) -> None:
     for obj in objects.values():
         clean = copy.deepcopy(obj)
         clean.pop("status", None)
+        clean["metadata"].pop("managedFields", None)
         for version in ("1.28.0", "1.34.0"):
             validate_object(clean, version)
 
 
-def has_last_applied(obj: dict[str, Any]) -> bool:
-    return LAST_APPLIED in (obj["metadata"].get("annotations") or {})
-
-
-__all__ = ["QW", "kmock"]
+def managers(obj: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(manager, operation, subresource) of every managedFields entry."""
+    return {
+        (e["manager"], e["operation"], e.get("subresource", ""))
+        for e in obj["metadata"].get("managedFields") or []
+    }

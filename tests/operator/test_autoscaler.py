@@ -4,6 +4,7 @@ unreachable broker holds replicas with BrokerReachable=False; the broker's passw
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import time
@@ -14,9 +15,9 @@ from queueworker.broker import keys
 from queueworker.scaling.policy import Decision, decide
 from queueworker_operator import autoscaler, metrics
 
-from hack.kube_emulator import DEPLOYMENTS, EVENTS, PODS, QW
 from tests.operator.harness import eventually
-from tests.operator.helpers import condition, create, events, manifest, status
+from tests.operator.helpers import condition, create, events, managers, manifest, status
+from tests.support.kubeapi import DEPLOYMENTS, EVENTS, PODS, QW
 from tests.support.redis_server import RedisServer
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -37,34 +38,37 @@ def push(client, queue: str, count: int, age: float = 5.0) -> None:
     client.lpush(queue, *messages)
 
 
-def worker_pod(name: str, instance: str) -> dict:
+def worker_pod(name: str, instance: str, ns: str) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "namespace": "default",
+            "namespace": ns,
             "labels": {
                 "app.kubernetes.io/name": "queueworker",
                 "app.kubernetes.io/instance": instance,
                 "app.kubernetes.io/component": "worker",
             },
         },
-        "spec": {"containers": [{"name": "worker", "image": "queueworker/worker:0.1.0"}]},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "worker", "image": "queueworker/worker:0.1.0"}],
+        },
     }
 
 
-def replicas(cluster, name: str) -> int | None:
-    deployment = cluster.read(DEPLOYMENTS, "default", f"{name}-worker")
+def replicas(kube, ns: str, name: str) -> int | None:
+    deployment = kube.read(DEPLOYMENTS, ns, f"{name}-worker")
     return None if deployment is None else deployment["spec"].get("replicas")
 
 
-async def ticks_later(rt, count: int) -> None:
-    target = rt.ticks + count
-    await eventually(lambda: rt.ticks >= target)
+async def ticks_later(op, count: int) -> None:
+    target = op.autoscaler.ticks + count
+    await eventually(lambda: op.autoscaler.ticks >= target)
 
 
-async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_client, monkeypatch):
+async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis_client, monkeypatch):
     memo = kopf.Memo()
     delay = 3
     decisions: list[tuple[float, Decision]] = []  # (observation time, decision) of every builtin tick
@@ -77,10 +81,11 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
 
     monkeypatch.setattr(autoscaler, "decide", recording_decide)
     async with start_operator(memo=memo):
-        await create(
-            cluster,
+        create(
+            kube,
             manifest(
                 "jobs",
+                ns,
                 concurrency=2,
                 autoscaling={
                     "mode": "builtin",
@@ -91,52 +96,50 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
                 },
             ),
         )
-        await eventually(lambda: status(cluster, "default", "jobs").get("desiredReplicas") == 1)
-        rt = memo["state"]
-        await eventually(
-            lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True"
-        )
+        await eventually(lambda: status(kube, ns, "jobs").get("desiredReplicas") == 1)
+        op = memo["state"]
+        await eventually(lambda: condition(kube, ns, "jobs", "BrokerReachable").get("status") == "True")
         target = json.loads(redis_client.hget(keys.TARGETS_HASH, "jobs"))
-        assert target == {"targetWaitSeconds": 10.0, "queueworker": "default/jobs"}
+        assert target == {"targetWaitSeconds": 10.0, "queueworker": f"{ns}/jobs"}
         ups = (
             metrics.REGISTRY.get_sample_value(
                 "queueworker_scale_events_total",
-                {"namespace": "default", "queueworker": "jobs", "direction": "up"},
+                {"namespace": ns, "queueworker": "jobs", "direction": "up"},
             )
             or 0
         )
 
         push(redis_client, "jobs", 20)
-        pushed_at = rt.ticks  # ticks completed so far; the one running may have probed before the push
+        pushed_at = op.autoscaler.ticks  # ticks completed so far; the running one may have probed before
         scaled_at: list[int] = []
-        scale = rt.kube.scale
+        scale = op.cluster.kube.scale
 
         async def spy(*args, **kwargs):
-            scaled_at.append(rt.ticks)
+            scaled_at.append(op.autoscaler.ticks)
             return await scale(*args, **kwargs)
 
-        rt.kube.scale = spy
-        await eventually(lambda: (replicas(cluster, "jobs") or 0) > 1)
+        op.cluster.kube.scale = spy
+        await eventually(lambda: (replicas(kube, ns, "jobs") or 0) > 1)
         assert scaled_at[0] - pushed_at <= 1, "desired replicas must rise at the first tick after the push"
-        high = replicas(cluster, "jobs")
+        high = replicas(kube, ns, "jobs")
         assert 2 <= high <= 6  # up at once, within maxReplicas (the policy's step bounds the exact value)
-        await eventually(lambda: status(cluster, "default", "jobs").get("backlog") == 20)
-        st = status(cluster, "default", "jobs")
+        await eventually(lambda: status(kube, ns, "jobs").get("backlog") == 20)
+        st = status(kube, ns, "jobs")
         assert st["desiredReplicas"] == high and st["oldestWaitSeconds"] >= 5 and st["lastScaleTime"]
         assert st["lastScaleReason"].startswith("scale up")
-        up = await eventually(lambda: events(cluster, "jobs", "ScaledUp"))
+        up = await eventually(lambda: events(kube, ns, "jobs", "ScaledUp"))
         assert f"1 -> {high}" in up[0]["message"]
         assert (
             metrics.REGISTRY.get_sample_value(
                 "queueworker_scale_events_total",
-                {"namespace": "default", "queueworker": "jobs", "direction": "up"},
+                {"namespace": ns, "queueworker": "jobs", "direction": "up"},
             )
             == ups + 1
         )
 
         # five worker pods; the first is running a task (heartbeat with a busy slot)
         for i in range(5):
-            cluster.put_object(PODS, worker_pod(f"jobs-worker-p{i}", "jobs"))
+            kube.create(PODS, worker_pod(f"jobs-worker-p{i}", "jobs", ns))
         redis_client.hset(
             keys.heartbeat_key("jobs"),
             "jobs@jobs-worker-p0",
@@ -153,19 +156,19 @@ async def test_scale_up_at_once_down_after_delay(cluster, start_operator, redis_
         )
 
         redis_client.delete("jobs")
-        await eventually(lambda: (replicas(cluster, "jobs") or high) < high, timeout=60)
+        await eventually(lambda: (replicas(kube, ns, "jobs") or high) < high, timeout=60)
         # Down only after scaleDownDelaySeconds of recommendations below the replicas: recommendations fall
         # as the arrival rate decays, so the delay may start before the drain, never after the last high one.
         down_at = next(t for t, d in decisions if d.direction == "down")
         last_high = max(t for t, d in decisions if t < down_at and d.recommended >= high)
         assert down_at - last_high >= delay, "scaled down before scaleDownDelaySeconds"
-        low = replicas(cluster, "jobs")
+        low = replicas(kube, ns, "jobs")
         assert low >= 1  # one task still runs: never below one worker
-        down = await eventually(lambda: events(cluster, "jobs", "ScaledDown"))
+        down = await eventually(lambda: events(kube, ns, "jobs", "ScaledDown"))
         assert f"{high} -> {low}" in down[0]["message"]
         costs = {
             p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
-            for p in cluster.live(PODS, "default")
+            for p in kube.live(PODS, ns)
         }
         assert costs == {"jobs-worker-p0": "100", **{f"jobs-worker-p{i}": "-100" for i in range(1, 5)}}
 
@@ -177,92 +180,105 @@ def own_redis():
     server.stop()
 
 
-async def test_broker_down_holds_replicas(cluster, start_operator, operator_env, own_redis, caplog):
+async def test_broker_down_holds_replicas(kube, ns, start_operator, operator_env, own_redis, caplog):
     caplog.set_level(logging.DEBUG)
     operator_env["QUEUEWORKER_REDIS_URL"] = own_redis.url
     memo = kopf.Memo()
     async with start_operator(memo=memo):
-        await create(
-            cluster,
+        create(
+            kube,
             manifest(
                 "held",
+                ns,
                 schedules=[{"name": "n", "task": "t.n", "every": "1m"}],
                 autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 4},
             ),
         )
-        rt = await eventually(lambda: memo.get("state"))
+        op = await eventually(lambda: memo.get("state"))
         push(own_redis.client(), "held", 10)
-        await eventually(lambda: (replicas(cluster, "held") or 0) > 1)
-        await ticks_later(rt, 1)
-        before = replicas(cluster, "held")
+        await eventually(lambda: (replicas(kube, ns, "held") or 0) > 1)
+        await ticks_later(op, 1)
+        before = replicas(kube, ns, "held")
 
         own_redis.stop()
         broker = await eventually(
             lambda: (
-                condition(cluster, "default", "held", "BrokerReachable").get("status") == "False"
-                and condition(cluster, "default", "held", "BrokerReachable")
+                condition(kube, ns, "held", "BrokerReachable").get("status") == "False"
+                and condition(kube, ns, "held", "BrokerReachable")
             )
         )
         assert broker["reason"] == "BrokerUnreachable"
-        await ticks_later(rt, 3)
-        assert replicas(cluster, "held") == before
-        assert status(cluster, "default", "held")["desiredReplicas"] == before
+        await ticks_later(op, 3)
+        assert replicas(kube, ns, "held") == before
+        assert status(kube, ns, "held")["desiredReplicas"] == before
 
         own_redis.start()
-        await eventually(
-            lambda: condition(cluster, "default", "held", "BrokerReachable").get("status") == "True"
-        )
+        await eventually(lambda: condition(kube, ns, "held", "BrokerReachable").get("status") == "True")
 
     secret = own_redis.password
     for record in caplog.records:
         assert secret not in record.getMessage()
-    for event in cluster.live(EVENTS):
+    for event in kube.live(EVENTS, ns):
         assert secret not in json.dumps(event)
-    assert secret not in json.dumps(cluster.read(QW, "default", "held"))
+    assert secret not in json.dumps(kube.read(QW, ns, "held"))
 
 
-async def test_scale_from_zero_and_never_scale_keda_or_hpa(cluster, start_operator, redis_client):
+async def test_scale_from_zero_and_never_scale_keda_or_hpa(kube, ns, start_operator, redis_client):
     memo = kopf.Memo()
     async with start_operator(memo=memo):
-        await create(
-            cluster, manifest("idle", autoscaling={"mode": "builtin", "minReplicas": 0, "maxReplicas": 3})
+        create(
+            kube, manifest("idle", ns, autoscaling={"mode": "builtin", "minReplicas": 0, "maxReplicas": 3})
         )
-        await create(
-            cluster, manifest("kq", autoscaling={"mode": "keda", "minReplicas": 0, "maxReplicas": 3})
-        )
-        await create(cluster, manifest("hq", autoscaling={"mode": "hpa", "minReplicas": 1, "maxReplicas": 3}))
+        create(kube, manifest("kq", ns, autoscaling={"mode": "keda", "minReplicas": 0, "maxReplicas": 3}))
+        create(kube, manifest("hq", ns, autoscaling={"mode": "hpa", "minReplicas": 1, "maxReplicas": 3}))
         await eventually(
-            lambda: replicas(cluster, "idle") == 0 and status(cluster, "default", "idle").get("backlog") == 0
+            lambda: replicas(kube, ns, "idle") == 0 and status(kube, ns, "idle").get("backlog") == 0
         )
         push(redis_client, "idle", 1)
         push(redis_client, "kq", 50)
         push(redis_client, "hq", 50)
-        await eventually(lambda: replicas(cluster, "idle") == 1)  # one waiting task is enough to start
+        await eventually(lambda: replicas(kube, ns, "idle") == 1)  # one waiting task is enough to start
         await eventually(
             lambda: (
-                status(cluster, "default", "kq").get("backlog") == 50
-                and status(cluster, "default", "hq").get("backlog") == 50
+                status(kube, ns, "kq").get("backlog") == 50 and status(kube, ns, "hq").get("backlog") == 50
             )
         )
         await ticks_later(memo["state"], 2)
         for name in ("kq", "hq"):
-            assert replicas(cluster, name) is None, f"{name}: its autoscaler owns replicas"
-            assert not events(cluster, name, "ScaledUp")
+            # created without replicas (the server's default, 1) and never scaled by the operator
+            assert replicas(kube, ns, name) == 1, f"{name}: its autoscaler owns replicas"
+            assert not events(kube, ns, name, "ScaledUp")
+            assert not [m for m in managers(kube.read(DEPLOYMENTS, ns, f"{name}-worker")) if m[2] == "scale"]
+        idle = kube.read(DEPLOYMENTS, ns, "idle-worker")
+        assert ("queueworker-autoscaler", "Apply", "scale") in managers(idle)
 
 
-def started_pod(name: str, created: str, ready_at: str | None) -> dict:
-    pod = worker_pod(name, "slow")
-    pod["metadata"]["creationTimestamp"] = created
+def started_pod(kube, ns: str, name: str, ready_after: float | None) -> None:
+    """A worker pod that became Ready `ready_after` seconds after its creation (None: still starting)."""
+    pod = kube.create(PODS, worker_pod(name, "slow", ns))
+    if ready_after is None:
+        return
+    created = datetime.datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    ready_at = (created + datetime.timedelta(seconds=ready_after)).strftime("%Y-%m-%dT%H:%M:%SZ")
     ready = {"type": "Ready", "status": "True", "lastTransitionTime": ready_at}
-    pod["status"] = {
-        "conditions": [] if ready_at is None else [ready],
-        "containerStatuses": [{"name": "worker", "restartCount": 0}],
+    status = {
+        "conditions": [ready],
+        "containerStatuses": [
+            {
+                "name": "worker",
+                "restartCount": 0,
+                "ready": True,
+                "image": "queueworker/worker:0.1.0",
+                "imageID": "",
+                "state": {"running": {"startedAt": ready_at}},
+            }
+        ],
     }
-    return pod
+    kube.patch(PODS, ns, name, {"status": status}, sub="status")
 
 
 async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(
-    cluster, start_operator, monkeypatch
+    kube, ns, start_operator, monkeypatch
 ):
     memo = kopf.Memo()
     seen: list[float | None] = []
@@ -275,12 +291,11 @@ async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(
     monkeypatch.setattr(autoscaler, "decide", recording_decide)
     async with start_operator(memo=memo):
         spec = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 3}
-        await create(cluster, manifest("slow", autoscaling=spec))
+        create(kube, manifest("slow", ns, autoscaling=spec))
         await eventually(lambda: bool(seen))
         assert seen[-1] is None  # nothing measured yet: the policy's default
         # Pods that became Ready 17 s and 23 s after their creation, and one still starting.
-        created = "2026-12-06T10:00:00Z"
-        cluster.put_object(PODS, started_pod("slow-worker-a", created, "2026-12-06T10:00:17Z"))
-        cluster.put_object(PODS, started_pod("slow-worker-b", created, "2026-12-06T10:00:23Z"))
-        cluster.put_object(PODS, started_pod("slow-worker-c", created, None))
+        started_pod(kube, ns, "slow-worker-a", 17)
+        started_pod(kube, ns, "slow-worker-b", 23)
+        started_pod(kube, ns, "slow-worker-c", None)
         await eventually(lambda: seen[-1] == 20.0)  # the median of the measured starts

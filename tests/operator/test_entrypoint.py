@@ -1,5 +1,5 @@
 """The real entry point, as a process: `kopf run -m queueworker_operator --standalone -A` (and `-n NS`)
-against the API emulator, with the liveness endpoint and the operator's /metrics."""
+against a real API server, with the liveness endpoint and the operator's /metrics."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hack.kube_emulator import DEPLOYMENTS
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
+from tests.support.kubeapi import DEPLOYMENTS, QW
 from tests.support.redis_server import free_port
 
 
@@ -60,12 +60,12 @@ async def fetch(url: str) -> tuple[int, str] | None:
 
 
 @pytest.mark.slow
-async def test_kopf_run_all_namespaces(cluster, operator_env):
+async def test_kopf_run_all_namespaces(kube, ns, operator_env):
     liveness = free_port()
     async with kopf_run(operator_env, "-A", f"--liveness=http://127.0.0.1:{liveness}/healthz") as process:
-        await create(cluster, manifest("cli", namespace="team-a"))
-        await eventually(lambda: cluster.read(DEPLOYMENTS, "team-a", "cli-worker"), timeout=60)
-        await eventually(lambda: condition(cluster, "team-a", "cli", "Ready"))
+        create(kube, manifest("cli", ns))
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "cli-worker"), timeout=60)
+        await eventually(lambda: condition(kube, ns, "cli", "Ready"))
         health = None
         for _ in range(100):
             health = await fetch(f"http://127.0.0.1:{liveness}/healthz")
@@ -81,19 +81,20 @@ async def test_kopf_run_all_namespaces(cluster, operator_env):
 
 
 @pytest.mark.slow
-async def test_kopf_run_one_namespace(cluster, operator_env):
-    async with kopf_run(operator_env, "-n", "team-a"):
-        await create(cluster, manifest("outside", namespace="team-b"))
-        await create(cluster, manifest("inside", namespace="team-a"))
-        await eventually(lambda: cluster.read(DEPLOYMENTS, "team-a", "inside-worker"), timeout=60)
-        await eventually(lambda: condition(cluster, "team-a", "inside", "Ready"))
-    assert cluster.read(DEPLOYMENTS, "team-b", "outside-worker") is None
-    paths = [path for _, path, agent in cluster.access_log if "queueworkers" in path and "kopf" in agent]
-    assert paths and all("/namespaces/team-a/" in p for p in paths), paths
+async def test_kopf_run_one_namespace(kube, ns, other_ns, operator_env):
+    async with kopf_run(operator_env, "-n", ns):
+        create(kube, manifest("outside", other_ns))
+        create(kube, manifest("inside", ns))
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "inside-worker"), timeout=60)
+        await eventually(lambda: condition(kube, ns, "inside", "Ready"))
+    assert kube.read(DEPLOYMENTS, other_ns, "outside-worker") is None
+    outside = kube.read(QW, other_ns, "outside")
+    assert not outside["metadata"].get("finalizers"), "the operator touched another namespace"
+    assert not [k for k in outside["metadata"].get("annotations") or {} if k.startswith("queueworker.dev/")]
 
 
 @pytest.mark.slow
-async def test_bad_configuration_exits_with_the_reason(cluster, operator_env):
+async def test_bad_configuration_exits_with_the_reason(kube, operator_env):
     operator_env["QUEUEWORKER_AUTOSCALE_INTERVAL"] = "soon"
     process = await asyncio.create_subprocess_exec(
         sys.executable,

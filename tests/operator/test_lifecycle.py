@@ -1,11 +1,11 @@
-"""Create, update and delete flows of the real operator on the API emulator: exactly the rendered objects,
-each valid for Kubernetes 1.28 and 1.34, updates that touch only what changed, and cascading deletes."""
+"""Create, update and delete flows of the real operator on a real API server: exactly the rendered
+objects, each valid for Kubernetes 1.28 and 1.34, updates that touch only what changed, applied by
+server-side apply (replicas left to whoever autoscales), and cascading deletes."""
 
 from __future__ import annotations
 
 from queueworker.settings import Settings
 
-from hack.kube_emulator import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS
 from tests.operator.harness import eventually
 from tests.operator.helpers import (
     condition,
@@ -15,11 +15,13 @@ from tests.operator.helpers import (
     events,
     expected_objects,
     managed_objects,
+    managers,
     manifest,
     patch,
     status,
     validate_all,
 )
+from tests.support.kubeapi import CONFIGMAPS, DEPLOYMENTS, EVENTS, HPAS, PDBS, QW, SCALEDOBJECTS
 
 SCHEDULES = [
     {"name": "digest", "task": "tasks.digest", "cron": "0 7 * * *"},
@@ -27,13 +29,11 @@ SCHEDULES = [
 ]
 
 
-def converged(cluster, names, settings):
-    problems = differences(cluster, settings)
+def converged(kube, names, settings):
+    problems = [p for ns in sorted({n for n, _ in names}) for p in differences(kube, ns, settings)]
     for ns, name in names:
-        st = status(cluster, ns, name)
-        if st.get("observedGeneration") != (cluster.read(QW, ns, name) or {}).get("metadata", {}).get(
-            "generation"
-        ):
+        generation = (kube.read(QW, ns, name) or {}).get("metadata", {}).get("generation")
+        if status(kube, ns, name).get("observedGeneration") != generation:
             problems.append(f"{name}: status not observed")
     assert not problems, problems
     return True
@@ -43,49 +43,41 @@ def beat_entries(redis_client, namespace):
     return sorted(k.decode() for k in redis_client.keys(f"redbeat:qw/{namespace}/*"))
 
 
-async def test_create_update_delete(cluster, start_operator, operator_env, redis_client):
-    settings = Settings.from_env(operator_env)
-    async with start_operator():
-        await create(
-            cluster,
-            manifest(
-                "emails",
-                routes=["shop.email.*"],
-                schedules=SCHEDULES,
-                autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 5},
-            ),
-        )
-        await create(cluster, manifest("reports", routes=["shop.reports.*"], autoscaling={"mode": "keda"}))
-        await create(cluster, manifest("images", autoscaling={"mode": "hpa", "minReplicas": 2}))
-        await create(cluster, manifest("fixed", replicas=3, autoscaling={"mode": "off"}))
-        await create(cluster, manifest("other", namespace="team-b", schedules=SCHEDULES[:1]))
-        names = [("default", n) for n in ("emails", "reports", "images", "fixed")] + [("team-b", "other")]
-        await eventually(lambda: converged(cluster, names, settings))
+def args(kube, ns, name):
+    return kube.read(DEPLOYMENTS, ns, name)["spec"]["template"]["spec"]["containers"][0]["args"]
 
-        live = managed_objects(cluster)
-        kinds = sorted(k for k, ns, _ in live if ns == "default")
-        assert kinds == [
+
+async def test_create_update_delete(kube, ns, other_ns, start_operator, operator_env, redis_client):
+    settings = Settings.from_env(operator_env)
+    async with start_operator(namespaces=[ns, other_ns]):
+        spec = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 5}
+        create(kube, manifest("emails", ns, routes=["shop.email.*"], schedules=SCHEDULES, autoscaling=spec))
+        create(kube, manifest("reports", ns, routes=["shop.reports.*"], autoscaling={"mode": "keda"}))
+        create(kube, manifest("images", ns, autoscaling={"mode": "hpa", "minReplicas": 2}))
+        create(kube, manifest("fixed", ns, replicas=3, autoscaling={"mode": "off"}))
+        create(kube, manifest("other", other_ns, schedules=SCHEDULES[:1]))
+        names = [(ns, n) for n in ("emails", "reports", "images", "fixed")] + [(other_ns, "other")]
+        await eventually(lambda: converged(kube, names, settings))
+
+        live = managed_objects(kube, ns)
+        assert sorted(k for k, _, _ in live) == [
             "ConfigMap",
-            "Deployment",
-            "Deployment",
-            "Deployment",
-            "Deployment",
-            "Deployment",
+            *["Deployment"] * 5,
             "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-            "PodDisruptionBudget",
-            "PodDisruptionBudget",
-            "PodDisruptionBudget",
+            *["PodDisruptionBudget"] * 4,
             "ScaledObject",
         ]
         validate_all(live)
         # worker objects: a controller reference; shared objects: one non-controller reference per user
-        uid = {n: cluster.read(QW, ns, n)["metadata"]["uid"] for ns, n in names}
-        worker = cluster.read(DEPLOYMENTS, "default", "emails-worker")
+        uid = {n: kube.read(QW, n_ns, n)["metadata"]["uid"] for n_ns, n in names}
+        worker = kube.read(DEPLOYMENTS, ns, "emails-worker")
         assert worker["metadata"]["ownerReferences"][0]["uid"] == uid["emails"]
         assert worker["metadata"]["ownerReferences"][0]["controller"] is True
         assert worker["spec"]["replicas"] == 1
-        routes = cluster.read(CONFIGMAPS, "default", "queueworker-routes")
+        # applied by server-side apply; replicas handed to the builtin autoscaler's manager
+        assert ("queueworker-operator", "Apply", "") in managers(worker)
+        assert ("queueworker-autoscaler", "Apply", "scale") in managers(worker)
+        routes = kube.read(CONFIGMAPS, ns, "queueworker-routes")
         assert {r["name"] for r in routes["metadata"]["ownerReferences"]} == {
             "emails",
             "reports",
@@ -94,136 +86,124 @@ async def test_create_update_delete(cluster, start_operator, operator_env, redis
         }
         assert "shop.email.*" in routes["data"]["routes.json"]
         assert not any(r["controller"] for r in routes["metadata"]["ownerReferences"])
-        beat = cluster.read(DEPLOYMENTS, "default", "queueworker-beat")
+        beat = kube.read(DEPLOYMENTS, ns, "queueworker-beat")
         assert [r["name"] for r in beat["metadata"]["ownerReferences"]] == ["emails"]
-        assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None
+        assert kube.read(DEPLOYMENTS, other_ns, "queueworker-beat") is not None
         await eventually(
             lambda: (
-                beat_entries(redis_client, "default")
-                == ["redbeat:qw/default/emails/digest", "redbeat:qw/default/emails/tick"]
+                beat_entries(redis_client, ns)
+                == [f"redbeat:qw/{ns}/emails/digest", f"redbeat:qw/{ns}/emails/tick"]
             )
         )
-        await eventually(lambda: beat_entries(redis_client, "team-b") == ["redbeat:qw/team-b/other/digest"])
-        assert "replicas" not in cluster.read(DEPLOYMENTS, "default", "images-worker")["spec"]  # the HPA's
-        assert cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 3
-        assert status(cluster, "default", "fixed")["desiredReplicas"] == 3
-        assert status(cluster, "default", "emails")["selector"] == (
+        await eventually(
+            lambda: beat_entries(redis_client, other_ns) == [f"redbeat:qw/{other_ns}/other/digest"]
+        )
+        # the HPA's Deployment: created without replicas (the server's default), none of ours owns them
+        images = kube.read(DEPLOYMENTS, ns, "images-worker")
+        assert images["spec"]["replicas"] == 1
+        assert not any(m[0].startswith("queueworker") and m[2] == "scale" for m in managers(images))
+        assert kube.read(DEPLOYMENTS, ns, "fixed-worker")["spec"]["replicas"] == 3
+        assert status(kube, ns, "fixed")["desiredReplicas"] == 3
+        assert status(kube, ns, "emails")["selector"] == (
             "app.kubernetes.io/component=worker,app.kubernetes.io/instance=emails,"
             "app.kubernetes.io/name=queueworker"
         )
-        assert condition(cluster, "default", "fixed", "Autoscaling")["reason"] == "Disabled"
-        assert condition(cluster, "default", "emails", "Ready")["reason"] == "WorkersNotReady"
-        await eventually(lambda: events(cluster, "emails", "Created"))
+        assert condition(kube, ns, "fixed", "Autoscaling")["reason"] == "Disabled"
+        assert condition(kube, ns, "emails", "Ready")["reason"] == "WorkersNotReady"
+        await eventually(lambda: events(kube, ns, "emails", "Created"))
         validate_all(
-            {("Event", e["metadata"]["namespace"], e["metadata"]["name"]): e for e in cluster.live(EVENTS)}
+            {
+                ("Event", ns, e["metadata"]["name"]): {"apiVersion": "v1", "kind": "Event", **e}
+                for e in kube.live(EVENTS, ns)
+            }
         )
 
-        # an update changes only what changed: the PDB is not written, the Deployment gets the new args
-        pdb_versions = cluster.versions(PDBS, "default", "emails-worker")
-        dep_versions = cluster.versions(DEPLOYMENTS, "default", "emails-worker")
-        await patch(cluster, "default", "emails", {"spec": {"concurrency": 7}})
-        await eventually(
-            lambda: (
-                "7"
-                in cluster.read(DEPLOYMENTS, "default", "emails-worker")["spec"]["template"]["spec"][
-                    "containers"
-                ][0]["args"]
-            )
-        )
-        await eventually(lambda: converged(cluster, names, settings))
-        assert cluster.versions(PDBS, "default", "emails-worker") == pdb_versions
-        assert cluster.versions(DEPLOYMENTS, "default", "emails-worker") == dep_versions + 1
-        assert cluster.read(DEPLOYMENTS, "default", "emails-worker")["spec"]["replicas"] == 1
-        await eventually(lambda: events(cluster, "emails", "Updated"))
+        # an update changes only what changed: the PDB is not written, the Deployment's spec once
+        pdb_version = kube.read(PDBS, ns, "emails-worker")["metadata"]["resourceVersion"]
+        generation = kube.read(DEPLOYMENTS, ns, "emails-worker")["metadata"]["generation"]
+        patch(kube, ns, "emails", {"spec": {"concurrency": 7}})
+        await eventually(lambda: "7" in args(kube, ns, "emails-worker"))
+        await eventually(lambda: converged(kube, names, settings))
+        assert kube.read(PDBS, ns, "emails-worker")["metadata"]["resourceVersion"] == pdb_version
+        assert kube.read(DEPLOYMENTS, ns, "emails-worker")["metadata"]["generation"] == generation + 1
+        assert kube.read(DEPLOYMENTS, ns, "emails-worker")["spec"]["replicas"] == 1
+        await eventually(lambda: events(kube, ns, "emails", "Updated"))
 
-        # a mode change swaps the autoscaler object
-        await patch(cluster, "default", "reports", {"spec": {"autoscaling": {"mode": "hpa"}}})
+        # a mode change swaps the autoscaler object; replicas stay what they were (no reset to 1)
+        patch(kube, ns, "reports", {"spec": {"autoscaling": {"mode": "hpa"}}})
         await eventually(
             lambda: (
-                cluster.read(SCALEDOBJECTS, "default", "reports-worker") is None
-                and cluster.read(HPAS, "default", "reports-worker") is not None
+                kube.read(SCALEDOBJECTS, ns, "reports-worker") is None
+                and kube.read(HPAS, ns, "reports-worker") is not None
             )
         )
-        await eventually(lambda: converged(cluster, names, settings))
-        validate_all(managed_objects(cluster))
+        await eventually(lambda: converged(kube, names, settings))
+        validate_all(managed_objects(kube, ns))
+        patch(kube, ns, "fixed", {"spec": {"autoscaling": {"mode": "builtin", "minReplicas": 0}}})
+        await eventually(
+            lambda: (
+                ("queueworker-autoscaler", "Apply", "scale")
+                in managers(kube.read(DEPLOYMENTS, ns, "fixed-worker"))
+            )
+        )
+        await eventually(lambda: converged(kube, names, settings))
+        fixed = kube.read(DEPLOYMENTS, ns, "fixed-worker")
+        assert fixed["spec"]["replicas"] in (0, 3)  # the autoscaler's (to zero: an empty queue), never 1
+        patch(kube, ns, "fixed", {"spec": {"autoscaling": {"mode": "off"}, "replicas": 3}})
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "fixed-worker")["spec"]["replicas"] == 3)
 
         # mode off: `kubectl scale qw/fixed --replicas=5` goes through /scale into spec.replicas
-        response = await cluster.patch(
-            "/apis/queueworker.dev/v1alpha1/namespaces/default/queueworkers/fixed/scale",
-            json={"spec": {"replicas": 5}},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert response.status == 200 and (await response.json())["kind"] == "Scale"
-        await eventually(
-            lambda: cluster.read(DEPLOYMENTS, "default", "fixed-worker")["spec"]["replicas"] == 5
-        )
-        await eventually(lambda: status(cluster, "default", "fixed")["desiredReplicas"] == 5)
+        scale = kube.patch(QW, ns, "fixed", {"spec": {"replicas": 5}}, sub="scale")
+        assert scale["kind"] == "Scale"
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "fixed-worker")["spec"]["replicas"] == 5)
+        await eventually(lambda: status(kube, ns, "fixed")["desiredReplicas"] == 5)
 
         # deletion: the finalizer is released, owned objects cascade, shared objects are re-rendered
-        await delete(cluster, "default", "emails")
-        await eventually(lambda: cluster.read(QW, "default", "emails") is None)
-        await eventually(lambda: cluster.read(DEPLOYMENTS, "default", "queueworker-beat") is None)
+        delete(kube, ns, "emails")
+        await eventually(lambda: kube.read(QW, ns, "emails") is None)
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "queueworker-beat") is None)
         await eventually(
             lambda: (
                 [
                     r["name"]
-                    for r in cluster.read(CONFIGMAPS, "default", "queueworker-routes")["metadata"][
-                        "ownerReferences"
-                    ]
+                    for r in kube.read(CONFIGMAPS, ns, "queueworker-routes")["metadata"]["ownerReferences"]
                 ]
                 == ["fixed", "images", "reports"]
             )
         )
-        assert (
-            "shop.email.*"
-            not in cluster.read(CONFIGMAPS, "default", "queueworker-routes")["data"]["routes.json"]
-        )
-        assert cluster.read(DEPLOYMENTS, "default", "emails-worker") is None
-        assert cluster.read(PDBS, "default", "emails-worker") is None
-        assert cluster.read(DEPLOYMENTS, "team-b", "queueworker-beat") is not None
-        await eventually(lambda: beat_entries(redis_client, "default") == [])
-        assert beat_entries(redis_client, "team-b") == ["redbeat:qw/team-b/other/digest"]
-        names.remove(("default", "emails"))
-        await eventually(lambda: converged(cluster, names, settings))
+        assert "shop.email.*" not in kube.read(CONFIGMAPS, ns, "queueworker-routes")["data"]["routes.json"]
+        await eventually(lambda: kube.read(DEPLOYMENTS, ns, "emails-worker") is None)  # the garbage collector
+        await eventually(lambda: kube.read(PDBS, ns, "emails-worker") is None)
+        assert kube.read(DEPLOYMENTS, other_ns, "queueworker-beat") is not None
+        await eventually(lambda: beat_entries(redis_client, ns) == [])
+        assert beat_entries(redis_client, other_ns) == [f"redbeat:qw/{other_ns}/other/digest"]
+        names.remove((ns, "emails"))
+        await eventually(lambda: converged(kube, names, settings))
 
         for name in ("reports", "images", "fixed"):
-            await delete(cluster, "default", name)
-        await eventually(lambda: not cluster.live(QW, "default"))
-        await eventually(lambda: cluster.read(CONFIGMAPS, "default", "queueworker-routes") is None)
-        assert set(expected_objects(cluster, settings)) == set(managed_objects(cluster))
+            delete(kube, ns, name)
+        await eventually(lambda: not kube.live(QW, ns))
+        await eventually(lambda: kube.read(CONFIGMAPS, ns, "queueworker-routes") is None)
+        await eventually(lambda: set(expected_objects(kube, ns, settings)) == set(managed_objects(kube, ns)))
 
 
-async def test_removed_fields_are_removed_and_others_kept(cluster, start_operator, operator_env):
+async def test_removed_fields_are_removed_and_others_kept(kube, ns, start_operator, operator_env):
     settings = Settings.from_env(operator_env)
     async with start_operator():
-        await create(
-            cluster,
-            manifest(
-                "sel",
-                nodeSelector={"pool": "batch"},
-                tolerations=[{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
-            ),
-        )
+        toleration = {"key": "batch", "operator": "Exists", "effect": "NoSchedule"}
+        create(kube, manifest("sel", ns, nodeSelector={"pool": "batch"}, tolerations=[toleration]))
         await eventually(
-            lambda: not differences(cluster, settings) and cluster.read(DEPLOYMENTS, "default", "sel-worker")
+            lambda: not differences(kube, ns, settings) and kube.read(DEPLOYMENTS, ns, "sel-worker")
         )
-        pod = cluster.read(DEPLOYMENTS, "default", "sel-worker")["spec"]["template"]["spec"]
+        pod = kube.read(DEPLOYMENTS, ns, "sel-worker")["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"pool": "batch"} and pod["tolerations"]
-        # another controller's annotation on the Deployment must survive our updates
-        response = await cluster.patch(
-            "/apis/apps/v1/namespaces/default/deployments/sel-worker",
-            json={"metadata": {"annotations": {"example.com/owner": "ops"}}},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert response.status == 200
-        await patch(cluster, "default", "sel", {"spec": {"nodeSelector": None, "tolerations": None}})
+        # another manager's annotation on the Deployment must survive our applies
+        kube.patch(DEPLOYMENTS, ns, "sel-worker", {"metadata": {"annotations": {"example.com/owner": "ops"}}})
+        patch(kube, ns, "sel", {"spec": {"nodeSelector": None, "tolerations": None}})
         await eventually(
-            lambda: (
-                "nodeSelector"
-                not in cluster.read(DEPLOYMENTS, "default", "sel-worker")["spec"]["template"]["spec"]
-            )
+            lambda: "nodeSelector" not in kube.read(DEPLOYMENTS, ns, "sel-worker")["spec"]["template"]["spec"]
         )
-        deployment = cluster.read(DEPLOYMENTS, "default", "sel-worker")
+        deployment = kube.read(DEPLOYMENTS, ns, "sel-worker")
         assert "tolerations" not in deployment["spec"]["template"]["spec"]
         assert deployment["metadata"]["annotations"]["example.com/owner"] == "ops"
-        await eventually(lambda: not differences(cluster, settings))
+        await eventually(lambda: not differences(kube, ns, settings))

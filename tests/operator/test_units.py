@@ -1,11 +1,19 @@
-"""The operator's pure parts: apply diffing, status merging, probe aggregation, redaction."""
+"""The operator's pure parts: drift comparison, managed fields, status merging, probe aggregation."""
 
 from __future__ import annotations
 
 from queueworker.api.spec import parse_manifest
 from queueworker.broker.stats import QueueStats
 from queueworker_operator.autoscaler import hostname_of, observation
-from queueworker_operator.kube import _last_applied, _with_last_applied, contains, merge_patch
+from queueworker_operator.fields import (
+    contains,
+    legacy,
+    needs_replicas_claim,
+    owners,
+    slim,
+    upgraded_entries,
+    without_replicas,
+)
 from queueworker_operator.status import Cond, merge_conditions, merged_status, status_patch
 
 
@@ -24,30 +32,76 @@ def test_contains_ignores_server_defaults_but_not_changes():
     assert not contains({"a": 1}, {"a": True}) and contains({"a": 1}, {"a": 1.0})
 
 
-def test_merge_patch_is_three_way():
-    last = {"metadata": {"labels": {"a": "1", "gone": "x"}}, "spec": {"nodeSelector": {"k": "v"}, "n": 1}}
-    desired = {"metadata": {"labels": {"a": "1"}}, "spec": {"n": 2}}
-    live = {
-        "metadata": {"labels": {"a": "1", "gone": "x", "theirs": "y"}, "uid": "u"},
-        "spec": {"nodeSelector": {"k": "v"}, "n": 1, "defaulted": True},
-    }
-    assert merge_patch(last, desired, live) == {
-        "metadata": {"labels": {"gone": None}},
-        "spec": {"nodeSelector": None, "n": 2},
-    }
-    assert merge_patch(desired, desired, {**live, "metadata": {"labels": {"a": "1"}}, "spec": {"n": 2}}) == {}
+OLD_UPDATE = {
+    "manager": "queueworker-operator",
+    "operation": "Update",
+    "apiVersion": "apps/v1",
+    "fieldsType": "FieldsV1",
+    "fieldsV1": {
+        "f:metadata": {"f:annotations": {"f:queueworker.dev/last-applied": {}}},
+        "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:nodeSelector": {}}}},
+    },
+}
 
 
-def test_last_applied_round_trip_excludes_replicas():
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": 4}}
-    annotated = _with_last_applied(obj)
-    assert _last_applied(annotated) == {
+def test_a_pre_apply_object_is_upgraded_to_the_apply_entry():
+    scale = {"manager": "kube-controller-manager", "operation": "Update", "subresource": "scale"}
+    scale["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
+    applied = {
+        "manager": "queueworker-operator",
+        "operation": "Apply",
+        "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}},
+    }
+    obj = {"metadata": {"managedFields": [OLD_UPDATE, scale, applied]}}
+    assert legacy(obj) and needs_replicas_claim(obj)
+    entries = upgraded_entries(obj)
+    assert [(e["manager"], e["operation"]) for e in entries] == [
+        ("kube-controller-manager", "Update"),
+        ("queueworker-operator", "Apply"),
+    ]
+    assert entries[1]["fieldsV1"] == {
+        "f:metadata": {"f:annotations": {"f:queueworker.dev/last-applied": {}}},
+        "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {}, "f:nodeSelector": {}}}},
+    }
+    upgraded = {"metadata": {"managedFields": entries}}
+    assert not legacy(upgraded)
+    # without an Apply entry yet, the Update entry becomes one in its place
+    alone = upgraded_entries({"metadata": {"managedFields": [OLD_UPDATE]}})
+    assert alone == [{**OLD_UPDATE, "operation": "Apply"}]
+
+
+def test_replicas_are_claimed_only_from_the_operator():
+    mine = {
+        "manager": "queueworker-operator",
+        "operation": "Apply",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
+    theirs = {"manager": "queueworker-autoscaler", "operation": "Apply", "subresource": "scale"}
+    theirs["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
+    assert needs_replicas_claim({"metadata": {"managedFields": [mine]}})
+    assert not needs_replicas_claim({"metadata": {"managedFields": [mine, theirs]}})
+    assert not needs_replicas_claim({"metadata": {"managedFields": [theirs]}})
+    assert owners({"metadata": {"managedFields": [mine, theirs]}}) == {
+        "queueworker-operator",
+        "queueworker-autoscaler",
+    }
+
+
+def test_the_cache_keeps_what_drift_checks_read():
+    body = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "x"},
-        "spec": {},
+        "metadata": {"name": "w", "namespace": "n", "managedFields": [OLD_UPDATE], "resourceVersion": "7"},
+        "spec": {"replicas": 2},
+        "status": {"replicas": 2},
     }
-    assert annotated["spec"]["replicas"] == 4
+    small = slim(body)
+    assert "status" not in small and small["spec"] == {"replicas": 2}
+    assert small["metadata"]["managedFields"] == [
+        {"manager": "queueworker-operator", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    ]
+    assert legacy(small) and needs_replicas_claim(small)
+    assert without_replicas(body)["spec"] == {} and body["spec"] == {"replicas": 2}
 
 
 def test_conditions_keep_transition_time_and_generation():

@@ -1,5 +1,5 @@
 """The operator as its image runs it (`kopf run -m queueworker_operator --standalone -A`), as a real
-subprocess against an emulated API server, so a test can SIGKILL it mid-reconcile and start it again."""
+subprocess against a real API server, so a test can SIGKILL it mid-reconcile and start it again."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ from tests.support.celery_worker import REPO, WORKERS
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        namespaces: list[str] | None = None,
+    ) -> None:
         self.log_path = log_path
+        self.scope = [f"--namespace={n}" for n in namespaces] if namespaces else ["--all-namespaces"]
         paths = [str(REPO), str(REPO / "operator"), str(WORKERS)]
         self.env = {
             **os.environ,
@@ -38,7 +45,7 @@ class OperatorProcess:
                     "-m",
                     "queueworker_operator",
                     "--standalone",
-                    "--all-namespaces",
+                    *self.scope,
                     "--verbose",
                 ],
                 env=self.env,

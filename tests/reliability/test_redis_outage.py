@@ -16,12 +16,12 @@ import kopf
 import pytest
 import redis
 
-from hack.kube_emulator import DEPLOYMENTS, Emulator
-from tests.operator.conftest import cluster, operator_env, start_operator  # noqa: F401  # fixtures
+from tests.operator.conftest import operator_env, start_operator  # noqa: F401  # fixtures
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, manifest
 from tests.reliability.support import producer, publish, report, runs, wait_all_ran
 from tests.support.celery_worker import CeleryWorker
+from tests.support.kubeapi import DEPLOYMENTS, Api
 from tests.support.redis_server import RedisServer
 
 OUTAGE = 60.0
@@ -38,15 +38,16 @@ def broker(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def replicas(emulator, name: str) -> int | None:  # type: ignore[no-untyped-def]
-    deployment = emulator.read(DEPLOYMENTS, "default", f"{name}-worker")
+def replicas(kube: Api, ns: str, name: str) -> int | None:
+    deployment = kube.read(DEPLOYMENTS, ns, f"{name}-worker")
     return None if deployment is None else deployment["spec"].get("replicas")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_a_minute_without_redis(
-    cluster: Emulator,  # noqa: F811
+    kube: Api,
+    ns: str,
     start_operator: Callable[..., Any],  # noqa: F811
     operator_env: dict[str, str],  # noqa: F811
     broker: RedisServer,
@@ -77,10 +78,11 @@ async def test_a_minute_without_redis(
         await asyncio.to_thread(worker.wait_ready, 60)
         published = publish(producer(broker.url), (f"before-{i:03d}" for i in range(400)), QUEUE, seconds=0.1)
         async with start_operator(memo=memo):
-            await create(
-                cluster,
+            create(
+                kube,
                 manifest(
                     "jobs",
+                    ns,
                     concurrency=2,
                     autoscaling={
                         "mode": "builtin",
@@ -91,18 +93,18 @@ async def test_a_minute_without_redis(
                     },
                 ),
             )
-            await eventually(lambda: replicas(cluster, "jobs") == 4, timeout=60)
+            await eventually(lambda: replicas(kube, ns, "jobs") == 4, timeout=60)
             await eventually(lambda: len(runs(recorder)) >= 20, timeout=60)
-            held = replicas(cluster, "jobs")
+            held = replicas(kube, ns, "jobs")
 
             os.kill(broker.proc.pid, signal.SIGSTOP)
             frozen_at = time.monotonic()
             ran_at_freeze = len(runs(recorder))
             seen: set[int | None] = set()
             while time.monotonic() - frozen_at < OUTAGE:
-                seen.add(replicas(cluster, "jobs"))
+                seen.add(replicas(kube, ns, "jobs"))
                 await asyncio.sleep(0.5)
-            unreachable = condition(cluster, "default", "jobs", "BrokerReachable")
+            unreachable = condition(kube, ns, "jobs", "BrokerReachable")
             ran_in_outage = len(runs(recorder)) - ran_at_freeze
             os.kill(broker.proc.pid, signal.SIGCONT)
             back_at = time.monotonic()
@@ -115,11 +117,11 @@ async def test_a_minute_without_redis(
             all_ran = await asyncio.to_thread(wait_all_ran, published, recorder, 120)
             finished_in = time.monotonic() - back_at
             await eventually(
-                lambda: condition(cluster, "default", "jobs", "BrokerReachable").get("status") == "True",
+                lambda: condition(kube, ns, "jobs", "BrokerReachable").get("status") == "True",
                 timeout=30,
             )
             # the autoscaler acts again once it has data: the drained queue scales down after the delay
-            await eventually(lambda: (replicas(cluster, "jobs") or 0) < 4, timeout=60)
+            await eventually(lambda: (replicas(kube, ns, "jobs") or 0) < 4, timeout=60)
         result = report(
             f"Redis unreachable for {OUTAGE:.0f}s (replicas held at {held}; consumption resumed "
             f"{resumed_in:.1f}s and all done {finished_in:.1f}s after it returned)",

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from queueworker.api.manifests import load_manifests
 
-from tests.support import cel
+from tests.support.cases import Case
+from tests.support.kubeapi import QW, Api
 
 NOT_CHECKED = "some validation rules were not checked because the object was invalid"
 OUR_VERSION = "queueworker.dev/v1alpha1"
@@ -41,7 +43,7 @@ def model_paths(path: Path) -> list[str]:
     return [dotted(e.path) for e in loaded.errors]
 
 
-def check(case: cel.Case, returncode: int, stdout: str, stderr: str) -> None:
+def check(case: Case, returncode: int, stdout: str, stderr: str) -> None:
     """Fail (AssertionError, saying how) unless the server's answer and qw render's agree on `case`."""
     model = model_paths(case.path)
     if case.valid:
@@ -66,7 +68,7 @@ def check(case: cel.Case, returncode: int, stdout: str, stderr: str) -> None:
     )
 
 
-def namespaces_named(cases: list[cel.Case]) -> set[str]:
+def namespaces_named(cases: list[Case]) -> set[str]:
     """The namespaces valid cases name: they must exist so that only the manifest itself is judged."""
     out: set[str] = set()
     for case in cases:
@@ -75,3 +77,37 @@ def namespaces_named(cases: list[cel.Case]) -> set[str]:
         if case.valid and isinstance(namespace, str):
             out.add(namespace)
     return out
+
+
+def dry_run(api: Api, namespace: str, obj: Any) -> tuple[dict[str, Any] | None, list[str], str]:
+    """Create `obj` in `namespace` as a server-side dry run with strict field validation (what
+    `kubectl apply --dry-run=server --validate=strict` asks): (the object as it would be stored, or None
+    when refused; the field paths the refusal names; its message)."""
+    body = as_go_json(obj)
+    if isinstance(body, dict) and isinstance(body.get("metadata"), dict):
+        body = {**body, "metadata": {**body["metadata"], "namespace": namespace}}
+    params = {"dryRun": "All", "fieldValidation": "Strict"}
+    code, answer = api.request("POST", QW.path(namespace), body, params=params)
+    if code < 300:
+        return answer, [], ""
+    answer = answer if isinstance(answer, dict) else {}
+    message = str(answer.get("message", ""))
+    causes = [
+        str(c["field"])
+        for c in (answer.get("details") or {}).get("causes") or []
+        if c.get("field") and c["field"] != "<nil>"
+    ]
+    paths = [p.lstrip(".") for p in causes] or server_paths(message)
+    return None, paths, message
+
+
+def as_go_json(value: Any) -> Any:
+    """`value` as kubectl sends it: Go reads YAML numbers as float64 and writes an integral one as `2`,
+    not `2.0` (which the server would read as a float)."""
+    if isinstance(value, dict):
+        return {k: as_go_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_go_json(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value

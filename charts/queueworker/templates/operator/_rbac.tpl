@@ -1,8 +1,9 @@
 {{/*
 The operator's permissions. Each rule is here because the operator (kube.py) or kopf under it uses it;
-tests/chart/test_rbac.py lists every rule with its reason and fails on any other. Writes are create,
-patch (JSON merge patch) and delete: nothing PUTs. No Secret access at all: worker pods get the broker
-URL by secretKeyRef, which the kubelet resolves, and the operator's own URL comes from its env.
+tests/chart/test_rbac.py lists every rule with its reason and fails on any other. Writes are server-side
+apply (verb patch, and create when it creates the object), merge patches of status and annotations,
+and delete: nothing PUTs. No Secret access at all: worker pods get the broker URL by secretKeyRef,
+which the kubelet resolves, and the operator's own URL comes from its env.
 */}}
 
 {{/* Rules on namespaced resources: a ClusterRole (scope=cluster) or a Role per watched namespace. */}}
@@ -14,11 +15,12 @@ URL by secretKeyRef, which the kubelet resolves, and the operator's own URL come
 - apiGroups: ["queueworker.dev"]
   resources: ["queueworkers/status"]
   verbs: ["get", "patch"]
-# Children built for each QueueWorker: worker and beat Deployments, PDBs, the routes ConfigMap, HPAs.
+# Children built for each QueueWorker: worker and beat Deployments, PDBs, the routes ConfigMap, HPAs
+# (applied server-side: patch, and create when new; watched: the operator's cache of what it applied).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The builtin autoscaler sets worker replicas through the Deployment's scale subresource.
+# The builtin autoscaler applies worker replicas through the Deployment's scale subresource.
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
   verbs: ["get", "patch"]
@@ -31,8 +33,8 @@ URL by secretKeyRef, which the kubelet resolves, and the operator's own URL come
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# ScaledObjects: created only when KEDA is installed (keda.enabled); deleted always, because every
-# reconcile removes the autoscaler of the modes a QueueWorker is not in (403 there would fail it).
+# ScaledObjects: created only when KEDA is installed (keda.enabled); deleted always, because the first
+# apply of a QueueWorker in a mode removes the autoscaler of the other modes (403 there would fail it).
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   {{- if .Values.keda.enabled }}
