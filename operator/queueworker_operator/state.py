@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from queueworker import builders
 from queueworker.api.spec import FieldError, QueueWorker, SpecError, parse_manifest
+from queueworker.broker.client import connect
 from queueworker.contract import redact
 from queueworker.settings import Settings
 
@@ -245,10 +246,10 @@ class OperatorState:
 
     def broker(self) -> redis.Redis:
         if self.broker_client is None:
-            self.broker_client = redis.Redis.from_url(
+            self.broker_client = connect(
                 self.settings.redis_url,
-                socket_timeout=5.0,
-                socket_connect_timeout=3.0,
+                timeout=5.0,
+                connect_timeout=3.0,
                 health_check_interval=30,
             )
         return self.broker_client

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--scale-down-delay: must be >= 0 seconds (got {args.scale_down_delay:g})")
     if args.duration is not None and args.duration <= 0:
         return fail(f"--duration: must be > 0 seconds (got {args.duration:g})")
-    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         return fail("--redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB")
     try:
         bursts = [parse_burst(b) for b in args.burst]

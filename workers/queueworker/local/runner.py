@@ -21,6 +21,7 @@ from types import FrameType
 import redis
 
 from queueworker.api.spec import QueueWorker
+from queueworker.broker.client import connect
 from queueworker.contract import redact
 from queueworker.local import state
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
@@ -128,7 +129,7 @@ def run(opts: UpOptions) -> int:
             url, shown = endpoint.url, endpoint.display
         where = f"embedded, data in {state.redis_dir(root)}" if embedded else "yours"
         out.info(f"qw up: Redis {shown} ({where})")
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = connect(url, timeout=5)
         client.ping()
         ctx = LocalContext(
             redis_url=url,
