@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -146,13 +147,13 @@ class SentinelCluster:
             env["QUEUEWORKER_SENTINEL_PASSWORD"] = self.sentinel_password
         return env
 
-    def tls_client_options(self) -> dict[str, object]:
+    def tls_client_options(self) -> dict[str, Any]:
         if self.tls is None:
             return {}
         return {"ssl": True, "ssl_ca_certs": str(self.tls.ca), "ssl_cert_reqs": "required"}
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def node_options(self) -> dict[str, str]:
+    def node_options(self) -> dict[str, Any]:
         options = {"appendonly": "yes", "appendfsync": "everysec", **self.options}
         if self.password:
             options["masterauth"] = self.password
@@ -201,7 +202,7 @@ class SentinelCluster:
             ok = True
             for s in live:
                 try:
-                    state = s.client().sentinel_master(self.master)
+                    state: Any = s.client().sentinel_master(self.master)
                 except redis.RedisError:
                     ok = False
                     break
@@ -219,7 +220,7 @@ class SentinelCluster:
             if s.proc is None:
                 continue
             with contextlib.suppress(redis.RedisError):
-                addr = s.client().sentinel_get_master_addr_by_name(self.master)
+                addr: Any = s.client().sentinel_get_master_addr_by_name(self.master)
                 if addr:
                     return int(addr[1])
         return None
