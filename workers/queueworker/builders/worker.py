@@ -11,6 +11,8 @@ from queueworker.builders.common import (
     ROUTES_FILE,
     ROUTES_KEY,
     ROUTES_MOUNT,
+    broker_ca_mount,
+    broker_ca_volume,
     broker_env,
     checksum,
     container_security_context,
@@ -78,6 +80,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
             {"name": "prometheus-multiproc", "mountPath": MULTIPROC_DIR},
             {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True},
+            broker_ca_mount(),
         ],
     }
     if spec.resources:
@@ -100,6 +103,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
                     "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}],
                 },
             },
+            broker_ca_volume(settings),
         ],
     }
     if spec.service_account_name is not None:
