@@ -20,6 +20,7 @@ import redis
 from queueworker import builders
 from queueworker.api.spec import FieldError, QueueWorker, SpecError, parse_manifest
 from queueworker.broker.client import connect
+from queueworker.broker.url import parse as parse_broker_url
 from queueworker.contract import redact
 from queueworker.settings import Settings
 
@@ -247,7 +248,7 @@ class OperatorState:
     def broker(self) -> redis.Redis:
         if self.broker_client is None:
             self.broker_client = connect(
-                self.settings.redis_url,
+                parse_broker_url(self.settings.redis_url, self.settings.broker_env()),
                 timeout=5.0,
                 connect_timeout=3.0,
                 health_check_interval=30,

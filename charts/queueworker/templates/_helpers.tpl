@@ -209,7 +209,9 @@ else made once per render (memoized in .Values, so the TLS Secret and the broker
 {{- else if not .Values.redis.tls.existingSecret -}}
 {{- $full := include "queueworker.redisFullname" . -}}
 {{- $ns := .Release.Namespace -}}
+{{- $sentinel := include "queueworker.sentinelFullname" . -}}
 {{- $names := list $full (printf "%s.%s" $full $ns) (printf "%s.%s.svc" $full $ns) (printf "%s.%s.svc.cluster.local" $full $ns) (printf "*.%s-headless.%s.svc" $full $ns) (printf "*.%s-headless.%s.svc.cluster.local" $full $ns) "localhost" -}}
+{{- $names = concat $names (list $sentinel (printf "%s.%s.svc" $sentinel $ns) (printf "%s.%s.svc.cluster.local" $sentinel $ns) (printf "*.%s-headless.%s.svc" $sentinel $ns) (printf "*.%s-headless.%s.svc.cluster.local" $sentinel $ns)) -}}
 {{- $authority := genCA (printf "%s CA" $full) 3650 -}}
 {{- $cert := genSignedCert $full (list "127.0.0.1") $names 3650 $authority -}}
 {{- $_ := set $m "crt" $cert.Cert -}}
@@ -219,4 +221,39 @@ else made once per render (memoized in .Values, so the TLS Secret and the broker
 {{- $_ := set .Values "__redisTlsMaterial" $m -}}
 {{- end -}}
 {{- toJson (get .Values "__redisTlsMaterial") -}}
+{{- end -}}
+
+{{/* Does the chart run Redis in sentinel mode? */}}
+{{- define "queueworker.redisSentinel" -}}
+{{- if and .Values.redis.enabled (eq .Values.redis.mode "sentinel") }}true{{ end -}}
+{{- end -}}
+
+{{- define "queueworker.sentinelFullname" -}}
+{{- printf "%s-sentinel" (include "queueworker.redisFullname" .) -}}
+{{- end -}}
+
+{{/* Host of the sentinels' Service, resolvable from every namespace. */}}
+{{- define "queueworker.sentinelHost" -}}
+{{- printf "%s.%s.svc" (include "queueworker.sentinelFullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* redis-cli's TLS flags inside the chart's Redis and sentinel pods. */}}
+{{- define "queueworker.redisCliTls" -}}
+{{- if include "queueworker.redisTls" . }}--tls --cacert /etc/redis/tls/ca.crt{{ end -}}
+{{- end -}}
+
+{{/* The sentinel variables of a broker client, from the broker Secret (optional keys). */}}
+{{- define "queueworker.sentinelEnv" -}}
+- name: QUEUEWORKER_SENTINEL_MASTER
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "queueworker.brokerSecretName" . | quote }}
+      key: sentinel-master
+      optional: true
+- name: QUEUEWORKER_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "queueworker.brokerSecretName" . | quote }}
+      key: sentinel-password
+      optional: true
 {{- end -}}

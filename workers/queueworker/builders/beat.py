@@ -20,6 +20,7 @@ from queueworker.builders.common import (
     container_security_context,
     metadata,
     pod_security_context,
+    sentinel_env,
     shared_refs,
 )
 from queueworker.builders.labels import labels, selector
@@ -70,7 +71,7 @@ def beat_deployment(qws: Sequence[QueueWorker], settings: Settings) -> dict[str,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["celery"],
         "args": contract.beat_args(),
-        "env": [broker_env(settings)],
+        "env": [broker_env(settings), *sentinel_env(settings)],
         "resources": copy.deepcopy(BEAT_RESOURCES),
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, broker_ca_mount()],  # noqa: S108

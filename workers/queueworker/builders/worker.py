@@ -20,6 +20,7 @@ from queueworker.builders.common import (
     metadata,
     plain,
     pod_security_context,
+    sentinel_env,
     worker_labels,
     worker_name,
 )
@@ -43,6 +44,7 @@ def worker_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
     ours = contract.worker_env(qw, metrics_port=settings.worker_metrics_port, routes_file=ROUTES_FILE)
     env: list[dict[str, Any]] = [
         broker_env(settings),
+        *sentinel_env(settings),
         *contract.env_items(ours),
         {"name": "PROMETHEUS_MULTIPROC_DIR", "value": MULTIPROC_DIR},
     ]
