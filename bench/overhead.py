@@ -26,6 +26,10 @@ fetch): `ratio_brpop`, `instruction_ratio_brpop`, and `atomic_vs_brpop` (>1: the
 worker less). The atomic fetch records in a Redis script what kombu records from the worker, so Redis's
 own CPU per task is measured too (`redis_cpu`: each kind drains a queue on a Redis of its own).
 
+TLS's cost per task (`tls`, bench/overhead_tls.py): the make_app worker on a TLS-only Redis against the same
+worker on a plaintext one, side by side in the same run (throughput and CPU ratios), and its instructions
+per task under callgrind (`instruction_ratio` = plaintext / TLS).
+
     python -m bench.overhead            # prints a JSON summary; main() returns it
 """
 
@@ -50,6 +54,7 @@ sys.path[:0] = [p for p in (str(REPO), str(REPO / "workers")) if p not in sys.pa
 
 from tests.support.celery_worker import CeleryWorker  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+from tests.support.tls import TlsFiles  # noqa: E402
 
 PLAIN = """
 import os
@@ -201,9 +206,10 @@ SMALL, LARGE = 100, 600
 SLOWDOWN = 50
 
 
-def callgrind_instructions(module_dir: Path, kind: str, n: int) -> int:
-    """Instructions a solo-pool worker executes from start to exit, draining n preloaded tasks."""
-    with RedisServer() as redis:
+def callgrind_instructions(module_dir: Path, kind: str, n: int, tls: TlsFiles | None = None) -> int:
+    """Instructions a solo-pool worker executes from start to exit, draining n preloaded tasks (from a
+    TLS-only Redis when `tls` is given)."""
+    with RedisServer(tls=tls) as redis:
         client = redis.client()
         preload_fast(client, published_template(redis), "bench", n)
         state = Path(tempfile.mkdtemp(prefix="qw-bench-state-"))
@@ -343,6 +349,9 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
     total = {key: sum(run[key] for run in runs) for key in runs[0]}
     counted = instructions(module_dir)
     redis_cpu = redis_cpu_per_task(module_dir)
+    from bench.overhead_tls import tls_cost
+
+    tls = tls_cost(module_dir, n, rounds, window)
     meets = ratio >= 0.95 and counted.get("instruction_ratio", 1.0) >= 0.95
     result = {
         "benchmark": "worker runtime overhead: make_app worker (atomic fetch), the same with the stock BRPOP "
@@ -364,6 +373,7 @@ def main(n: int = 8000, rounds: int = 6, window: float = 1.0) -> dict[str, Any]:
         "round_cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "instructions": counted,
         "redis_cpu": redis_cpu,
+        "tls": tls,
     }
     print(json.dumps(result, indent=2))
     return result

@@ -93,7 +93,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
         "HorizontalPodAutoscaler": kwargs["child_hpas"],
     }
     cluster = Cluster(kube=client, status=StatusKeeper(client), children=children)
-    broker = Broker(config.redis_url)
+    broker = Broker(config.redis_url, config.broker_env())
     cluster.namespaces = NamespaceSync(
         lambda ns, forced: apply.sync_namespace(specs, cluster, config, ns, forced),
         secret_url=config.redis_url,

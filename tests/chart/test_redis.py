@@ -67,6 +67,7 @@ def test_statefulset_shape() -> None:
     }
     assert {m["mountPath"] for m in container["volumeMounts"]} == {
         "/etc/redis",
+        "/etc/redis/tls",
         "/run/redis",
         "/data",
         "/run/secrets/redis",
@@ -115,7 +116,10 @@ def test_generated_password_and_url_agree() -> None:
     password = base64.b64decode(secret["data"]["password"]).decode()
     url = base64.b64decode(secret["data"]["url"]).decode()
     assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
-    assert url == f"redis://:{password}@{RELEASE}-queueworker-redis.{NAMESPACE}.svc:6379/0"
+    host = f"{RELEASE}-queueworker-redis.{NAMESPACE}.svc"
+    assert url == (
+        f"rediss://:{password}@{host}:6379/0?ssl_ca_certs=/etc/queueworker/broker-tls/ca.crt&ssl_cert_reqs=required"
+    )
     service = one(objects, "Service", f"{RELEASE}-queueworker-redis")
     assert service["spec"]["ports"][0]["port"] == 6379
 
@@ -140,7 +144,8 @@ def test_existing_secret_is_used_as_is() -> None:
         }
     }
     objects = render(values)
-    assert not find(objects, "Secret"), "the user's Secret holds both the password and the URL"
+    secrets = [s["metadata"]["name"] for s in find(objects, "Secret")]
+    assert secrets == [f"{RELEASE}-queueworker-redis-tls"], "the user's Secret holds the password and the URL"
     sts = one(objects, "StatefulSet", "-redis")
     (auth,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "auth"]
     assert auth["secret"]["secretName"] == "mine"
@@ -193,6 +198,11 @@ def rendered_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (paths["/run/secrets/redis"] / "password").write_text(password, encoding="utf-8")
     for key, text in cm["data"].items():
         (paths["/etc/redis"] / key).write_text(localize(text), encoding="utf-8")
+    tls = one(objects, "Secret", "-redis-tls")  # TLS is on by default: the pod's mounted certificate
+    (paths["/etc/redis"] / "tls").mkdir()
+    for key, value in tls["data"].items():
+        (paths["/etc/redis"] / "tls" / key).write_bytes(base64.b64decode(value))
+    ssl = {"ssl": True, "ssl_ca_certs": str(paths["/etc/redis"] / "tls" / "ca.crt")}
     (init,) = sts["spec"]["template"]["spec"]["initContainers"]
     subprocess.run([init["command"][0], init["command"][1], localize(init["command"][2])], check=True)
     (container,) = sts["spec"]["template"]["spec"]["containers"]
@@ -207,6 +217,7 @@ def rendered_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "container": container,
             "localize": localize,
             "data": paths["/data"],
+            "ssl": ssl,
         }
     finally:
         proc.terminate()
@@ -220,7 +231,7 @@ def probe_passes(rendered: dict[str, Any], probe: str) -> bool:
 
 def test_rendered_redis_runs_authenticates_and_persists(rendered_redis: dict[str, Any]) -> None:
     port, password = rendered_redis["port"], rendered_redis["password"]
-    client = redis.Redis(host="127.0.0.1", port=port, password=password)
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, **rendered_redis["ssl"])
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -231,7 +242,9 @@ def test_rendered_redis_runs_authenticates_and_persists(rendered_redis: dict[str
                 raise
             time.sleep(0.05)
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host="127.0.0.1", port=port).ping()
+        redis.Redis(host="127.0.0.1", port=port, **rendered_redis["ssl"]).ping()
+    with pytest.raises(redis.ConnectionError):  # TLS only: a plaintext client gets nothing
+        redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2).ping()
     assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     assert client.config_get("appendonly") == {"appendonly": "yes"}
     assert client.config_get("appendfsync") == {"appendfsync": "always"}

@@ -19,8 +19,8 @@ import yaml
 
 TASKS = """
 import os, time
-import redis
 from queueworker import make_app
+from queueworker.broker.client import connect
 
 app = make_app("ltasks")
 _client = None
@@ -29,7 +29,7 @@ _client = None
 def client():
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["QUEUEWORKER_BROKER_URL"])
+        _client = connect(os.environ["QUEUEWORKER_BROKER_URL"])
     return _client
 
 

@@ -11,6 +11,7 @@ pods against the restricted standard, and unauthenticated PING on the rendered R
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ def resp(*parts: str) -> bytes:
 
 def test_rendered_redis_refuses_clients_without_the_password(rendered_redis: dict[str, Any]) -> None:  # noqa: F811
     port, password = rendered_redis["port"], rendered_redis["password"]
-    good = redis.Redis(host="127.0.0.1", port=port, password=password)
+    good = redis.Redis(host="127.0.0.1", port=port, password=password, **rendered_redis["ssl"])
     for _ in range(200):
         try:
             good.ping()
@@ -50,7 +51,9 @@ def test_rendered_redis_refuses_clients_without_the_password(rendered_redis: dic
             time.sleep(0.05)
     good.lpush("celery", "task")
     refused = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as anonymous:
+    tls = ssl.create_default_context(cafile=rendered_redis["ssl"]["ssl_ca_certs"])  # TLS only, by default
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with tls.wrap_socket(raw, server_hostname="127.0.0.1") as anonymous:
         for command in (
             ("LPUSH", "celery", "evil"),
             ("LRANGE", "celery", "0", "-1"),

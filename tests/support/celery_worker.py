@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 import redis
+from queueworker.broker.client import connect
+from queueworker.broker.url import parse
 
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = REPO / "workers"
@@ -164,7 +166,7 @@ class CeleryWorker:
 
     def heartbeats(self) -> dict[str, dict[str, object]]:
         """This worker's heartbeat record per queue (queues without one are absent)."""
-        client = redis.Redis.from_url(self.broker_url, socket_timeout=2)
+        client = self.broker_client()
         try:
             found = {}
             for queue in self.queues:
@@ -174,6 +176,10 @@ class CeleryWorker:
             return found
         finally:
             client.close()
+
+    def broker_client(self) -> redis.Redis:
+        """A client for this worker's broker, any scheme (with the worker's sentinel settings)."""
+        return connect(parse(self.broker_url, self.env), timeout=2)
 
     def heartbeating(self) -> bool:
         return len(self.heartbeats()) == len(self.queues)
@@ -244,9 +250,8 @@ RECORDING_TASKS = """
 import os
 import time
 
-import redis
-
 from queueworker import make_app
+from queueworker.broker.client import connect
 
 app = make_app("qwtasks")
 _client = []
@@ -254,7 +259,7 @@ _client = []
 
 def r():
     if not _client or _client[0][0] != os.getpid():
-        _client[:] = [(os.getpid(), redis.Redis.from_url(os.environ["QUEUEWORKER_BROKER_URL"]))]
+        _client[:] = [(os.getpid(), connect(os.environ["QUEUEWORKER_BROKER_URL"]))]
     return _client[0][1]
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from tests.support.tls import TlsFiles
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -29,6 +31,7 @@ class RedisServer:
         port: int | None = None,
         password: str | None = None,
         workdir: Path | None = None,
+        tls: TlsFiles | None = None,
         **options: str,
     ) -> None:
         if shutil.which("redis-server") is None:
@@ -36,22 +39,49 @@ class RedisServer:
         self.port = port or free_port()
         self.password = password
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="qw-redis-"))
+        self.tls = tls
         self.options = {"save": "", "appendonly": "no", **options}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?{self.tls.query()}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self, db: int = 0) -> redis.Redis:
+        if self.tls is not None:
+            return redis.Redis(
+                host="127.0.0.1",
+                port=self.port,
+                password=self.password,
+                db=db,
+                ssl=True,
+                ssl_ca_certs=str(self.tls.ca),
+                ssl_certfile=str(self.tls.client_cert),
+                ssl_keyfile=str(self.tls.client_key),
+            )
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db)
+
+    def tls_args(self) -> list[str]:
+        """TLS only: the plaintext port is closed; clients (and replicas) present the CA's certificates."""
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key),
+            "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "optional",
+            "--tls-replication", "yes",
+        ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [
             "redis-server",
-            "--port",
-            str(self.port),
+            *self.tls_args(),
             "--bind",
             "127.0.0.1",
             "--dir",

@@ -148,7 +148,17 @@ def test_beat_deployment() -> None:
             "valueFrom": {
                 "secretKeyRef": {"name": SETTINGS.broker_secret, "key": SETTINGS.broker_secret_key}
             },
-        }
+        },
+        *(
+            {
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": SETTINGS.broker_secret, "key": key, "optional": True}},
+            }
+            for name, key in (
+                ("QUEUEWORKER_SENTINEL_MASTER", "sentinel-master"),
+                ("QUEUEWORKER_SENTINEL_PASSWORD", "sentinel-password"),
+            )
+        ),
     ]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from queueworker.broker.client import connect
 from queueworker.broker.stats import QueueStats, probe
 
 log = logging.getLogger("queueworker.exporter")
@@ -125,10 +126,9 @@ class Scrape:
 
 def redis_client(url: str, timeout: float = REDIS_TIMEOUT) -> redis.Redis:
     """A client that fails fast (one retry, no backoff) so a dead broker shows in the same scrape."""
-    return redis.Redis.from_url(
+    return connect(
         url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+        timeout=timeout,
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )

@@ -42,6 +42,16 @@ class Settings:
     routes_configmap: str = "queueworker-routes"
     #: QUEUEWORKER_BEAT_NAME: the per-namespace beat Deployment.
     beat_name: str = "queueworker-beat"
+    #: QUEUEWORKER_SENTINEL_MASTER / _PASSWORD: a sentinel:// broker's master set and sentinels' password.
+    sentinel_master: str = "mymaster"
+    sentinel_password: str = ""
+
+    def broker_env(self) -> dict[str, str]:
+        """The sentinel variables as the broker layer's parse() reads them."""
+        return {
+            "QUEUEWORKER_SENTINEL_MASTER": self.sentinel_master,
+            "QUEUEWORKER_SENTINEL_PASSWORD": self.sentinel_password,
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

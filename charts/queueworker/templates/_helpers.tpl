@@ -164,3 +164,96 @@ annotation starting with checkov.io/skip; the number only keeps the keys apart).
 checkov.io/skip1: "CKV_K8S_43=images are pinned by tag per chart release; set <component>.image.digest to pin by digest"
 checkov.io/skip2: "CKV_K8S_15=tags are immutable per release, so IfNotPresent is the default (kind-loaded images need it); set pullPolicy Always or a digest where tags may move"
 {{- end -}}
+
+{{/* Does the chart's Redis serve TLS (and its clients verify it with the CA in the broker Secret)? */}}
+{{- define "queueworker.redisTls" -}}
+{{- if and .Values.redis.enabled .Values.redis.tls.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The Secret holding Redis's tls.crt, tls.key and ca.crt. */}}
+{{- define "queueworker.redisTlsSecret" -}}
+{{- .Values.redis.tls.existingSecret | default (printf "%s-tls" (include "queueworker.redisFullname" .)) -}}
+{{- end -}}
+
+{{/* Where clients find the broker's CA (key ca.crt of the broker Secret, mounted optionally). */}}
+{{- define "queueworker.brokerCaDir" -}}/etc/queueworker/broker-tls{{- end -}}
+
+{{/* The volume and mount of the broker's CA for a client pod (the Secret's ca.crt; optional, so a
+plaintext broker needs no key). Usage: include "queueworker.brokerCaVolume" . / "queueworker.brokerCaMount". */}}
+{{- define "queueworker.brokerCaVolume" -}}
+- name: broker-tls
+  secret:
+    secretName: {{ include "queueworker.brokerSecretName" . | quote }}
+    defaultMode: 0440
+    optional: true
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end -}}
+{{- define "queueworker.brokerCaMount" -}}
+- name: broker-tls
+  mountPath: {{ include "queueworker.brokerCaDir" . | quote }}
+  readOnly: true
+{{- end -}}
+
+{{/* Redis's TLS material as JSON {crt, key, ca}: from redis.tls.existingSecret or the kept Secret (lookup),
+else made once per render (memoized in .Values, so the TLS Secret and the broker Secret's ca.crt agree). */}}
+{{- define "queueworker.redisTlsMaterial" -}}
+{{- if not (hasKey .Values "__redisTlsMaterial") -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "queueworker.redisTlsSecret" .) -}}
+{{- $m := dict "crt" "" "key" "" "ca" "" -}}
+{{- if and $existing $existing.data (hasKey $existing.data "ca.crt") -}}
+{{- $_ := set $m "crt" (index $existing.data "tls.crt" | default "" | b64dec) -}}
+{{- $_ := set $m "key" (index $existing.data "tls.key" | default "" | b64dec) -}}
+{{- $_ := set $m "ca" (index $existing.data "ca.crt" | b64dec) -}}
+{{- else if not .Values.redis.tls.existingSecret -}}
+{{- $full := include "queueworker.redisFullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $sentinel := include "queueworker.sentinelFullname" . -}}
+{{- $names := list $full (printf "%s.%s" $full $ns) (printf "%s.%s.svc" $full $ns) (printf "%s.%s.svc.cluster.local" $full $ns) (printf "*.%s-headless.%s.svc" $full $ns) (printf "*.%s-headless.%s.svc.cluster.local" $full $ns) "localhost" -}}
+{{- $names = concat $names (list $sentinel (printf "%s.%s.svc" $sentinel $ns) (printf "%s.%s.svc.cluster.local" $sentinel $ns) (printf "*.%s-headless.%s.svc" $sentinel $ns) (printf "*.%s-headless.%s.svc.cluster.local" $sentinel $ns)) -}}
+{{- $authority := genCA (printf "%s CA" $full) 3650 -}}
+{{- $cert := genSignedCert $full (list "127.0.0.1") $names 3650 $authority -}}
+{{- $_ := set $m "crt" $cert.Cert -}}
+{{- $_ := set $m "key" $cert.Key -}}
+{{- $_ := set $m "ca" $authority.Cert -}}
+{{- end -}}
+{{- $_ := set .Values "__redisTlsMaterial" $m -}}
+{{- end -}}
+{{- toJson (get .Values "__redisTlsMaterial") -}}
+{{- end -}}
+
+{{/* Does the chart run Redis in sentinel mode? */}}
+{{- define "queueworker.redisSentinel" -}}
+{{- if and .Values.redis.enabled (eq .Values.redis.mode "sentinel") }}true{{ end -}}
+{{- end -}}
+
+{{- define "queueworker.sentinelFullname" -}}
+{{- printf "%s-sentinel" (include "queueworker.redisFullname" .) -}}
+{{- end -}}
+
+{{/* Host of the sentinels' Service, resolvable from every namespace. */}}
+{{- define "queueworker.sentinelHost" -}}
+{{- printf "%s.%s.svc" (include "queueworker.sentinelFullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* redis-cli's TLS flags inside the chart's Redis and sentinel pods. */}}
+{{- define "queueworker.redisCliTls" -}}
+{{- if include "queueworker.redisTls" . }}--tls --cacert /etc/redis/tls/ca.crt{{ end -}}
+{{- end -}}
+
+{{/* The sentinel variables of a broker client, from the broker Secret (optional keys). */}}
+{{- define "queueworker.sentinelEnv" -}}
+- name: QUEUEWORKER_SENTINEL_MASTER
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "queueworker.brokerSecretName" . | quote }}
+      key: sentinel-master
+      optional: true
+- name: QUEUEWORKER_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "queueworker.brokerSecretName" . | quote }}
+      key: sentinel-password
+      optional: true
+{{- end -}}

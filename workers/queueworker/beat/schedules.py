@@ -22,7 +22,9 @@ from celery.schedules import crontab, schedule
 
 from queueworker.api.spec import QueueWorker
 from queueworker.broker.keys import BEAT_ENTRY_PREFIX
+from queueworker.broker.url import parse
 from queueworker.cron import celery_crontab
+from queueworker.worker.brokerconf import redbeat_config
 
 DEFAULT_KEY_PREFIX = "redbeat:"
 
@@ -98,13 +100,12 @@ def store_app(redis_url: str, key_prefix: str = DEFAULT_KEY_PREFIX) -> Celery:
     """A small Celery app that only carries redbeat's settings for `redis_url` (no broker use)."""
     app = _apps.get((redis_url, key_prefix))
     if app is None:
-        app = Celery("queueworker-beat-sync", broker=redis_url, set_as_current=False)
+        app = Celery("queueworker-beat-sync", set_as_current=False)
         app.conf.update(
-            redbeat_redis_url=redis_url,
             redbeat_key_prefix=key_prefix,
-            redbeat_redis_options={"socket_timeout": 10.0},
             enable_utc=True,
             timezone="UTC",
+            **redbeat_config(parse(redis_url), 10.0),
         )
         _apps[(redis_url, key_prefix)] = app
     return app

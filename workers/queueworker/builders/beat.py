@@ -13,11 +13,14 @@ from queueworker import contract
 from queueworker.api.spec import QueueWorker
 from queueworker.builders.common import (
     CHECKSUM_ANNOTATION,
+    broker_ca_mount,
+    broker_ca_volume,
     broker_env,
     checksum,
     container_security_context,
     metadata,
     pod_security_context,
+    sentinel_env,
     shared_refs,
 )
 from queueworker.builders.labels import labels, selector
@@ -68,17 +71,17 @@ def beat_deployment(qws: Sequence[QueueWorker], settings: Settings) -> dict[str,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["celery"],
         "args": contract.beat_args(),
-        "env": [broker_env(settings)],
+        "env": [broker_env(settings), *sentinel_env(settings)],
         "resources": copy.deepcopy(BEAT_RESOURCES),
         "securityContext": container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, broker_ca_mount()],  # noqa: S108
     }
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, broker_ca_volume(settings)],
     }
     pod_labels = labels(name, "beat")
     annotations = {CHECKSUM_ANNOTATION: checksum({"pod": pod, "schedules": schedules_summary(owners)})}

@@ -115,6 +115,46 @@ def broker_env(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: A sentinel broker's master set and sentinels' password, from the same Secret (keys optional: a
+#: standalone broker's Secret has neither).
+SENTINEL_KEYS = {
+    "QUEUEWORKER_SENTINEL_MASTER": "sentinel-master",
+    "QUEUEWORKER_SENTINEL_PASSWORD": "sentinel-password",
+}
+
+
+def sentinel_env(settings: Settings) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": settings.broker_secret, "key": key, "optional": True}},
+        }
+        for name, key in SENTINEL_KEYS.items()
+    ]
+
+
+#: Where a pod finds the broker's CA: key `ca.crt` of the broker Secret, which a TLS broker's rediss:// URL
+#: names (ssl_ca_certs). Mounted optionally, so a plaintext broker's Secret needs no such key.
+BROKER_CA_DIR = "/etc/queueworker/broker-tls"
+BROKER_CA_KEY = "ca.crt"
+
+
+def broker_ca_volume(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": "broker-tls",
+        "secret": {
+            "secretName": settings.broker_secret,
+            "defaultMode": 0o440,
+            "optional": True,
+            "items": [{"key": BROKER_CA_KEY, "path": BROKER_CA_KEY}],
+        },
+    }
+
+
+def broker_ca_mount() -> dict[str, Any]:
+    return {"name": "broker-tls", "mountPath": BROKER_CA_DIR, "readOnly": True}
+
+
 def plain(value: Any) -> Any:
     """A deep copy of user-supplied structure as plain JSON types (dict, list, scalars), so the
     object serializes anywhere and shares nothing with the spec."""

@@ -11,6 +11,8 @@ from queueworker.builders.common import (
     ROUTES_FILE,
     ROUTES_KEY,
     ROUTES_MOUNT,
+    broker_ca_mount,
+    broker_ca_volume,
     broker_env,
     checksum,
     container_security_context,
@@ -18,6 +20,7 @@ from queueworker.builders.common import (
     metadata,
     plain,
     pod_security_context,
+    sentinel_env,
     worker_labels,
     worker_name,
 )
@@ -41,6 +44,7 @@ def worker_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
     ours = contract.worker_env(qw, metrics_port=settings.worker_metrics_port, routes_file=ROUTES_FILE)
     env: list[dict[str, Any]] = [
         broker_env(settings),
+        *sentinel_env(settings),
         *contract.env_items(ours),
         {"name": "PROMETHEUS_MULTIPROC_DIR", "value": MULTIPROC_DIR},
     ]
@@ -78,6 +82,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
             {"name": "prometheus-multiproc", "mountPath": MULTIPROC_DIR},
             {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True},
+            broker_ca_mount(),
         ],
     }
     if spec.resources:
@@ -100,6 +105,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
                     "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}],
                 },
             },
+            broker_ca_volume(settings),
         ],
     }
     if spec.service_account_name is not None:

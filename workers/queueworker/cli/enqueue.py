@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         return fail(f"--count: must be >= 1 (got {args.count})")
-    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         return fail("--redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB")
     try:
         kwargs = parse_kwargs(args.kwargs)

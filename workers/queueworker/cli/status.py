@@ -55,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
     import redis
     from rich.console import Console
 
+    from queueworker.broker.client import connect
     from queueworker.local.connect import NotRunning, find_redis
     from queueworker.local.view import read, table
 
-    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         print("qw status: --redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB", file=sys.stderr)
         return 2
     try:
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except NotRunning as exc:
         print(f"qw status: {exc}", file=sys.stderr)
         return 1
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    client = connect(url, timeout=5)
     try:
         rows, meta = read(client)
         if meta is None:

@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_manifest_arguments(p)
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     p.add_argument(
+        "--broker",
+        choices=["standalone", "sentinel"],
+        default="standalone",
+        help="the embedded broker: one server (default), or a primary, a replica and three sentinels "
+        "(try a failover: kill the primary's process)",
+    )
+    p.add_argument(
         "--state-dir", help="where the embedded Redis keeps its data (default .qw, or $QW_STATE_DIR)"
     )
     p.add_argument(
@@ -116,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--scale-down-delay: must be >= 0 seconds (got {args.scale_down_delay:g})")
     if args.duration is not None and args.duration <= 0:
         return fail(f"--duration: must be > 0 seconds (got {args.duration:g})")
-    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+    if args.redis_url and args.broker != "standalone":
+        return fail("--broker: only for the embedded broker (not with --redis-url)")
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         return fail("--redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB")
     try:
         bursts = [parse_burst(b) for b in args.burst]
@@ -134,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         qws=qws,
         roots=tuple(Path(p).resolve() for p in args.paths if Path(p).is_dir()),
         redis_url=args.redis_url,
+        broker=args.broker,
         state_dir=state.state_dir(args.state_dir),
         interval=args.interval,
         exporter_port=args.exporter_port,

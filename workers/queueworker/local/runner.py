@@ -21,6 +21,7 @@ from types import FrameType
 import redis
 
 from queueworker.api.spec import QueueWorker
+from queueworker.broker.client import connect
 from queueworker.contract import redact
 from queueworker.local import state
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
@@ -28,6 +29,7 @@ from queueworker.local.control import Controller, Managed, policy_config
 from queueworker.local.demo import Burst, Demo
 from queueworker.local.embedded import EmbeddedRedis, EmbeddedRedisError
 from queueworker.local.output import Output
+from queueworker.local.sentinel import EmbeddedSentinel
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, publish
 from queueworker.local.watchdog import Watchdog
@@ -40,6 +42,7 @@ class UpOptions:
     qws: list[tuple[QueueWorker, Path | None]]
     roots: tuple[Path, ...] = ()
     redis_url: str | None = None
+    broker: str = "standalone"
     state_dir: Path = field(default_factory=state.state_dir)
     interval: float = 2.0
     exporter_port: int = 9808
@@ -114,13 +117,21 @@ def run(opts: UpOptions) -> int:
     environ = dict(os.environ)
     watchdog = Watchdog(root, environ)
     supervisor = Supervisor(watchdog, out.log)
-    embedded: EmbeddedRedis | None = None
+    embedded: EmbeddedRedis | EmbeddedSentinel | None = None
     client: redis.Redis | None = None
     controller: Controller | None = None
     qws = [qw for qw, _ in opts.qws]
     try:
         if opts.redis_url:
             url, shown = opts.redis_url, redact(opts.redis_url)
+        elif opts.broker == "sentinel":
+            embedded = EmbeddedSentinel(root)
+            sentinels = embedded.start(environ)
+            for pid in embedded.pids:
+                watchdog.add(pid, SERVICE_GRACE, stage=1)
+            environ.update(sentinels.env)  # every child, and this process's own clients
+            os.environ.update(sentinels.env)
+            url, shown = sentinels.url, sentinels.display
         else:
             embedded = EmbeddedRedis(root)
             endpoint = embedded.start(environ)
@@ -128,7 +139,7 @@ def run(opts: UpOptions) -> int:
             url, shown = endpoint.url, endpoint.display
         where = f"embedded, data in {state.redis_dir(root)}" if embedded else "yours"
         out.info(f"qw up: Redis {shown} ({where})")
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = connect(url, timeout=5)
         client.ping()
         ctx = LocalContext(
             redis_url=url,
@@ -238,7 +249,7 @@ def _loop(
     stop: Stop,
     demo: Demo | None,
     shown: str,
-    embedded: EmbeddedRedis | None,
+    embedded: EmbeddedRedis | EmbeddedSentinel | None,
 ) -> None:
     started = time.monotonic()
     next_tick = started
@@ -256,6 +267,12 @@ def _loop(
             _publish(client, rows, opts, shown)
             if demo is not None and demo.step(rows, controller.broker_up):
                 stop.requested, stop.why = True, "demo finished"
+        if isinstance(embedded, EmbeddedSentinel):
+            for name, pid in embedded.revive():
+                supervisor.watchdog.add(pid, SERVICE_GRACE, stage=1)
+                out.info(
+                    f"qw up: the embedded broker's {name} exited; started again (it rejoins as a replica)"
+                )
         if embedded is not None and embedded.exited() is not None:
             out.info(
                 f"qw up: the embedded Redis exited ({embedded.exited()}); see {embedded.dir / 'valkey.log'}",

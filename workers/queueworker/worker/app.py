@@ -1,36 +1,25 @@
 """make_app(): a Celery app configured from QUEUEWORKER_* variables with the platform's safe defaults.
 
-Environment (all optional):
-  QUEUEWORKER_BROKER_URL              broker, default redis://localhost:6379/0
-  QUEUEWORKER_RESULT_BACKEND          result backend (none by default)
-  QUEUEWORKER_VISIBILITY_TIMEOUT      seconds, default 3600: broker, result backend and ETA limit
-  QUEUEWORKER_PREFETCH_MULTIPLIER     default 1
-  QUEUEWORKER_ROUTES_FILE             routes JSON (the operator's routes ConfigMap) -> task_routes
-  QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT   seconds SIGTERM lets running tasks finish before requeueing them,
-                                      default 25 (0: wait for them without bound); worker/shutdown.py
-  QUEUEWORKER_MAX_REDELIVERIES        redeliveries allowed before a message is rejected, default 3
-  QUEUEWORKER_BROKER_SOCKET_TIMEOUT   seconds, default 10: how fast a dead Redis is noticed
-  QUEUEWORKER_ATOMIC_FETCH            default 1: fetch and record in one Redis operation (worker/fetch.py);
-                                      0 consumes the stock kombu way (BRPOP, then record), for comparisons
-  QUEUEWORKER_HEARTBEAT_INTERVAL, QUEUEWORKER_METRICS_PORT, QUEUEWORKER_STATE_DIR: see runtime/.
-
-Redis must run with `maxmemory-policy noeviction`: an evicted queue list or `unacked` hash loses tasks.
-On SIGTERM running tasks get QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT seconds to finish (the worker exits as
-soon as they have); whatever still runs then is requeued at once instead of after the visibility timeout.
-Keep that timeout a few seconds below the pod's terminationGracePeriodSeconds; leave REMAP_SIGTERM unset.
+The variables are one typed table, worker/settings.py (docs/worker-settings.md is generated from it), read
+once here. Redis must run with `maxmemory-policy noeviction`: an evicted queue list or `unacked` hash loses
+tasks. On SIGTERM running tasks get QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT seconds to finish (the worker exits
+as soon as they have); whatever still runs then is requeued at once instead of after the visibility
+timeout. Keep that timeout a few seconds below the pod's terminationGracePeriodSeconds; leave
+REMAP_SIGTERM unset.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
+from kombu.utils.uuid import uuid
 
-from queueworker.worker.env import env_float, env_int, visibility_timeout
-
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+from queueworker.worker.brokerconf import broker_config
+from queueworker.worker.env import visibility_timeout
+from queueworker.worker.publish import with_retry
+from queueworker.worker.settings import WorkerSettings, current, use
 
 
 def _delay_seconds(countdown: Any, eta: Any) -> float | None:
@@ -77,11 +66,15 @@ class QueueWorkerCelery(Celery):
                 f"it to a second worker before it runs, so it would run twice. Use a shorter delay or raise "
                 f"QUEUEWORKER_VISIBILITY_TIMEOUT (it must exceed the longest task and any ETA)."
             )
-        return super().send_task(name, args, kwargs, countdown, eta, *rest, **options)
+        if not rest:
+            options.setdefault("task_id", uuid())  # the same id on every attempt
+        bound = current().publish_retry_seconds
+        send = super().send_task
+        return with_retry(lambda: send(name, args, kwargs, countdown, eta, *rest, **options), name, bound)
 
 
-def broker_transport_options(vt: float) -> dict[str, Any]:
-    socket_timeout = env_float("QUEUEWORKER_BROKER_SOCKET_TIMEOUT", 10.0)
+def broker_transport_options(settings: WorkerSettings) -> dict[str, Any]:
+    vt, socket_timeout = settings.visibility_timeout, settings.broker_socket_timeout
     return {
         "visibility_timeout": vt,
         # Notice a dead or hung Redis instead of blocking forever on a half-open socket.
@@ -94,17 +87,25 @@ def broker_transport_options(vt: float) -> dict[str, Any]:
         # is a scan every 10 s x throttle 10 = 100 s, longer than a short visibility timeout itself).
         "unacked_restore_interval": max(1, min(10, int(vt / 5))),
         "unacked_restore_throttle": 1,
+        # Acknowledged means durable (worker/transport/durable.py).
+        "qw_min_replicas": settings.publish_min_replicas,
+        "qw_wait_timeout": settings.publish_wait_timeout,
     }
 
 
-def base_config(main: str) -> dict[str, Any]:
-    vt = env_float("QUEUEWORKER_VISIBILITY_TIMEOUT", 3600.0)
-    if vt <= 0:
-        raise ValueError(f"QUEUEWORKER_VISIBILITY_TIMEOUT must be > 0 (got {vt:g})")
-    broker = os.environ.get("QUEUEWORKER_BROKER_URL") or DEFAULT_BROKER_URL
-    transport = broker_transport_options(vt)
+def with_broker(url: str, transport: dict[str, Any], settings: WorkerSettings) -> dict[str, Any]:
+    """The broker settings for `url` (worker/brokerconf.py), its transport options merged into `transport`."""
+    config = broker_config(url, float(transport["socket_timeout"]), settings.broker_env())
+    options = {**transport, **config.pop("queueworker_transport_options")}
+    config["broker_transport_options"] = options
+    return config
+
+
+def base_config(main: str, settings: WorkerSettings | None = None) -> dict[str, Any]:
+    settings = settings or current()
+    vt = settings.visibility_timeout
+    transport = broker_transport_options(settings)
     config: dict[str, Any] = {
-        "broker_url": broker,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
@@ -119,34 +120,30 @@ def base_config(main: str) -> dict[str, Any]:
         # worker/limits.py).
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": env_int("QUEUEWORKER_PREFETCH_MULTIPLIER", 1),
-        "worker_soft_shutdown_timeout": env_float("QUEUEWORKER_SOFT_SHUTDOWN_TIMEOUT", 25.0),
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
+        "worker_soft_shutdown_timeout": settings.soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # The malformed-message guard's consumer (worker/transport/guard.py).
+        "worker_consumer": "queueworker.worker.transport:Consumer",
         "task_default_queue": "celery",
         "task_create_missing_queues": True,
         "worker_hijack_root_logger": True,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "enable_utc": True,
-        # Beat (celery-redbeat): its lock must outlive a beat tick but not a dead beat for long.
-        "redbeat_redis_url": broker,
+        # Beat (redbeat, on the broker): its lock must outlive a beat tick but not a dead beat for long.
         "redbeat_key_prefix": "redbeat:",
-        "redbeat_lock_timeout": int(env_float("QUEUEWORKER_BEAT_LOCK_TIMEOUT", 30.0)),
-        "beat_max_loop_interval": min(5.0, env_float("QUEUEWORKER_BEAT_LOCK_TIMEOUT", 30.0) / 3),
-        "redbeat_redis_options": {
-            "socket_timeout": transport["socket_timeout"],
-            "socket_keepalive": True,
-            "health_check_interval": transport["health_check_interval"],
-            "retry_period": 60,
-        },
+        "redbeat_lock_timeout": int(settings.beat_lock_timeout),
+        "beat_max_loop_interval": min(5.0, settings.beat_lock_timeout / 3),
     }
-    backend = os.environ.get("QUEUEWORKER_RESULT_BACKEND")
+    config.update(with_broker(settings.broker_url, transport, settings))
+    backend = settings.result_backend
     if backend:
         config["result_backend"] = backend
         config["result_backend_transport_options"] = {"visibility_timeout": vt}
         config["result_expires"] = 86400
-    routes_file = os.environ.get("QUEUEWORKER_ROUTES_FILE")
+    routes_file = settings.routes_file
     if routes_file:
         from queueworker.api.routes import task_routes_from_file
 
@@ -164,11 +161,18 @@ def make_app(main: str, **overrides: Any) -> Celery:
     """
     from queueworker.worker.hooks import install
 
+    settings = use(WorkerSettings.from_env())
     app = QueueWorkerCelery(main, task_cls="queueworker.worker.task:QueueWorkerTask")
-    config = base_config(main)
+    config = base_config(main, settings)
+    if "broker_url" in overrides:  # the broker (and beat's store, which follows it) from the given URL
+        rest = {k: v for k, v in overrides.items() if k != "broker_url"}
+        transport = {**config["broker_transport_options"], **rest.get("broker_transport_options", {})}
+        broker = with_broker(str(overrides["broker_url"]), transport, settings)
+        if "redbeat_redis_url" in overrides:
+            broker = {k: v for k, v in broker.items() if not k.startswith("redbeat_")}
+        config.update(broker)
+        overrides = {k: v for k, v in rest.items() if k != "broker_transport_options"}
     config.update(overrides)
-    if "broker_url" in overrides and "redbeat_redis_url" not in overrides:
-        config["redbeat_redis_url"] = overrides["broker_url"]  # beat's store follows the broker
     app.conf.update(config)
     install(app)
     return app

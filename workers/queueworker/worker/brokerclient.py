@@ -1,7 +1,8 @@
-"""One plain redis-py client per process for the runtime's own keys (heartbeats, redelivery counters).
+"""One redis-py client per process for the runtime's own keys (heartbeats, lease, redelivery counters).
 
 Separate from kombu's connections so a runtime write never interferes with consuming; short socket
-timeouts so a dead Redis shows up as an error, not a hang.
+timeouts so a dead Redis shows up as an error, not a hang. Any scheme the broker layer accepts (in
+sentinel mode the client follows the primary the sentinels name).
 """
 
 from __future__ import annotations
@@ -12,18 +13,26 @@ import threading
 import redis
 from celery import Celery
 
+from queueworker.broker.client import connect
+from queueworker.broker.url import BrokerURLError, parse
+from queueworker.worker.brokerconf import URL_KEY
+from queueworker.worker.settings import current
+
 _lock = threading.Lock()
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
 
-def is_redis_url(url: str) -> bool:
-    return url.split("://", 1)[0] in ("redis", "rediss", "unix")
+def broker_url(app: Celery) -> str:
+    """The broker URL as given to make_app (with its TLS query), else the app's broker_url."""
+    return str(app.conf.get(URL_KEY) or app.conf.broker_url or "")
 
 
 def client_for(app: Celery, timeout: float | None = None) -> redis.Redis | None:
-    """The process's client for `app`'s broker, or None when the broker is not plain Redis."""
-    url = str(app.conf.broker_url or "")
-    if not is_redis_url(url):
+    """The process's client for `app`'s broker, or None when the broker is not Redis."""
+    url = broker_url(app)
+    try:
+        broker = parse(url, current().broker_env())
+    except BrokerURLError:
         return None
     key = (os.getpid(), url)  # a forked pool child must not share its parent's sockets
     with _lock:
@@ -31,10 +40,9 @@ def client_for(app: Celery, timeout: float | None = None) -> redis.Redis | None:
         if client is None:
             options = app.conf.broker_transport_options or {}
             socket_timeout = float(timeout or options.get("socket_timeout") or 10.0)
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
+            client = connect(
+                broker,
+                timeout=socket_timeout,
                 socket_keepalive=True,
                 health_check_interval=int(max(1.0, socket_timeout)),
             )

@@ -27,7 +27,9 @@ FILE_NAME = "worker.json"
 
 def state_dir() -> Path:
     """Where the worker keeps its state file: QUEUEWORKER_STATE_DIR, else /tmp/queueworker."""
-    return Path(os.environ.get("QUEUEWORKER_STATE_DIR") or "/tmp/queueworker")  # noqa: S108
+    from queueworker.worker.settings import current
+
+    return Path(current().state_dir)
 
 
 def state_path() -> Path:

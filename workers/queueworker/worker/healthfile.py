@@ -20,14 +20,12 @@ from typing import Any
 
 from celery import Celery, bootsteps, signals
 
-from queueworker.worker.env import env_float
 from queueworker.worker.health import state_path
+from queueworker.worker.settings import current
 
 
 def heartbeat_interval() -> float:
-    from queueworker.broker.keys import HEARTBEAT_INTERVAL
-
-    return env_float("QUEUEWORKER_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
+    return current().heartbeat_interval
 
 
 class ProbeState:
@@ -39,7 +37,7 @@ class ProbeState:
 
     def reset(self, hostname: str) -> None:
         now = time.time()
-        interval = heartbeat_interval()
+        settings = current()
         with self.lock:
             self.data = {
                 "pid": os.getpid(),
@@ -48,8 +46,8 @@ class ProbeState:
                 "ready": False,
                 "broker_ok": None,
                 "loop_tick": now,
-                "liveness_max_age": env_float("QUEUEWORKER_LIVENESS_MAX_AGE", max(60.0, 4 * interval)),
-                "readiness_max_age": env_float("QUEUEWORKER_READINESS_MAX_AGE", 3 * interval + 1),
+                "liveness_max_age": settings.liveness_age,
+                "readiness_max_age": settings.readiness_age,
             }
 
     def update(self, **fields: Any) -> None:

@@ -27,10 +27,10 @@ import redis
 from celery import Celery, bootsteps, signals
 from celery.worker import state as worker_state
 
-from queueworker.broker.keys import HEARTBEAT_TTL, completed_key, heartbeat_key
+from queueworker.broker.keys import completed_key, heartbeat_key
 from queueworker.worker import brokerclient
-from queueworker.worker.env import env_float
 from queueworker.worker.healthfile import READY, STATE, heartbeat_interval
+from queueworker.worker.settings import current
 from queueworker.worker.stamps import queue_of
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def on_received(request: Any = None, **_: Any) -> None:
 
 
 def heartbeat_ttl() -> float:
-    return env_float("QUEUEWORKER_HEARTBEAT_TTL", HEARTBEAT_TTL)
+    return current().heartbeat_ttl
 
 
 def finished_by_queue() -> Counter[str]:
@@ -53,9 +53,11 @@ def finished_by_queue() -> Counter[str]:
 
 
 class Heartbeats(bootsteps.StartStopStep):
-    """Worker step running the heartbeat thread."""
+    """Worker step running the heartbeat thread: after the fetch identity (a worker announced by a heartbeat
+    holds its lease already) and the pool (its concurrency is the record's `total`)."""
 
     label = "QueueWorker heartbeats"
+    requires = ("queueworker.worker.fetch:Identity", "celery.worker.components:Pool")
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)

@@ -13,14 +13,12 @@ from queueworker.worker import (
     shutdown,
     stamps,
     task,
-    transport,
 )
 
 
 def install(app: Celery) -> None:
     """Connect every worker hook to `app` (signals are connected once per process)."""
     stamps.connect()
-    transport.install(app)
     fetch.install(app)
     poolfds.install()
     metrics.install(app)

@@ -20,14 +20,15 @@ from celery.exceptions import Reject
 
 from queueworker.broker.keys import redeliveries_key
 from queueworker.worker import brokerclient
-from queueworker.worker.env import env_int, visibility_timeout
+from queueworker.worker.env import visibility_timeout
+from queueworker.worker.settings import current
 from queueworker.worker.stamps import queue_of
 
 log = logging.getLogger(__name__)
 
 
 def max_redeliveries() -> int:
-    return env_int("QUEUEWORKER_MAX_REDELIVERIES", 3)
+    return current().max_redeliveries
 
 
 def check_redelivery(task: Task, task_id: str, request: Any) -> None:

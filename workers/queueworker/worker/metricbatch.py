@@ -26,7 +26,9 @@ Key = tuple[str, str, str]  # (metric, task name, queue)
 
 def flush_interval() -> float:
     try:
-        return max(0.05, float(os.environ.get("QUEUEWORKER_METRICS_FLUSH_INTERVAL") or 1.0))
+        from queueworker.worker.settings import current
+
+        return max(0.05, current().metrics_flush_interval)
     except ValueError:
         return 1.0
 

@@ -73,7 +73,9 @@ _children: dict[tuple[str, str, str], Any] = {}  # (metric, name, queue) -> labe
 
 
 def metrics_port() -> int | None:
-    raw = os.environ.get("QUEUEWORKER_METRICS_PORT", "").strip().lower()
+    from queueworker.worker.settings import current
+
+    raw = current().metrics_port.strip().lower()
     if raw in ("off", "false", "no", "0", "none"):
         return None
     return int(raw) if raw else DEFAULT_PORT
@@ -241,7 +243,9 @@ class MetricsServer(bootsteps.StartStopStep):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         get()  # families exist (at zero) before the first task
-        addr = os.environ.get("QUEUEWORKER_METRICS_ADDR", "0.0.0.0")
+        from queueworker.worker.settings import current
+
+        addr = current().metrics_addr
         self.server, _thread = start_http_server(port, addr=addr, registry=registry)
         log.info("metrics on %s:%d", addr, port)
 
