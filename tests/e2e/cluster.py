@@ -191,10 +191,36 @@ def exec_in(cluster: Cluster, namespace: str, pod: str, container: str, command:
     return str(output)
 
 
+#: The Redis pod's own CA (the chart mounts its TLS Secret there when Redis serves TLS, the default).
+REDIS_TLS = "/etc/redis/tls"
+#: Where a client pod finds the broker's CA, as the chart and the operator mount it (the broker Secret's
+#: ca.crt, which its rediss:// URL names).
+BROKER_CA_DIR = "/etc/queueworker/broker-tls"
+
+
 def redis_cli(cluster: Cluster, namespace: str, pod: str, *args: str) -> str:
-    """redis-cli in the Redis pod, authenticated the way its probes are (REDISCLI_AUTH from the file)."""
-    script = 'REDISCLI_AUTH="$(cat /run/secrets/redis/password)" exec redis-cli --no-auth-warning "$@"'
+    """redis-cli in the Redis pod, authenticated the way its probes are (REDISCLI_AUTH from the file), over
+    TLS when Redis serves it."""
+    script = (
+        'REDISCLI_AUTH="$(cat /run/secrets/redis/password)"; export REDISCLI_AUTH; '
+        f'if [ -f {REDIS_TLS}/ca.crt ]; then set -- --tls --cacert {REDIS_TLS}/ca.crt "$@"; fi; '
+        'exec redis-cli --no-auth-warning "$@"'
+    )
     return exec_in(cluster, namespace, pod, "redis", ["/bin/sh", "-c", script, "redis-cli", *args]).strip()
+
+
+def broker_ca_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume and mount of the broker Secret's ca.crt for a client pod (optional: a plaintext broker's
+    Secret has none)."""
+    volume = {
+        "name": "broker-tls",
+        "secret": {
+            "secretName": "queueworker-broker",
+            "optional": True,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        },
+    }
+    return volume, {"name": "broker-tls", "mountPath": BROKER_CA_DIR, "readOnly": True}
 
 
 def restricted_container(

@@ -7,7 +7,14 @@ import json
 import uuid
 from typing import Any
 
-from tests.e2e.cluster import describe_pods, redis_cli, restricted_container, run_to_completion, wait_for
+from tests.e2e.cluster import (
+    broker_ca_volume,
+    describe_pods,
+    redis_cli,
+    restricted_container,
+    run_to_completion,
+    wait_for,
+)
 from tests.e2e.conftest import Release
 
 GROUP, VERSION, PLURAL = "queueworker.dev", "v1alpha1", "queueworkers"
@@ -74,6 +81,7 @@ def publish(
     """Publish from a pod in the cluster (the worker image, the broker Secret, the routes ConfigMap), as
     producers do; returns the wall-clock time of the first publish (the node's clock is this machine's)."""
     name = f"publish-{uuid.uuid4().hex[:8]}"
+    ca_volume, ca_mount = broker_ca_volume()
     command = ["python", "-c", PUBLISH, task, str(count), json.dumps(args or []), queue or ""]
     container = restricted_container(
         "publish",
@@ -89,6 +97,7 @@ def publish(
         mounts=[
             {"name": "routes", "mountPath": "/etc/queueworker/routes", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            ca_mount,
         ],
     )
     pod = {
@@ -103,6 +112,7 @@ def publish(
             "volumes": [
                 {"name": "routes", "configMap": {"name": "queueworker-routes"}},
                 {"name": "tmp", "emptyDir": {}},
+                ca_volume,
             ],
         },
     }

@@ -53,9 +53,12 @@ def test_platform_is_installed(release: Release) -> None:
     sts = cluster.apps.read_namespaced_stateful_set(f"{release.fullname}-redis", ns)
     assert sts.status.ready_replicas == 1
     assert cluster.extensions.read_custom_resource_definition("queueworkers.queueworker.dev")
-    # Redis refuses anyone without the password.
-    answer = exec_in(cluster, ns, release.redis_pod, "redis", ["redis-cli", "ping"])
+    # Redis serves TLS only (the chart's default), and refuses anyone without the password.
+    tls = ["--tls", "--cacert", "/etc/redis/tls/ca.crt"]
+    answer = exec_in(cluster, ns, release.redis_pod, "redis", ["redis-cli", *tls, "ping"])
     assert "NOAUTH" in answer, answer
+    plain = exec_in(cluster, ns, release.redis_pod, "redis", ["timeout", "5", "redis-cli", "ping"])
+    assert "NOAUTH" not in plain and "PONG" not in plain, f"Redis answered in plaintext: {plain}"
     assert (
         redis_cli(cluster, ns, release.redis_pod, "CONFIG", "GET", "maxmemory-policy").split()[-1]
         == "noeviction"

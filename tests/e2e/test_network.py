@@ -10,21 +10,25 @@ import uuid
 
 import pytest
 
-from tests.e2e.cluster import restricted_container, run_to_completion
+from tests.e2e.cluster import broker_ca_volume, restricted_container, run_to_completion
 from tests.e2e.conftest import Release, report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PROBE = """
-import socket, sys, time
+import os, socket, ssl, sys, time
+host, ca = sys.argv[1], sys.argv[2]
+# TLS, verifying Redis's certificate and name, when the broker Secret carries a CA (the chart's default).
+tls = ssl.create_default_context(cafile=ca) if os.path.exists(ca) else None
 # A new pod's address reaches the firewall's sets a moment after it starts: try for 20 s, as clients do.
 deadline, last = time.monotonic() + 20, ""
 while time.monotonic() < deadline:
     try:
-        with socket.create_connection((sys.argv[1], 6379), timeout=3) as conn:
+        with socket.create_connection((host, 6379), timeout=3) as raw:
+            conn = tls.wrap_socket(raw, server_hostname=host) if tls else raw
             conn.settimeout(5)
             conn.sendall(b"PING\\r\\n")
-            print("answer:", conn.recv(64).decode(errors="replace").strip(), flush=True)
+            print("answer:", conn.recv(64).decode(errors="replace").strip(), "tls" if tls else "", flush=True)
             break
     except OSError as exc:
         last = f"{type(exc).__name__} {exc}"
@@ -37,8 +41,10 @@ else:
 def probe(release: Release, labels: dict[str, str]) -> str:
     name = f"netcheck-{uuid.uuid4().hex[:8]}"
     host = f"{release.fullname}-redis.{release.namespace}.svc"
+    volume, mount = broker_ca_volume()
+    command = ["python", "-c", PROBE, host, f"{mount['mountPath']}/ca.crt"]
     container = restricted_container(
-        "probe", f"queueworker/worker:{release.tag}", ["python", "-c", PROBE, host], env=[], mounts=[]
+        "probe", f"queueworker/worker:{release.tag}", command, env=[], mounts=[mount]
     )
     pod = {
         "apiVersion": "v1",
@@ -49,6 +55,7 @@ def probe(release: Release, labels: dict[str, str]) -> str:
             "automountServiceAccountToken": False,
             "containers": [container],
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [volume],
         },
     }
     return run_to_completion(release.cluster, release.namespace, pod).strip()
