@@ -13,7 +13,7 @@ import copy
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +119,33 @@ def first_ready_after(release: Release, name: str, after: float) -> float:
     return readies[0] - after
 
 
+def scale_up_and_back(release: Release, doc: dict[str, Any], scaler: str, diagnose: Callable[[], str]) -> str:
+    """A burst of 80 s of work for one pod on the QueueWorker `doc`: it must scale past one pod and come
+    back to minReplicas; returns the measured reaction times as a line of figures."""
+    name, queue = doc["metadata"]["name"], doc["spec"]["queues"][0]
+    least = doc["spec"]["autoscaling"]["minReplicas"]
+    count = 40 * doc["spec"]["concurrency"]
+    first, drained, peak = burst(release, name, queue, count)
+    assert peak >= 2, f"{scaler} never scaled {name} past {peak} pods for {count * SECONDS:g} task-seconds"
+    up = first_ready_after(release, name, first)
+    wait_for(
+        f"{name} back at minReplicas {least}",
+        lambda: worker_deployment(release, name).spec.replicas == least,
+        timeout=300,
+        diagnose=diagnose,
+    )
+    return (
+        f"first new worker Ready {up:.1f} s after the first publish; peak {peak} pods; drained "
+        f"{drained - first:.1f} s after it; back at {least} {time.time() - drained:.1f} s after the drain"
+    )
+
+
 def test_keda_scales_its_worker_deployment_from_zero_and_back(
     release: Release, queueworker: list[str]
 ) -> None:
     need(release, "keda.sh", "KEDA")
     doc = example("keda.yaml", minReplicas=0, maxReplicas=4, targetWaitSeconds=10, scaleDownDelaySeconds=30)
-    name, queue = doc["metadata"]["name"], doc["spec"]["queues"][0]
+    name = doc["metadata"]["name"]
     apply_queueworker(release, doc)
     queueworker.append(name)
     ns = release.namespace
@@ -142,22 +163,8 @@ def test_keda_scales_its_worker_deployment_from_zero_and_back(
         lambda: worker_deployment(release, name).spec.replicas == 0,
         180,
     )
-    count = 40 * doc["spec"]["concurrency"]  # 80 s of work for one pod
-    first, drained, peak = burst(release, name, queue, count)
-    assert peak >= 2, f"KEDA never scaled {name} past {peak} pods for {count * SECONDS:g} task-seconds"
-    up = first_ready_after(release, name, first)
-    wait_for(
-        f"{name} back at minReplicas 0",
-        lambda: worker_deployment(release, name).spec.replicas == 0,
-        timeout=300,
-        diagnose=lambda: str(scaled_object()),
-    )
-    report(
-        f"\nmode keda (KEDA {keda_version(release)}): first worker Ready {up:.1f} s after the first "
-        f"publish (0 -> 1 by KEDA); peak {peak} pods; "
-        f"drained {drained - first:.1f} s after it; back at 0 {time.time() - drained:.1f} s after the drain "
-        f"(cooldownPeriod 30 s)"
-    )
+    figures = scale_up_and_back(release, doc, "KEDA", lambda: str(scaled_object()))
+    report(f"\nmode keda (KEDA {keda_version(release)}, 0 -> N -> 0, cooldownPeriod 30 s): {figures}")
 
 
 @pytest.fixture
@@ -212,18 +219,5 @@ def test_hpa_scales_on_the_adapters_external_metrics(
 
     wait_for(f"{name}: the HPA reading its External metrics (ScalingActive)", hpa, timeout=120, interval=3)
     wait_for(f"{name} at 1 replica", lambda: worker_deployment(release, name).status.ready_replicas == 1, 180)
-    count = 40 * doc["spec"]["concurrency"]  # 80 s of work for one pod
-    first, drained, peak = burst(release, name, queue, count)
-    assert peak >= 2, f"the HPA never scaled {name} past {peak} pods for {count * SECONDS:g} task-seconds"
-    up = first_ready_after(release, name, first)
-    wait_for(
-        f"{name} back at minReplicas 1",
-        lambda: worker_deployment(release, name).spec.replicas == 1,
-        timeout=300,
-        diagnose=lambda: str(hpa()),
-    )
-    report(
-        f"mode hpa (prometheus-adapter): first new worker Ready {up:.1f} s after the first publish "
-        f"(1 -> N by the HPA); peak {peak} pods; drained {drained - first:.1f} s after it; back at 1 "
-        f"{time.time() - drained:.1f} s after the drain (stabilization window 30 s)"
-    )
+    figures = scale_up_and_back(release, doc, "the HPA", lambda: str(hpa()))
+    report(f"mode hpa (prometheus-adapter, 1 -> N -> 1, stabilization window 30 s): {figures}")
