@@ -3,7 +3,7 @@ the operator's) beside the first for the whole window, the first's pod and then 
 the lock changes hands. The schedule's queue has no workers (mode off, 0 replicas), so every message a
 beat sent stays there with its publish stamp: no two may be closer than a fraction of the interval, and
 the logs show the ticks sent by more than one beat pod in turn. The queued messages also make this
-QueueWorker orphaned, which test_metrics then finds firing as an alert."""
+QueueWorker orphaned, which test_monitoring then finds firing as an alert."""
 
 from __future__ import annotations
 
