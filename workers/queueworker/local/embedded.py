@@ -44,6 +44,35 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
+def data_config(directory: Path, port: int, secret: str) -> list[str]:
+    """A data node's configuration: loopback only, the AOF fsynced every second, no eviction, and the
+    password required (the embedded server and each node of local sentinel mode)."""
+    return [
+        f"port {port}",
+        f"bind {HOST}",
+        "protected-mode yes",
+        f'dir "{directory}"',
+        'logfile "valkey.log"',
+        "appendonly yes",
+        "appendfsync everysec",
+        'appenddirname "appendonly"',
+        'save ""',
+        "maxmemory-policy noeviction",
+        f'requirepass "{secret}"',
+    ]
+
+
+def write_config(path: Path, lines: list[str]) -> Path:
+    """`lines` as a configuration file readable by its owner only (it holds the password), written anew
+    (a sentinel rewrites its file: each start begins from ours)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 class EmbeddedRedis:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -52,25 +81,7 @@ class EmbeddedRedis:
         self.endpoint: state.RedisEndpoint | None = None
 
     def _config(self, port: int, secret: str) -> Path:
-        conf = self.dir / "valkey.conf"
-        lines = [
-            f"port {port}",
-            f"bind {HOST}",
-            "protected-mode yes",
-            f'dir "{self.dir}"',
-            "daemonize no",
-            'logfile "valkey.log"',
-            "appendonly yes",
-            "appendfsync everysec",
-            'appenddirname "appendonly"',
-            'save ""',
-            "maxmemory-policy noeviction",
-            f'requirepass "{secret}"',
-        ]
-        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        return conf
+        return write_config(self.dir / "valkey.conf", [*data_config(self.dir, port, secret), "daemonize no"])
 
     def start(self, env: dict[str, str], timeout: float = 20.0) -> state.RedisEndpoint:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,14 @@ from urllib.parse import quote
 import redis
 
 from queueworker.local import state
-from queueworker.local.embedded import HOST, EmbeddedRedisError, free_port, server_binary
+from queueworker.local.embedded import (
+    HOST,
+    EmbeddedRedisError,
+    data_config,
+    free_port,
+    server_binary,
+    write_config,
+)
 from queueworker.local.procs import spawn
 
 MASTER = "qw"
@@ -69,15 +76,6 @@ def sentinel_password(root: Path) -> str:
     return secret
 
 
-def _write(path: Path, lines: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # a sentinel rewrites its file: start from ours each time
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
 class EmbeddedSentinel:
     """The five processes; the same interface as EmbeddedRedis for the runner (pids, exited, stop)."""
 
@@ -90,26 +88,13 @@ class EmbeddedSentinel:
         self.env: dict[str, str] = {}
 
     def _node(self, directory: Path, port: int, secret: str, primary: int | None) -> Path:
-        lines = [
-            f"port {port}",
-            f"bind {HOST}",
-            "protected-mode yes",
-            f'dir "{directory}"',
-            'logfile "valkey.log"',
-            "appendonly yes",
-            "appendfsync everysec",
-            'appenddirname "appendonly"',
-            'save ""',
-            "maxmemory-policy noeviction",
-            f'requirepass "{secret}"',
-            f'masterauth "{secret}"',
-        ]
+        lines = [*data_config(directory, port, secret), f'masterauth "{secret}"']
         if primary is not None:
             lines.append(f"replicaof {HOST} {primary}")
-        return _write(directory / "valkey.conf", lines)
+        return write_config(directory / "valkey.conf", lines)
 
     def _sentinel(self, directory: Path, port: int, primary: int, secret: str, own: str) -> Path:
-        return _write(
+        return write_config(
             directory / "sentinel.conf",
             [
                 f"port {port}",
