@@ -115,6 +115,12 @@ class Autoscaler:
     async def tick(self) -> None:
         qws = self.specs.all()
         now = time.monotonic()
+        with metrics.AUTOSCALER_TICK.time():
+            await self._tick(qws, now)
+        self.last_tick = time.time()
+        self.ticks += 1
+
+    async def _tick(self, qws: list[QueueWorker], now: float) -> None:
         try:
             self.namespaces.update(self.specs.namespaces())
             stats = await asyncio.to_thread(self._read, qws, set(self.namespaces))
@@ -144,8 +150,6 @@ class Autoscaler:
             if key not in live:
                 del self.starts[key]
                 self.listed_ready.pop(key, None)
-        self.last_tick = time.time()
-        self.ticks += 1
 
     async def handle(self, qw: QueueWorker, reading: Reading, now: float) -> None:
         key = (qw.namespace, qw.name)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,12 @@ REPLICAS_READY = Gauge(
     "queueworker_replicas_ready",
     "Ready worker replicas per QueueWorker.",
     ["namespace", "queueworker"],
+    registry=REGISTRY,
+)
+AUTOSCALER_TICK = Histogram(
+    "queueworker_autoscaler_tick_seconds",
+    "Seconds one autoscaler tick took over every QueueWorker (broker probe, decisions, scale writes).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
     registry=REGISTRY,
 )
 
