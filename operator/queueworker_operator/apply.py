@@ -104,6 +104,25 @@ async def drifted(cluster: Cluster, obj: Mapping[str, Any], autoscaled: bool = F
     return fields.legacy(live) or not fields.contains(live, obj)
 
 
+async def unchanged(cluster: Cluster, settings: Settings, body: Mapping[str, Any], qw: QueueWorker) -> bool:
+    """Nothing to write: the status is of this generation and reports no failed apply, its spec is
+    recorded as the last valid one, and the cache holds every child as desired (then the other modes'
+    autoscalers were removed when this generation was applied)."""
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    if status.get("observedGeneration") != meta.get("generation"):
+        return False
+    failures = ("ApplyFailed", "NameConflict")
+    if any(c.get("reason") in failures for c in status.get("conditions") or [] if isinstance(c, dict)):
+        return False
+    if (meta.get("annotations") or {}).get(LAST_VALID) != spec_text(body.get("spec")):
+        return False
+    autoscaled = qw.spec.autoscaling.mode != "off"
+    for obj in builders.queueworker_objects(qw, settings):
+        if obj["kind"] not in cluster.children or await drifted(cluster, obj, autoscaled):
+            return False
+    return True
+
+
 async def remove_other_scalers(cluster: Cluster, qw: QueueWorker) -> None:
     """Delete the autoscaler objects of the modes the QueueWorker is not in (once per mode and run; an
     HPA only when the cache holds one)."""
@@ -122,10 +141,30 @@ async def remove_other_scalers(cluster: Cluster, qw: QueueWorker) -> None:
 
 
 async def reconcile(
-    specs: Specs, cluster: Cluster, settings: Settings, body: Mapping[str, Any], *, quiet: bool = False
+    specs: Specs,
+    cluster: Cluster,
+    settings: Settings,
+    body: Mapping[str, Any],
+    *,
+    quiet: bool = False,
+    patch: kopf.Patch | None = None,
 ) -> None:
     """Make the QueueWorker's objects match its spec. `quiet` (the drift timer): no error for invalid
-    specs, which were already reported."""
+    specs, which were already reported. `patch`: kopf's patch of this body, which then carries the
+    last-valid-spec annotation with kopf's own (one write fewer). At most Cluster.applying at once."""
+    async with cluster.applying:
+        await _reconcile(specs, cluster, settings, body, quiet=quiet, patch=patch)
+
+
+async def _reconcile(
+    specs: Specs,
+    cluster: Cluster,
+    settings: Settings,
+    body: Mapping[str, Any],
+    *,
+    quiet: bool,
+    patch: kopf.Patch | None,
+) -> None:
     meta = body.get("metadata", {})
     namespace, name = meta["namespace"], meta["name"]
     cluster.status.seed(namespace, name, meta.get("uid"), body.get("status"))
@@ -137,6 +176,10 @@ async def reconcile(
         if quiet:
             return
         raise kopf.PermanentError(report.invalid_message(exc)) from None
+    if await unchanged(cluster, settings, body, qw):  # a resumed operator's common case: write nothing
+        metrics.reconciled("ok")
+        cluster.request_namespace(namespace, forced=False)
+        return
     autoscaled = qw.spec.autoscaling.mode != "off"
     try:
         results = [
@@ -161,7 +204,10 @@ async def reconcile(
     metrics.reconciled("ok")
     recorded = spec_text(body.get("spec"))
     if (meta.get("annotations") or {}).get(LAST_VALID) != recorded:
-        await cluster.kube.annotate(API_VERSION, PLURAL, namespace, name, {LAST_VALID: recorded})
+        if patch is not None:
+            patch.meta.annotations[LAST_VALID] = recorded
+        else:
+            await cluster.kube.annotate(API_VERSION, PLURAL, namespace, name, {LAST_VALID: recorded})
     cluster.request_namespace(namespace)
     await report.applied(cluster, body, qw, results, quiet)
 

@@ -89,6 +89,10 @@ class NamespaceSync:
                             future.set_result(None)
 
 
+#: See Cluster.applying: well under the client's 32 connections, which status and the autoscaler share.
+APPLY_CONCURRENCY = 16
+
+
 @dataclass
 class Observed:
     """A worker Deployment as last seen: what the autoscaler scales from and status reports."""
@@ -111,6 +115,10 @@ class Cluster:
     namespaces: NamespaceSync | None = None
     #: (namespace, name, mode) whose other modes' autoscaler objects are known to be gone.
     scalers_removed: set[tuple[str, str, str]] = field(default_factory=set)
+    #: QueueWorkers applied at once. kopf runs a handler per object with no bound, so 1,000 created
+    #: together would otherwise queue thousands of requests behind the client's connections, where
+    #: they time out and are retried (apply.reconcile).
+    applying: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(APPLY_CONCURRENCY))
 
     def cached(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """The live object of `obj`'s kind and name as the watch last saw it (slim: see fields.slim)."""

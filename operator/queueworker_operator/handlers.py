@@ -168,10 +168,10 @@ def child_hpas(*, namespace: str | None, name: str | None, body: kopf.Body, **_:
 @kopf.on.resume(*QW)
 @kopf.on.create(*QW)
 @kopf.on.update(*QW, field="spec")
-async def reconcile_queueworker(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile_queueworker(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     op: Operator = memo["state"]
     op.specs.ready.set()
-    await apply.reconcile(op.specs, op.cluster, op.settings, body)
+    await apply.reconcile(op.specs, op.cluster, op.settings, body, patch=patch)
 
 
 @kopf.on.delete(*QW)
