@@ -7,6 +7,8 @@
                                     metrics-server: hack.cluster.ecosystem), unless --no-addons
     python -m hack.cluster external-metrics keda|adapter
                                     which add-on serves external.metrics.k8s.io (one per cluster)
+    python -m hack.cluster restart-apiserver
+                                    stop kube-apiserver and start it again (the e2e suite's watch test)
     python -m hack.cluster images   (re)build the images and load them into the node's containerd
     python -m hack.cluster down     stop everything and remove the cluster's state (images stay cached)
     python -m hack.cluster env      print the exports of KUBECONFIG and of a PATH with kubectl and helm
@@ -200,7 +202,9 @@ def down() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "images", "env", "external-metrics"])
+    parser.add_argument(
+        "command", choices=["up", "down", "images", "env", "external-metrics", "restart-apiserver"]
+    )
     parser.add_argument("provider", nargs="?", choices=["keda", "adapter"], help="with external-metrics")
     parser.add_argument(
         "--no-addons",
@@ -218,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("external-metrics takes keda or adapter")
         plane, _ = make(binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin")
         ecosystem.external_metrics(plane, args.provider)
+        return 0
+    if args.command == "restart-apiserver":  # what the e2e suite does to prove that watches recover
+        plane, _ = make(binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin")
+        print(
+            f"kube-apiserver restarted: ready again after {plane.restart_apiserver():.1f} s", file=sys.stderr
+        )
         return 0
     if args.command == "images":
         return images(args.tag)

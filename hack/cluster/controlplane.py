@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,14 @@ current-context: {context}
             ],
         )
         procs.wait("etcd and kube-apiserver", self.ready, timeout, self.diagnose)
+
+    def restart_apiserver(self, timeout: float = 90.0) -> float:
+        """Stop kube-apiserver and start it again as it was (etcd keeps running); the seconds until it
+        answers /readyz again."""
+        started = time.monotonic()
+        self.procs["kube-apiserver"] = procs.restart(self.state, "kube-apiserver")
+        procs.wait("kube-apiserver", self.ready, timeout, self.diagnose)
+        return time.monotonic() - started
 
     def _context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))

@@ -4,6 +4,7 @@ recorded so that another command (`cluster down`) or a test's teardown can stop 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,20 @@ def start(
         )
     (state / "pids").mkdir(exist_ok=True)
     (state / "pids" / name).write_text(str(proc.pid))
+    (state / "argv").mkdir(exist_ok=True)  # what `restart` starts again
+    (state / "argv" / name).write_text(json.dumps({"argv": list(argv), "env": dict(env or {})}))
     return proc
+
+
+def restart(state: Path, name: str) -> subprocess.Popen[bytes]:
+    """Stop the recorded process `name` (SIGTERM, as a restart by its supervisor would) and start it
+    again with the arguments and environment it was started with."""
+    recorded = state / "argv" / name
+    if not recorded.exists():
+        raise SystemExit(f"no {name} was started from {state}: is the cluster up?")
+    saved = json.loads(recorded.read_text())
+    stop(state, [name])
+    return start(state, name, saved["argv"], saved["env"])
 
 
 def log_tail(state: Path, name: str, lines: int = 30) -> str:
