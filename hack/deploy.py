@@ -145,6 +145,31 @@ def uninstall(context: str, namespace: str, release: str, timeout: int = 300) ->
         raise RuntimeError(f"helm uninstall {release} failed: {out.stderr}")
 
 
+def image_ids(tag: str) -> dict[str, Any]:
+    """Pod annotations naming the built images' IDs: a rebuilt image under the same tag (never pulled)
+    then rolls the operator and exporter pods on the next `make deploy`."""
+
+    def image_id(name: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Id}}", f"queueworker/{name}:{tag}"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip().removeprefix("sha256:")[:40] if out.returncode == 0 else None
+
+    values: dict[str, Any] = {}
+    for part, image in (("operator", "operator"), ("exporter", "worker")):
+        found = image_id(image)
+        if found:
+            values[part] = {"podAnnotations": {"queueworker.dev/image-id": found}}
+    return values
+
+
 def pick_context(wanted: str | None) -> tuple[str, set[str]]:
     """`wanted`, else the local cluster, else kind: the first that answers, with its API groups."""
     for context in [wanted] if wanted else [LOCAL_CONTEXT, KIND_CONTEXT]:
@@ -199,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     context, groups = pick_context(args.context)
-    values = platform_values(context, args.tag, groups)
+    values = merge(platform_values(context, args.tag, groups), image_ids(args.tag))
     on = [
         name
         for name, group in (("monitoring", "monitoring.coreos.com"), ("keda", "keda.sh"))
