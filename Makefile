@@ -52,6 +52,9 @@ test: venv lint typecheck k8s-bin pytest  ## ruff, mypy and the whole suite, the
 bench: venv  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench
 
+bench-scale: venv  ## the operator with 1,000 QueueWorkers on the local cluster (root; make cluster-up deploy first): one RESULT line
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
+
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .qw bench/out
 

@@ -78,6 +78,13 @@ class Api:
         text = response.data.decode()
         return response.status, (json.loads(text) if text else None)
 
+    def text(self, path: str) -> str:
+        """A GET whose answer is not JSON (a proxied /metrics, a log), as text."""
+        response = self._http.request("GET", self.server + path, timeout=30.0)
+        if response.status >= 300:
+            raise ApiError(response.status, "GET", path, response.data.decode(errors="replace"))
+        return str(response.data.decode())
+
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         status, answer = self.request(method, path, body, **kwargs)
         if status >= 300:
