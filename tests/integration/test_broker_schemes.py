@@ -118,3 +118,30 @@ def test_a_standalone_redis_without_replicas_publishes_without_waiting(
         app.send_task("qwtasks.record", args=[f"s{i}"], queue="standalone")
     assert redis_client.llen("standalone") == 20
     assert "cmdstat_wait" not in redis_client.info("commandstats"), "no WAIT without replicas"
+
+
+def test_a_primary_refusing_writes_during_a_failover_is_a_lost_connection(
+    tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A primary that has too few replicas for `min-replicas-to-write` (the chart's sentinel mode sets 1)
+    answers NOREPLICAS for a moment after a failover. The platform's clients take it for a lost connection
+    (which Celery, kombu and the publish retry recover from), never for an error that stops a worker."""
+    with SentinelCluster(tls=tls, down_after_ms=60000) as cluster:
+        for key, value in cluster.env.items():
+            monkeypatch.setenv(key, value)
+        primary = cluster.primary()
+        primary.client().config_set("min-replicas-to-write", 1)
+        for replica in cluster.replicas():
+            replica.stop(kill=True)
+        cluster.wait_replicas(primary, 0)
+        client = connect(cluster.url)
+        with pytest.raises(redis.exceptions.ConnectionError, match="NOREPLICAS") as info:
+            client.set("refused", "1")
+        assert cluster.password not in str(info.value)
+        assert client.get("refused") is None, "reads still work"
+        monkeypatch.setenv("QUEUEWORKER_BROKER_URL", cluster.url)
+        app = make_app("refused-producer")
+        with app.connection_for_write() as conn:
+            channel_client = conn.default_channel.client
+            with pytest.raises(redis.exceptions.ConnectionError, match="NOREPLICAS"):
+                channel_client.lpush("refused", "1")

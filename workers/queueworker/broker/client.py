@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel
 
+from queueworker.broker import failover
 from queueworker.broker.url import Broker, parse, sentinel_kwargs
 
 
@@ -49,7 +50,7 @@ def connect(
         data["ssl"] = True
         data.update(broker.ssl_options())
     sentinel = Sentinel(list(broker.hosts), sentinel_kwargs=sentinel_kwargs(broker, **socket), **data)
-    return sentinel.master_for(broker.master, redis_class=redis.Redis)
+    return failover.master_for(sentinel, broker.master, tls=broker.tls)
 
 
 def replicas(client: redis.Redis) -> int:

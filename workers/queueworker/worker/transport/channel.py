@@ -22,6 +22,7 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 from redis.sentinel import Sentinel
 
+from queueworker.broker import failover
 from queueworker.broker.keys import HELD_HASH, alive_key
 from queueworker.worker import fetch, fetch_lua
 from queueworker.worker.lease import LEASE
@@ -90,7 +91,12 @@ class Channel(kombu_redis.SentinelChannel):
         else:
             self._sentinel_manager = manager
         auth = {k: params[k] for k in ("username", "password") if k in params}
-        return manager.master_for(str(getattr(self, "master_name", "")), redis.Redis, **auth).connection_pool
+        given = params.get("connection_class")
+        tls = (isinstance(given, type) and issubclass(given, redis.connection.SSLConnection)) or any(
+            k == "ssl" or k.startswith("ssl_") for k in params
+        )
+        master = failover.master_for(manager, str(getattr(self, "master_name", "")), tls, **auth)
+        return master.connection_pool
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         if getattr(self.connection, "client", None) is None:
