@@ -26,8 +26,8 @@ from tests.support import control_plane
 from tests.support.kubeapi import DEPLOYMENTS, Api
 from tests.support.tcp_proxy import TcpProxy
 
-#: The operator's watch timeout in these tests (QUEUEWORKER_WATCH_TIMEOUT, 30 s by default).
-WATCH_TIMEOUT = 10
+#: The operator's API timeout in these tests (QUEUEWORKER_API_TIMEOUT, 30 s by default), its watches' too.
+API_TIMEOUT = 10
 #: How long a QueueWorker may wait to be reconciled after the fault: a liveness bound, not a measure.
 DEADLINE = 90.0
 #: How long the proxy turns new connections away after a cut (an API server restarting).
@@ -63,7 +63,7 @@ def proxy(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(direct.replace(kube_server.plane.server, f"https://127.0.0.1:{proxy.port}"))
     operator_env["KUBECONFIG"] = str(kubeconfig)
-    operator_env["QUEUEWORKER_WATCH_TIMEOUT"] = str(WATCH_TIMEOUT)
+    operator_env["QUEUEWORKER_API_TIMEOUT"] = str(API_TIMEOUT)
     yield proxy
     proxy.stop()
 

@@ -7,9 +7,9 @@ import pytest
 from queueworker.settings import ConfigError, Settings
 
 
-def test_the_watch_timeout_is_whole_seconds_and_at_least_ten() -> None:
-    assert Settings.from_env({}).watch_timeout == 30
-    assert Settings.from_env({"QUEUEWORKER_WATCH_TIMEOUT": "12"}).watch_timeout == 12
-    for bad in ("9", "12.5"):  # the API server takes only whole seconds in a watch's timeoutSeconds
-        with pytest.raises(ConfigError, match="QUEUEWORKER_WATCH_TIMEOUT"):
-            Settings.from_env({"QUEUEWORKER_WATCH_TIMEOUT": bad})
+def test_the_api_timeout_is_whole_seconds_and_at_least_ten() -> None:
+    assert Settings.from_env({}).api_timeout == 30
+    assert Settings.from_env({"QUEUEWORKER_API_TIMEOUT": "12"}).api_timeout == 12
+    for bad in ("9", "12.5"):  # a watch's timeoutSeconds takes whole seconds only
+        with pytest.raises(ConfigError, match="QUEUEWORKER_API_TIMEOUT"):
+            Settings.from_env({"QUEUEWORKER_API_TIMEOUT": bad})
