@@ -166,6 +166,11 @@ class SentinelCluster:
         primary.dir.mkdir(parents=True, exist_ok=True)
         primary.start()
         self.nodes.append(primary)
+        # A primary waits repl-diskless-sync-delay (5 s) for more replicas before a full sync: not while
+        # the cluster is first set up. The value is put back once they are online (failovers keep it).
+        admin = primary.client()
+        delay = admin.config_get("repl-diskless-sync-delay")["repl-diskless-sync-delay"]
+        admin.config_set("repl-diskless-sync-delay", 0)
         for i in range(self.replica_count):
             replica = RedisServer(
                 password=self.password,
@@ -178,6 +183,8 @@ class SentinelCluster:
             replica.start()
             self.nodes.append(replica)
         self.wait_replicas(primary, self.replica_count)
+        admin.config_set("repl-diskless-sync-delay", delay)
+        admin.close()
         for i in range(self.sentinel_count):
             self.sentinels.append(Sentinel(self.dir / f"sentinel{i}", primary.port, self).start())
         self.wait_sentinels_agree()
