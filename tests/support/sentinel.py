@@ -169,7 +169,7 @@ class SentinelCluster:
         # A primary waits repl-diskless-sync-delay (5 s) for more replicas before a full sync: not while
         # the cluster is first set up. The value is put back once they are online (failovers keep it).
         admin = primary.client()
-        delay = admin.config_get("repl-diskless-sync-delay")["repl-diskless-sync-delay"]
+        delay = str(admin.config_get("repl-diskless-sync-delay")["repl-diskless-sync-delay"])
         admin.config_set("repl-diskless-sync-delay", 0)
         for i in range(self.replica_count):
             replica = RedisServer(
