@@ -67,12 +67,27 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
         config = Settings.from_env()
     except ConfigError as exc:  # the operator cannot run: exit with the message (never a URL: settings.py)
         raise kopf.PermanentError(f"invalid operator configuration: {exc}") from None
-    settings.watching.server_timeout = 270  # stalled watch streams are a known kopf failure: bound them
-    settings.watching.client_timeout = 300
-    settings.watching.connect_timeout = 30
+    # Watches that recover. kopf lists each watched resource once, then re-watches from the last
+    # resourceVersion after every stream end (bookmarks keep it current: the API server sends one 2 s
+    # before it ends a watch when it moved): a re-list happens only after a 410 (an API server restart).
+    # A stream that dies silently (open, delivering nothing: kopf#1276) is given up api_timeout (30 s)
+    # after it was opened and the next opens from where it stood, with no re-list. The API server ends a
+    # live one 5 s sooner, so only a dead one hits the client timeout. The next may land on a pooled
+    # keep-alive connection that died with it, but aiohttp reuses one only while idle under 15 s: so
+    # only after a first timeout within 15 s, and the second ends within 47 s. Under 60 s either way;
+    # the cost is one watch request (a read) per watched resource every 25 s.
+    settings.watching.server_timeout = config.api_timeout - 5  # an int: the API server takes no "25.0"
+    settings.watching.client_timeout = config.api_timeout
+    settings.watching.inactivity_timeout = config.api_timeout  # the same bound (kopf's default: 70 s)
+    settings.watching.connect_timeout = 10
     settings.watching.reconnect_backoff = 1.0
-    settings.networking.request_timeout = 60
-    settings.networking.connect_timeout = 15
+    # While the API server is down (a restart), requests retry at most 10 s apart for 55 s: a stream
+    # resumes within 10 s of its return; the watch retries again after that, a handler later.
+    settings.networking.error_backoffs = (1, 2, 4, 8, 10, 10, 10, 10)
+    # A request sent on a pooled connection that died silently (one idle under 15 s) fails after 30 s,
+    # kopf's and kube.py's alike; a handler is then retried apply.RETRY_DELAY (10 s) later: within 55 s.
+    settings.networking.request_timeout = config.api_timeout
+    settings.networking.connect_timeout = 10
     settings.posting.enabled = False  # our Events are posted explicitly, never from log lines
     settings.persistence.finalizer = "queueworker.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="queueworker.dev")
@@ -83,7 +98,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
     info = kube.connection_info()
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: no service account and no kubeconfig")
-    client = kube.Kube(info)
+    client = kube.Kube(info, timeout=config.api_timeout)
     specs = Specs()
     specs.index = kwargs["qw_index"]
     children = {

@@ -101,8 +101,9 @@ def test_a_sentinel_publish_waits_for_a_replica_and_says_so_when_none_confirms(
             app.send_task("qwtasks.record", args=["lonely"], queue="durable")
         assert "QUEUEWORKER_PUBLISH_RETRY_SECONDS=2" in str(info.value)
         assert cluster.password not in str(info.value)
-        replica.start()
-        cluster.wait_replicas(cluster.primary(), 1)
+        with cluster.syncing_at_once(cluster.primary()):
+            replica.start()
+            cluster.wait_replicas(cluster.primary(), 1)
         app.send_task("qwtasks.record", args=["again"], queue="durable")
         assert replica.client().llen("durable") >= 2
 

@@ -234,7 +234,8 @@ class Failover:
     def settle(self, timeout: float = 60.0) -> None:
         """Until every node is back in its role and the sentinels agree (the next round starts clean)."""
         primary = self.cluster.primary()
-        self.cluster.wait_replicas(primary, 2, timeout=timeout)
+        with self.cluster.syncing_at_once(primary):  # a rejoining node's full sync: not part of the fault
+            self.cluster.wait_replicas(primary, 2, timeout=timeout)
         self.cluster.wait_sentinels_agree(timeout=timeout)
 
     # -- a round --------------------------------------------------------------------------------------

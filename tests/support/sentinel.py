@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +178,26 @@ class SentinelCluster:
             replica.dir.mkdir(parents=True, exist_ok=True)
             replica.start()
             self.nodes.append(replica)
-        self.wait_replicas(primary, self.replica_count)
+        with self.syncing_at_once(primary):
+            self.wait_replicas(primary, self.replica_count)
         for i in range(self.sentinel_count):
             self.sentinels.append(Sentinel(self.dir / f"sentinel{i}", primary.port, self).start())
         self.wait_sentinels_agree()
         return self
+
+    @contextlib.contextmanager
+    def syncing_at_once(self, primary: RedisServer) -> Iterator[None]:
+        """A primary waits repl-diskless-sync-delay (5 s) for more replicas before a full sync: not within
+        this block (setting up, or settling between faults); the value is put back after it, so a fault
+        meets the delay a real primary has."""
+        admin = primary.client()
+        try:
+            delay = str(admin.config_get("repl-diskless-sync-delay")["repl-diskless-sync-delay"])
+            admin.config_set("repl-diskless-sync-delay", 0)
+            yield
+            admin.config_set("repl-diskless-sync-delay", delay)
+        finally:
+            admin.close()
 
     def wait_replicas(self, node: RedisServer, count: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

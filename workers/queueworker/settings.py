@@ -32,6 +32,11 @@ class Settings:
     autoscale_interval: float = 5.0
     #: QUEUEWORKER_DRIFT_INTERVAL: seconds between drift-correcting re-applies.
     drift_interval: float = 60.0
+    #: QUEUEWORKER_API_TIMEOUT: seconds the operator waits on one API request before it gives up and
+    #: retries. A watch request too: the API server ends a live one 5 s sooner, so only one that died
+    #: silently hits it, and the next resumes from the last resourceVersion (no re-list). The cost is one
+    #: watch request per watched resource every API_TIMEOUT - 5 seconds. Whole seconds, at least 10.
+    api_timeout: int = 30
     #: QUEUEWORKER_PROMETHEUS_URL: where KEDA's prometheus trigger queries (mode keda).
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     #: QUEUEWORKER_WORKER_METRICS_PORT: the port worker pods serve task metrics on.
@@ -80,6 +85,8 @@ class Settings:
             problems.append("QUEUEWORKER_AUTOSCALE_INTERVAL: must be > 0 seconds")
         if settings.drift_interval <= 0:
             problems.append("QUEUEWORKER_DRIFT_INTERVAL: must be > 0 seconds")
+        if settings.api_timeout < 10:
+            problems.append("QUEUEWORKER_API_TIMEOUT: must be >= 10 seconds")
         if settings.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
             problems.append("QUEUEWORKER_IMAGE_PULL_POLICY: must be one of Always, IfNotPresent, Never")
         if problems:

@@ -89,6 +89,8 @@ class EmbeddedSentinel:
 
     def _node(self, directory: Path, port: int, secret: str, primary: int | None) -> Path:
         lines = [*data_config(directory, port, secret), f'masterauth "{secret}"']
+        # One replica: a primary has no other to wait for (5 s by default) before a full sync to it.
+        lines.append("repl-diskless-sync-delay 0")
         if primary is not None:
             lines.append(f"replicaof {HOST} {primary}")
         return write_config(directory / "valkey.conf", lines)
