@@ -8,6 +8,8 @@ route each) and measures:
   `status.observedGeneration` is its generation and its worker Deployment exists;
 - settled: seconds from then until the operator has written nothing for 30 s (its first status
   reports and autoscaler ticks over the new QueueWorkers);
+- the operator's CPU seconds over creation, convergence and idle (with its CPU limit, printed, this
+  bounds how fast it can converge);
 - the operator's resident memory (its process, sampled every 0.5 s): steady (the median while idle) and
   peak (over create, converge and idle);
 - the operator's API requests per minute while nothing changes, reads and writes, from the audit log;
@@ -147,9 +149,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if any(api.read(NAMESPACES, None, ns) for ns in spaces):
         raise SystemExit(f"namespaces {spaces[0]}.. exist (an earlier run?): delete them first")
     restarted = restarts(api, release_ns)
+    limits = (pod["spec"]["containers"][0].get("resources") or {}).get("limits") or {}
     memory = Memory(pid)
     cpu_before = cpu_seconds(pid) or 0.0
     figures: dict[str, Any] = {"queueworkers": n, "namespaces": len(spaces)}
+    figures |= {
+        "operator_cpu_limit": limits.get("cpu", "none"),
+        "operator_memory_limit": limits.get("memory", "none"),
+    }
     try:
         for ns in spaces:
             api.create(NAMESPACES, namespace(ns))
