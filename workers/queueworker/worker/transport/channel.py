@@ -3,7 +3,10 @@
 - the atomic fetch (worker/fetch.py): one Redis script pops and records; `BLMOVE` waits when empty;
 - the malformed-message guard (guard.py): an item kombu cannot read is dropped, kept and counted;
 - durable publishes (durable.py): LPUSH and WAIT (or WAITAOF) in one round trip when the broker has
-  replicas;
+  replicas, batched publishes (kombu's Producer.batch) included: they are sent one by one then. Every
+  publish of a make_app app (apply_async, delay, retry, send_task, groups and chords, beat, a kombu Producer
+  on the app's connection) ends in `_put`. Fanout (`_put_fanout`: PUBLISH, Celery's broadcast and remote
+  control) is pub/sub: Redis keeps nothing of it, so no replica could hold it, and it is not confirmed;
 - sentinel mode: the connection pool asks the sentinels for the primary at every (re)connection (kombu's
   SentinelChannel), so a worker whose connection dropped finds the new primary;
 - a pub/sub read that never blocks, and a released connection that raises a connection error (which
@@ -109,14 +112,15 @@ class Channel(kombu_redis.SentinelChannel):
 
     # -- publish --------------------------------------------------------------------------------------
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
-        if kwargs.get("_publish_batch") is not None:
-            super()._put(queue, message, **kwargs)
-            return
         with self.conn_or_acquire() as client:
             durability = self.qw_durability
             if not durability.wanted(client):
                 super()._put(queue, message, **kwargs)
                 return
+            # Confirmed now, in this round trip. A batch (kombu's Producer.batch) would send the writes after
+            # publish() returned, past any confirmation: while publishes are confirmed, a batched one is sent
+            # at once like any other.
+            kwargs.pop("_publish_batch", None)
             key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
             pipe = client.pipeline(transaction=False)
             pipe.lpush(key, dumps(message))
