@@ -24,7 +24,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """Start/stop a real redis-server. Options map to redis.conf directives."""
+    """Start/stop a real redis-server (or another `binary` that speaks its options: valkey-server).
+    Options map to redis.conf directives."""
 
     def __init__(
         self,
@@ -32,14 +33,16 @@ class RedisServer:
         password: str | None = None,
         workdir: Path | None = None,
         tls: TlsFiles | None = None,
+        binary: str = "redis-server",
         **options: str,
     ) -> None:
-        if shutil.which("redis-server") is None:
+        if binary == "redis-server" and shutil.which(binary) is None:
             raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
         self.port = port or free_port()
         self.password = password
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="qw-redis-"))
         self.tls = tls
+        self.binary = binary
         self.options = {"save": "", "appendonly": "no", **options}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -80,7 +83,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [
-            "redis-server",
+            self.binary,
             *self.tls_args(),
             "--bind",
             "127.0.0.1",

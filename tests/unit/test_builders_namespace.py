@@ -137,7 +137,7 @@ def test_beat_deployment() -> None:
         "queueworker.beat.app:app",
         "beat",
         "--scheduler",
-        "redbeat.RedBeatScheduler",
+        "queueworker.beat.scheduler:Scheduler",
         "--loglevel",
         "INFO",
     ]

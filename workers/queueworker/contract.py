@@ -48,9 +48,10 @@ def worker_args(qw: QueueWorker, hostname: str, log_level: str = "INFO") -> list
     return args
 
 
-#: The beat process's app (celery-redbeat's scheduler is also set there) and scheduler.
+#: The beat process's app (its scheduler is also set there) and scheduler: celery-redbeat's, surviving a
+#: broker failover (queueworker.beat.scheduler).
 BEAT_APP = "queueworker.beat.app:app"
-BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+BEAT_SCHEDULER = "queueworker.beat.scheduler:Scheduler"
 
 
 def beat_args(log_level: str = "INFO") -> list[str]:

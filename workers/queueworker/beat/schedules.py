@@ -1,7 +1,7 @@
 """Beat schedule entries in celery-redbeat's Redis store, synced from QueueWorker `schedules`.
 
-One beat process (queueworker.beat.app, `celery beat -S redbeat.RedBeatScheduler`) fires every entry; a
-Redis lock (redbeat) keeps a second beat from firing too. The operator and local mode call
+One beat process (queueworker.beat.app, `celery beat -S queueworker.beat.scheduler:Scheduler`) fires every
+entry; a Redis lock (redbeat's key) keeps a second beat from firing too. The operator and local mode call
 `sync_schedules` with the desired entries of every QueueWorker they own; it creates, changes and deletes
 only entries whose names start with the owner prefix (`qw/{namespace}/`, or `qw/` for everything the
 platform owns), writes nothing when an entry is unchanged, and keeps an entry's last run time when its

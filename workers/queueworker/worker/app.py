@@ -90,6 +90,8 @@ def broker_transport_options(settings: WorkerSettings) -> dict[str, Any]:
         # Acknowledged means durable (worker/transport/durable.py).
         "qw_min_replicas": settings.publish_min_replicas,
         "qw_wait_timeout": settings.publish_wait_timeout,
+        "qw_waitaof": settings.publish_waitaof,
+        "qw_waitaof_timeout": settings.publish_waitaof_timeout,
     }
 
 

@@ -35,7 +35,7 @@ import weakref
 from typing import Any
 
 import redis
-from celery import Celery, bootsteps, signals
+from celery import bootsteps, signals
 
 from queueworker.worker import fetch_lua
 from queueworker.worker.lease import LEASE
@@ -100,8 +100,9 @@ def enabled() -> bool:
     return current().atomic_fetch
 
 
-def install(app: Celery) -> None:
-    app.steps["worker"].add(Identity)
+def connect() -> None:
+    """The stop flag from the moment a warm shutdown is asked for (before any step stops); the lease ends at
+    worker_shutdown, once the pool has drained (a step cannot be declared to stop after the pool)."""
     signals.worker_shutting_down.connect(
         lambda how=None, **_: STOPPING.set() if how == "Warm" else None,
         weak=False,

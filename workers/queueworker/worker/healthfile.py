@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from celery import Celery, bootsteps, signals
+from celery import bootsteps, signals
 
 from queueworker.worker.health import state_path
 from queueworker.worker.settings import current
@@ -116,7 +116,9 @@ def on_shutdown(**_: Any) -> None:
     STATE.remove()
 
 
-def install(app: Celery) -> None:
-    app.steps["consumer"].add(LoopTick)
+def connect() -> None:
+    """Ready when Celery says so: from inside the event loop, which the consumer's last step (Evloop) runs
+    and whose start never returns, so no step can follow it. The file goes at worker_shutdown, after every
+    step stopped."""
     signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="queueworker.healthfile.ready")
     signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="queueworker.healthfile.down")

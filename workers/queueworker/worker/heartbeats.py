@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 import redis
-from celery import Celery, bootsteps, signals
+from celery import bootsteps, signals
 from celery.worker import state as worker_state
 
 from queueworker.broker.keys import completed_key, heartbeat_key
@@ -174,6 +174,6 @@ class Heartbeats(bootsteps.StartStopStep):
     shutdown = stop
 
 
-def install(app: Celery) -> None:
-    app.steps["worker"].add(Heartbeats)
+def connect() -> None:
+    """Each received request counted per queue (task-level, in the consumer)."""
     signals.task_received.connect(on_received, weak=False, dispatch_uid="queueworker.heartbeats.received")

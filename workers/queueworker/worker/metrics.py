@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, bootsteps, signals, states
+from celery import bootsteps, signals, states
 from celery.exceptions import Reject
 
 from queueworker.worker.metricbatch import Batcher
@@ -224,10 +224,23 @@ def _message_queue(message: Any) -> str:
     return str(info.get("routing_key") or "unknown")
 
 
+class MetricsDir(bootsteps.Step):
+    """Worker step: the multiprocess directory, prepared when the worker is built. Celery builds every step
+    (`__init__`) before it creates any (`create`: the prefork pool forks there), so every pool process
+    inherits the directory, and no metric exists before it."""
+
+    label = "QueueWorker metrics directory"
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        prepare_multiproc_dir()
+
+
 class MetricsServer(bootsteps.StartStopStep):
-    """Serves the multiprocess sum from the worker's main process."""
+    """Worker step: serves the multiprocess sum (of the directory it requires) from the main process."""
 
     label = "QueueWorker metrics"
+    requires = (MetricsDir,)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
@@ -256,10 +269,6 @@ class MetricsServer(bootsteps.StartStopStep):
             self.server = None
 
 
-def on_worker_init(**_: Any) -> None:
-    prepare_multiproc_dir()
-
-
 def on_worker_shutdown(**_: Any) -> None:
     BATCH.flush()
     for path in _private_dir:
@@ -274,10 +283,11 @@ def on_child_exit(pid: int | None = None, **_: Any) -> None:
         multiprocess.mark_process_dead(pid or os.getpid())
 
 
-def install(app: Celery) -> None:
-    app.steps["worker"].add(MetricsServer)
+def connect() -> None:
+    """Task-level counts (received, failed, retried, unknown, rejected) as they happen; a pool process's last
+    batch as it exits (no bootstep runs in a pool process); and at worker_shutdown, once the pool has drained,
+    the main process's last batch and the private directory's removal."""
     hooks = (
-        (signals.worker_init, on_worker_init),
         (signals.worker_shutdown, on_worker_shutdown),
         (signals.worker_process_shutdown, on_child_exit),
         (signals.task_received, on_received),

@@ -13,8 +13,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import bootsteps
+
 log = logging.getLogger(__name__)
 _installed: list[bool] = []
+
+
+class PoolFds(bootsteps.Step):
+    """Worker step: after the pool is made, and so before the consumer (Celery's last step) first registers
+    it with the event loop, its registration skips exited processes (process-wide, once)."""
+
+    label = "QueueWorker pool descriptors"
+    requires = ("celery.worker.components:Pool",)
+
+    def create(self, worker: Any) -> None:
+        install()
 
 
 def install() -> None:

@@ -48,6 +48,15 @@ class WorkerSettings:
         1, "replicas that must hold a publish before it returns, when the broker has replicas (0: none)"
     )
     publish_wait_timeout: float = _setting(1.0, "seconds a publish waits for those replicas (WAIT)")
+    publish_waitaof: bool = _setting(
+        True,
+        "confirm with `WAITAOF` (the replicas fsynced the publish to their append-only file) where the "
+        "primary has it (7.2+) and appendonly is on; 0: `WAIT` (received) only. Under `appendfsync everysec` "
+        "a WAITAOF returns at the replicas' next fsync: up to about 1 s per publish",
+    )
+    publish_waitaof_timeout: float = _setting(
+        2.0, "seconds a publish waits for those replicas' fsync (WAITAOF); keep it above their fsync period"
+    )
     publish_retry_seconds: float = _setting(
         30.0, "seconds a failed or unconfirmed publish is tried again (through the current primary)"
     )
@@ -87,7 +96,14 @@ class WorkerSettings:
         found = []
         if self.visibility_timeout <= 0:
             found.append(f"QUEUEWORKER_VISIBILITY_TIMEOUT must be > 0 (got {self.visibility_timeout:g})")
-        for name in ("heartbeat_interval", "heartbeat_ttl", "publish_wait_timeout", "broker_socket_timeout"):
+        positive = (
+            "heartbeat_interval",
+            "heartbeat_ttl",
+            "publish_wait_timeout",
+            "publish_waitaof_timeout",
+            "broker_socket_timeout",
+        )
+        for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"{PREFIX}{name.upper()} must be > 0")
         return found

@@ -36,7 +36,10 @@ def _escalate(app: Celery, timeout: float, started: float) -> None:
     os.kill(os.getpid(), signal.SIGQUIT)
 
 
-def install(app: Celery) -> None:
+def connect(app: Celery) -> None:
+    """The bound counts from the shutdown request, which Celery signals from its signal handler, before any
+    step stops (a step's stop comes too late: the pool's drain is what is being bounded)."""
+
     def on_shutting_down(how: str | None = None, **_: Any) -> None:
         timeout = float(app.conf.worker_soft_shutdown_timeout or 0.0)
         if how != "Warm" or timeout <= 0:

@@ -40,4 +40,5 @@ def queue_of(request: Any) -> str:
 
 
 def connect() -> None:
+    """Every publish of every process (producers and beat have no bootsteps), as the message is built."""
     signals.before_task_publish.connect(stamp_headers, weak=False, dispatch_uid="queueworker.stamps")

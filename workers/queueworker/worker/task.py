@@ -2,12 +2,13 @@
 
 Task metrics (started, succeeded, runtime, wait; worker/metrics.py) are counted here, in the base class's
 `before_start` / `after_return`, which Celery's tracer calls directly: a signal receiver costs a dispatch
-per signal per task, several times what the counting itself costs. At worker start (`worker_init`, before
-the pool forks) every registered task is checked: one whose class keeps these two methods as they are is
-counted by them; any other (a `base=` not derived from QueueWorkerTask, or a subclass overriding either
-method, which may not call super()) is counted by task_prerun/task_postrun receivers instead, connected
-only when such a task exists. Either way each task is counted once. Failures are counted by the
-task_failure receiver (it also sees failures raised in the main process: worker lost, time limit).
+per signal per task, several times what the counting itself costs. When the worker is built (the
+TaskMetrics step, before the pool forks) every registered task is checked: one whose class keeps these two
+methods as they are is counted by them; any other (a `base=` not derived from QueueWorkerTask, or a
+subclass overriding either method, which may not call super()) is counted by task_prerun/task_postrun
+receivers instead, connected only when such a task exists. Either way each task is counted once.
+Failures are counted by the task_failure receiver (it also sees failures raised in the main process: worker
+lost, time limit).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Celery, Task, signals
+from celery import Celery, Task, bootsteps
 
 from queueworker.worker import metrics
 from queueworker.worker.limits import check_redelivery
@@ -72,23 +73,18 @@ def assign_metrics(app: Celery) -> list[str]:
     return sorted(others)
 
 
-_by_signals: list[str] = []
+class TaskMetrics(bootsteps.Step):
+    """Worker step: which tasks the base class counts, decided when the worker is built (every registered
+    task is known then, and the prefork pool, forked later in the Pool step's `create`, inherits the marks).
+    Logging is set up by then."""
 
+    label = "QueueWorker task metrics"
 
-def on_worker_init(sender: Any = None, **_: Any) -> None:
-    app = getattr(sender, "app", None)
-    if app is not None:
-        _by_signals[:] = assign_metrics(app)
-
-
-def on_worker_ready(**_: Any) -> None:
-    if _by_signals:  # logged now: logging is not set up yet at worker_init
-        log.info(
-            "tasks counted by signal receivers (their class is not a plain QueueWorkerTask): %s",
-            ", ".join(_by_signals),
-        )
-
-
-def install(app: Celery) -> None:
-    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid="queueworker.task.worker_init")
-    signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="queueworker.task.worker_ready")
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        by_signals = assign_metrics(worker.app)
+        if by_signals:
+            log.info(
+                "tasks counted by signal receivers (their class is not a plain QueueWorkerTask): %s",
+                ", ".join(by_signals),
+            )

@@ -2,7 +2,11 @@
 
 - the atomic fetch (worker/fetch.py): one Redis script pops and records; `BLMOVE` waits when empty;
 - the malformed-message guard (guard.py): an item kombu cannot read is dropped, kept and counted;
-- durable publishes (durable.py): LPUSH and WAIT in one round trip when the broker has replicas;
+- durable publishes (durable.py): LPUSH and WAIT (or WAITAOF) in one round trip when the broker has
+  replicas, batched publishes (kombu's Producer.batch) included: they are sent one by one then. Every
+  publish of a make_app app (apply_async, delay, retry, send_task, groups and chords, beat, a kombu Producer
+  on the app's connection) ends in `_put`. Fanout (`_put_fanout`: PUBLISH, Celery's broadcast and remote
+  control) is pub/sub: Redis keeps nothing of it, so no replica could hold it, and it is not confirmed;
 - sentinel mode: the connection pool asks the sentinels for the primary at every (re)connection (kombu's
   SentinelChannel), so a worker whose connection dropped finds the new primary;
 - a pub/sub read that never blocks, and a released connection that raises a connection error (which
@@ -40,11 +44,15 @@ class Channel(kombu_redis.SentinelChannel):
         *kombu_redis.SentinelChannel.from_transport_options,
         "qw_min_replicas",
         "qw_wait_timeout",
+        "qw_waitaof",
+        "qw_waitaof_timeout",
         "qw_sentinels",
     )
     qw_sentinels: list[list[Any]] | None = None
     qw_min_replicas = 1
     qw_wait_timeout = 1.0
+    qw_waitaof = True
+    qw_waitaof_timeout = 2.0
 
     _qw_recorded = False
     #: What the reply being awaited answers: "fetch" (the script), "wait" (BLMOVE), None (stock BRPOP).
@@ -64,6 +72,8 @@ class Channel(kombu_redis.SentinelChannel):
             min_replicas=int(self.qw_min_replicas),
             timeout=float(self.qw_wait_timeout),
             always=self.qw_sentinel,
+            aof=bool(self.qw_waitaof),
+            aof_timeout=float(self.qw_waitaof_timeout),
         )
         fetch._CHANNELS.add(self)
 
@@ -108,23 +118,28 @@ class Channel(kombu_redis.SentinelChannel):
 
     # -- publish --------------------------------------------------------------------------------------
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
-        if kwargs.get("_publish_batch") is not None:
-            super()._put(queue, message, **kwargs)
-            return
         with self.conn_or_acquire() as client:
             durability = self.qw_durability
             if not durability.wanted(client):
                 super()._put(queue, message, **kwargs)
                 return
+            # Confirmed now, in this round trip. A batch (kombu's Producer.batch) would send the writes after
+            # publish() returned, past any confirmation: while publishes are confirmed, a batched one is sent
+            # at once like any other.
+            kwargs.pop("_publish_batch", None)
             key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
             pipe = client.pipeline(transaction=False)
             pipe.lpush(key, dumps(message))
             if self._expires and queue in self._expires:
                 for p in self.priority_steps:
                     pipe.pexpire(self._q_for_pri(queue, p), self._expires[queue])
-            pipe.wait(durability.min_replicas, int(durability.timeout * 1000))
-            confirmed = int(pipe.execute()[-1])
-            durability.check(confirmed, queue, client)
+            command = durability.command(client)
+            pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
+            for reply in replies[:-1]:  # the writes' own errors (e.g. a full noeviction Redis) as they are
+                if isinstance(reply, Exception):
+                    raise reply
+            durability.check(replies[-1], queue, client, command)
 
     # -- the atomic fetch -----------------------------------------------------------------------------
     def holder(self) -> str | None:
