@@ -61,6 +61,11 @@ def hostname_of(heartbeat_host: str) -> str:
     return heartbeat_host.rsplit("@", 1)[-1].split(".", 1)[0]
 
 
+#: QueueWorkers handled at once in a tick: each may wait on the API (pod lists, status, scale), so 1,000 of
+#: them in turn would make a tick last minutes; the client's connections bound the rest.
+CONCURRENCY = 16
+
+
 class Autoscaler:
     def __init__(self, specs: Specs, cluster: Cluster, broker: Broker, settings: Settings) -> None:
         self.specs, self.cluster, self.broker, self.settings = specs, cluster, broker, settings
@@ -130,18 +135,23 @@ class Autoscaler:
             if self.broker.ok is not False:
                 logger.warning("broker unreachable, holding replicas: %s", reading.error)
         self.broker.ok = reading.stats is not None
-        for qw in qws:
-            try:
-                await self.handle(qw, reading, now)
-            except (KubeError, OSError, redis.RedisError) as exc:
-                logger.warning(
-                    "autoscaling %s/%s failed: %s",
-                    qw.namespace,
-                    qw.name,
-                    redact(str(exc), self.broker.url),
-                )
-            except Exception:  # one QueueWorker's failure never stops the others
-                logger.exception("autoscaling %s/%s failed", qw.namespace, qw.name)
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(qw: QueueWorker) -> None:
+            async with limit:
+                try:
+                    await self.handle(qw, reading, now)
+                except (KubeError, OSError, redis.RedisError) as exc:
+                    logger.warning(
+                        "autoscaling %s/%s failed: %s",
+                        qw.namespace,
+                        qw.name,
+                        redact(str(exc), self.broker.url),
+                    )
+                except Exception:  # one QueueWorker's failure never stops the others
+                    logger.exception("autoscaling %s/%s failed", qw.namespace, qw.name)
+
+        await asyncio.gather(*(one(qw) for qw in qws))
         live = {(qw.namespace, qw.name) for qw in qws}
         for key in list(self.states):
             if key not in live:
@@ -193,9 +203,12 @@ class Autoscaler:
 
     async def start_seconds(self, qw: QueueWorker, observed: Observed) -> float | None:
         """The worker pods' start time (median of the last few, creation to Ready), None until measured.
-        Pods are listed only while some are not ready or the ready count changed since the last list."""
+        Pods are listed only while some are not ready or the ready count changed since the last list, never
+        for a Deployment at zero with no pod."""
         key = (qw.namespace, qw.name)
         starts = self.starts.setdefault(key, StartTimes())
+        if not observed.replicas and not observed.ready:  # no pod to learn from
+            return starts.estimate()
         if observed.ready >= (observed.replicas or 0) and self.listed_ready.get(key) == observed.ready:
             return starts.estimate()
         try:
