@@ -1,7 +1,8 @@
 """Broker failover on the cluster. The release is upgraded to `redis.mode: sentinel` (TLS stays on, the
-default); a producer pod publishes a steady burst through a make_app app while the primary's pod is deleted
-three times. Every acknowledged publish must run (the producer exits 0 only when all were acknowledged),
-nothing may stay queued or held, and every worker keeps consuming in the same pod without a restart."""
+default) with tasks queued, which must survive the upgrade; then a producer pod publishes a steady burst
+through a make_app app while the primary's pod is deleted three times. Every acknowledged publish must run
+(the producer exits 0 only when all were acknowledged), nothing may stay queued, and every worker keeps
+consuming in the same pod without a restart."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 QUEUE = "failover"
 TASKS = 600
+#: Published to the standalone Redis before the upgrade to sentinel mode.
+QUEUED = 20
 #: Seconds between two publishes: the burst lasts about as long as three failovers and recoveries.
 PAUSE = 0.15
 FAILOVERS = 3
@@ -104,7 +107,7 @@ def ready(release: Release, name: str) -> bool:
     return bool(pod.status.container_statuses) and all(s.ready for s in pod.status.container_statuses)
 
 
-def producer(release: Release) -> dict[str, Any]:
+def producer(release: Release, count: int = TASKS, pause: float = PAUSE) -> dict[str, Any]:
     ca_volume, ca_mount = broker_ca_volume()
     env = [
         {
@@ -113,14 +116,18 @@ def producer(release: Release) -> dict[str, Any]:
         },
         {
             "name": "QUEUEWORKER_SENTINEL_MASTER",
-            "valueFrom": {"secretKeyRef": {"name": "queueworker-broker", "key": "sentinel-master"}},
+            "valueFrom": {
+                "secretKeyRef": {"name": "queueworker-broker", "key": "sentinel-master", "optional": True}
+            },
         },
         {
             "name": "QUEUEWORKER_SENTINEL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": "queueworker-broker", "key": "sentinel-password"}},
+            "valueFrom": {
+                "secretKeyRef": {"name": "queueworker-broker", "key": "sentinel-password", "optional": True}
+            },
         },
     ]
-    command = ["python", "-c", STEADY, str(TASKS), str(PAUSE), QUEUE]
+    command = ["python", "-c", STEADY, str(count), str(pause), QUEUE]
     container = restricted_container(
         "publish",
         f"queueworker/worker:{release.tag}",
@@ -147,6 +154,11 @@ def producer(release: Release) -> dict[str, Any]:
 
 def test_deleting_the_primary_three_times_loses_no_task(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
+    # Queued before the upgrade from standalone, with no worker yet: they must survive it and run after.
+    queued = set(
+        re.findall(r"acknowledged ([0-9a-f-]+)", run_to_completion(cluster, ns, producer(release, QUEUED, 0)))
+    )
+    assert len(queued) == QUEUED
     deploy.install_or_upgrade(cluster.context, ns, release.name, release.values(redis={"mode": "sentinel"}))
     wait_for("the sentinels to name a primary", lambda: primary(release), timeout=180)
     apply_queueworker(
@@ -210,8 +222,9 @@ def test_deleting_the_primary_three_times_loses_no_task(release: Release) -> Non
         assert f"published {TASKS}" in result.get("log", ""), result.get("log")
         acknowledged = set(re.findall(r"acknowledged ([0-9a-f-]+)", result["log"]))
         assert len(acknowledged) == TASKS, f"{len(acknowledged)} distinct acknowledged ids"
+        acknowledged |= queued
         wait_for(
-            f"all {TASKS} acknowledged tasks to run",
+            f"all {TASKS + QUEUED} acknowledged tasks to run",
             lambda: acknowledged <= set(ran(release)) and depth(release, QUEUE) == 0,
             timeout=300,
             diagnose=lambda: f"{len(acknowledged - set(ran(release)))} acknowledged but not run",
@@ -219,7 +232,8 @@ def test_deleting_the_primary_three_times_loses_no_task(release: Release) -> Non
         executions = ran(release)
         twice = len(executions) - len(set(executions))
         report(
-            f"sentinel failover: {TASKS} acknowledged, all ran, {twice} twice, through {FAILOVERS} failovers"
+            f"sentinel failover: {QUEUED} queued before the upgrade from standalone and {TASKS} published "
+            f"through {FAILOVERS} failovers, all acknowledged: all ran, {twice} twice"
         )
         after = {
             p.metadata.name: p.status.container_statuses[0].restart_count
