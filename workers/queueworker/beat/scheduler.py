@@ -30,8 +30,9 @@ import uuid
 from typing import Any
 
 import redis
-from redbeat.schedulers import RedBeatScheduler, get_redis
+from redbeat.schedulers import REDBEAT_SENTINEL_KEY, RedBeatScheduler, get_redis
 
+from queueworker.broker import failover
 from queueworker.worker.brokerconf import SENTINEL_TRANSPORT
 from queueworker.worker.settings import current
 from queueworker.worker.transport.durable import Durability
@@ -140,8 +141,12 @@ class Scheduler(RedBeatScheduler):
         self.lock_key = None  # redbeat's beat_init receiver would wait for its own lock: ticks take ours
 
     def client(self) -> Any:
-        """redbeat's client without its retrying wrapper (retries here are bounded by the lock)."""
+        """redbeat's client without its retrying wrapper (retries here are bounded by the lock). In
+        sentinel mode its connections take a failover's refusals (NOREPLICAS...) for a lost connection
+        (broker/failover.py), for redbeat's own writes too."""
         wrapped = get_redis(self.app)
+        if failover.adopt(getattr(self.app, REDBEAT_SENTINEL_KEY, None)):
+            wrapped = get_redis(self.app)
         return getattr(wrapped, "wrapped_connection", wrapped)
 
     def tick(self, min: Any = min, **kwargs: Any) -> float:

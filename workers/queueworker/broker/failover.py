@@ -43,3 +43,13 @@ def master_for(sentinel: Sentinel, name: str, tls: bool, **kwargs: Any) -> redis
     """`sentinel.master_for(name)` with these connections (TLS ones when `tls`)."""
     connection_class = SSLConnection if tls else Connection
     return sentinel.master_for(name, redis_class=redis.Redis, connection_class=connection_class, **kwargs)
+
+
+def adopt(sentinel: Any) -> bool:
+    """Make every client that `sentinel` (a redis-py Sentinel another library made: redbeat's) hands out
+    from now on use these connections. True when it changed."""
+    if not isinstance(sentinel, Sentinel) or "connection_class" in sentinel.connection_kwargs:
+        return False
+    tls = bool(sentinel.connection_kwargs.get("ssl"))
+    sentinel.connection_kwargs["connection_class"] = SSLConnection if tls else Connection
+    return True
