@@ -132,7 +132,7 @@ def started_at(pod: dict[str, Any]) -> float:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         running = (status.get("state") or {}).get("running")
         if running:
-            return audit._when(running["startedAt"])
+            return audit.when(running["startedAt"])
     return time.time()
 
 

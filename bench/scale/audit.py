@@ -32,7 +32,7 @@ class Requests:
         return round(60.0 * count / self.seconds, 1) if self.seconds > 0 else 0.0
 
 
-def _when(stamp: str) -> float:
+def when(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -54,7 +54,7 @@ def requests(log: Path, user: str, start: float, end: float, offset: int = 0) ->
                 continue  # a line the server is still writing
             if (event.get("user") or {}).get("username") != user or event.get("auditID") in seen:
                 continue
-            if not start <= _when(event["requestReceivedTimestamp"]) < end:
+            if not start <= when(event["requestReceivedTimestamp"]) < end:
                 continue
             seen.add(event["auditID"])
             ref = event.get("objectRef") or {}
