@@ -38,7 +38,8 @@ def tls_redis(tls: TlsFiles) -> Iterator[tuple[str, dict[str, str]]]:
 
 @pytest.fixture
 def sentinel_redis(tls: TlsFiles) -> Iterator[tuple[str, dict[str, str]]]:
-    with SentinelCluster(tls=tls) as cluster:
+    # No failover is wanted here: a primary stalled by a slow disk on a loaded machine must not be voted down.
+    with SentinelCluster(tls=tls, down_after_ms=60000) as cluster:
         yield cluster.url, cluster.env
 
 
@@ -68,7 +69,7 @@ def test_the_runtime_is_the_same_on_every_scheme(
         client.lpush(QUEUE, b"{not json")
         for i in range(3):
             app.send_task("qwtasks.record", args=[f"after{i}"], queue=QUEUE)
-        wait_for(lambda: len(executions(client)) == 4, 60, message="every task to run")
+        wait_for(lambda: len(executions(client)) >= 4, 60, message="every task to run")
         assert sorted(executions(client)) == ["after0", "after1", "after2", "slow"]
         assert client.llen(f"queueworker:malformed:{QUEUE}") == 1
         assert not client.hgetall(HELD_HASH), "acks cleared the held records"

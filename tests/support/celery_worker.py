@@ -240,7 +240,10 @@ class CeleryWorker:
     def __enter__(self) -> CeleryWorker:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:  # the test failed inside the block: its captured stderr shows the worker's side
+            tail = "\n".join(self.log().splitlines()[-80:])
+            sys.stderr.write(f"--- last lines of {self.hostname}'s log ({self.log_path}) ---\n{tail}\n")
         self.stop(timeout=10)
 
 
