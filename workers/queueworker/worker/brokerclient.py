@@ -22,6 +22,17 @@ _lock = threading.Lock()
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
 
+def _forked() -> None:
+    """A prefork pool child starts with a lock of its own: one the parent's heartbeat or lease thread held
+    at fork time would stay held in the child, and its first redelivered task would wait on it forever."""
+    global _lock  # noqa: PLW0603 - the module lock itself is replaced in the child
+    _lock = threading.Lock()
+    _clients.clear()  # the parent's (keyed by its pid: never this process's)
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def broker_url(app: Celery) -> str:
     """The broker URL as given to make_app (with its TLS query), else the app's broker_url."""
     return str(app.conf.get(URL_KEY) or app.conf.broker_url or "")

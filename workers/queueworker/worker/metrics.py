@@ -66,6 +66,16 @@ MALFORMED = "(malformed)"
 
 _lock = threading.Lock()
 _metrics: dict[str, Any] = {}
+
+
+def _forked() -> None:
+    """A pool child gets a lock of its own (see brokerclient._forked): the metrics server's thread may hold
+    the parent's at fork time."""
+    global _lock  # noqa: PLW0603 - the module lock itself is replaced in the child
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forked)
 _private_dir: list[str] = []
 _starts: dict[str, tuple[float, str]] = {}  # task id -> (monotonic start, queue), per process
 RETURNED = frozenset({states.SUCCESS, states.FAILURE})
