@@ -40,7 +40,9 @@ class Pair:
 
     def __init__(self, workdir: Path, binary: str = "redis-server", replica_aof: str = "yes") -> None:
         options = {"appendonly": "yes", "appendfsync": "everysec"}
-        self.primary = RedisServer(workdir=workdir / "primary", binary=binary, **options)
+        # The replica's first sync starts at once, not after the 5 s a primary waits for more replicas.
+        primary = {**options, "repl-diskless-sync-delay": "0"}
+        self.primary = RedisServer(workdir=workdir / "primary", binary=binary, **primary)
         self.primary.dir.mkdir(parents=True)
         self.primary.start()
         self.replica = RedisServer(
@@ -76,8 +78,10 @@ class Pair:
         return int(self.replica.client().llen(QUEUE))
 
     def stop(self) -> None:
-        self.replica.stop()
-        self.primary.stop()
+        # Killed: nothing is read back, and a terminated primary would wait up to shutdown-timeout (10 s)
+        # for a lagging replica.
+        self.replica.stop(kill=True)
+        self.primary.stop(kill=True)
 
 
 @pytest.fixture
