@@ -52,6 +52,9 @@ test: venv lint typecheck k8s-bin pytest  ## ruff, mypy and the whole suite, the
 bench: venv  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench
 
+bench-cluster: venv  ## autoscaling on the local cluster against a real KEDA (default and tuned) and mode hpa, with the simulation's replay (root; make cluster-up deploy first; about 30 min)
+	$(BIN)/python -m bench.cluster $(BENCH_ARGS)
+
 bench-scale: venv  ## the operator with 1,000 QueueWorkers on the local cluster (root; make cluster-up deploy first): one RESULT line
 	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
@@ -66,7 +69,7 @@ NAMESPACE ?= queueworker-system
 LOCAL_CONTEXT := queueworker-local
 CLUSTER_KUBECONFIG = $(or $(QW_CACHE),$(HOME)/.cache/queueworker)/cluster/kubeconfig
 
-.PHONY: cluster-up cluster-down cluster-env tools kind-up kind-down images push deploy dev e2e smoke crds
+.PHONY: cluster-up cluster-down cluster-env tools kind-up kind-down images push deploy dev e2e smoke crds bench-cluster bench-scale
 
 ADDONS ?= 1
 cluster-up: venv  ## a real single-node cluster on this machine with KEDA, Prometheus Operator, adapter, metrics-server (root; ADDONS=0: without them)

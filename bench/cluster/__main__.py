@@ -1,0 +1,422 @@
+"""`make bench-cluster`: autoscaling measured on the local cluster against a real KEDA, and the simulation
+checked against it. Needs the cluster and the platform: `make cluster-up deploy` (as root), nothing else
+running there (the e2e suite's release uninstalled).
+
+A producer pod replays one burst trace (bench/cluster/trace.py) into one queue per policy, each policy's
+workers the same (bench/cluster/policies.py): builtin (the operator), keda (a real KEDA at its defaults),
+keda-tuned (KEDA tuned as the README's tuned baseline) and hpa (`mode: hpa` through prometheus-adapter).
+builtin-60 (scaleDownDelaySeconds 60, keda-tuned's counterpart), keda and keda-tuned run at once, on the
+same arrivals; builtin and hpa run after them, once the cluster's External-metrics API is handed to the
+adapter (one provider per cluster: `hack.cluster external-metrics`).
+It prints a line per policy (bench/cluster/measure.py), the simulation's replay of the same arrivals
+beside it (bench/cluster/replay.py) with how far off it is, the KEDA version, and
+
+    RESULT_REAL p95_wait_ratio=<builtin-60/keda-tuned> cost_ratio=<builtin-60/keda-tuned>
+
+    python -m bench.cluster [--policies builtin-60,keda,keda-tuned,builtin,hpa] [--seed 1] [--namespace NS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.cluster import measure, policies, replay, trace
+from bench.cluster.policies import LABEL, MIN_REPLICAS, POLICIES, Policy
+from hack.cluster import binaries
+from tests.e2e.cluster import (
+    LOCAL_CONTEXT,
+    Cluster,
+    Unavailable,
+    broker_ca_volume,
+    connect,
+    redis_cli,
+    restricted_container,
+    wait_for,
+)
+
+GROUP, VERSION = "queueworker.dev", "v1alpha1"
+WORKER = "app.kubernetes.io/component=worker"
+#: The policies run at once first, on KEDA's External-metrics API; then the others (hpa on the adapter's).
+FIRST = ("builtin-60", "keda", "keda-tuned")
+#: Seconds after the trace's arrivals end that the run waits for every policy to be back at minReplicas.
+TAIL = 300.0
+
+PRODUCER = """
+import json, sys, time
+from tasks import app
+plan = json.loads(sys.argv[1])
+t0 = time.time() + 3
+print(f"start at {t0:.3f}", flush=True)
+for offset, seconds in zip(plan["arrival"], plan["service"]):
+    delay = t0 + offset - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    for queue, record in plan["queues"]:
+        app.send_task("tasks.timed", args=[seconds, record], queue=queue)
+print(f"published {len(plan['arrival'])} per queue", flush=True)
+"""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def cluster() -> Cluster:
+    config = binaries.cache_dir() / "cluster" / "kubeconfig"
+    os.environ.setdefault("KUBECONFIG", str(config))
+    os.environ["QW_E2E_CONTEXT"] = LOCAL_CONTEXT
+    try:
+        return connect()
+    except Unavailable as exc:
+        raise SystemExit(
+            f"bench-cluster needs the local cluster (`make cluster-up deploy`, as root): {exc}"
+        ) from None
+
+
+class Bench:
+    def __init__(self, c: Cluster, namespace: str) -> None:
+        self.c, self.ns = c, namespace
+        secret = c.core.read_namespaced_secret("queueworker-broker", namespace)
+        import base64
+
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        self.broker_url, self.ca = data["url"], data.get("ca.crt", "")
+        redis = c.core.list_namespaced_pod(
+            namespace, label_selector="app.kubernetes.io/component=redis"
+        ).items
+        if not redis:
+            raise SystemExit(f"no Redis pod in {namespace}: `make deploy` installs the chart there")
+        self.redis_pod = redis[0].metadata.name
+        self.redis_labels = {
+            k: v for k, v in (redis[0].metadata.labels or {}).items() if k.startswith("app.kubernetes.io/")
+        }
+        self.redis_labels.pop("app.kubernetes.io/version", None)
+        self.last_keda_message = ""
+
+    # -- objects -------------------------------------------------------------------------------------
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.c.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(obj))
+
+    def redis(self, *args: str) -> str:
+        return redis_cli(self.c, self.ns, self.redis_pod, *args)
+
+    def deployment_of(self, instance: str) -> Any:
+        items = self.c.apps.list_namespaced_deployment(
+            self.ns, label_selector=f"app.kubernetes.io/instance={instance},{WORKER}"
+        ).items
+        return items[0] if items else None
+
+    def set_up(self, policy: Policy) -> measure.Track:
+        self.apply(policies.queueworker(policy, self.ns))
+        rendered = wait_for(
+            f"{policy.queueworker}'s worker Deployment", lambda: self.deployment_of(policy.queueworker), 120
+        )
+        if policy.keda:
+            body = self.c.api.sanitize_for_serialization(rendered)
+            self.apply(policies.scaled_copy(body, policy))
+            self.c.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.ns, "queueworkers", policy.queueworker
+            )
+            for obj in policies.keda_auth(self.ns, self.broker_url, self.ca):
+                self.apply(obj)
+            self.apply(policies.keda_network_policy(self.ns, self.redis_labels))
+            self.apply(policies.scaled_object(policy, self.ns, self.broker_url))
+        name = wait_for(
+            f"{policy.name}'s worker Deployment", lambda: self.deployment_of(policy.instance), 120
+        )
+        return measure.Track(f"app.kubernetes.io/instance={policy.instance},{WORKER}", name.metadata.name)
+
+    def settled(self, track: measure.Track) -> bool:
+        dep = self.c.apps.read_namespaced_deployment(track.deployment, self.ns)
+        pods = self.c.core.list_namespaced_pod(self.ns, label_selector=track.selector).items
+        ready = (dep.status.ready_replicas or 0) == MIN_REPLICAS
+        return bool(dep.spec.replicas == MIN_REPLICAS and ready and len(pods) == MIN_REPLICAS)
+
+    def tear_down(self, group: list[Policy]) -> None:
+        for p in group:
+            self.c.kubectl(
+                "delete",
+                "queueworkers.queueworker.dev",
+                p.queueworker,
+                "-n",
+                self.ns,
+                "--ignore-not-found",
+                "--wait=false",
+                check=False,
+            )
+            if p.keda:
+                self.c.kubectl(
+                    "delete",
+                    "scaledobjects.keda.sh",
+                    p.instance,
+                    "-n",
+                    self.ns,
+                    "--ignore-not-found",
+                    check=False,
+                )
+                self.c.kubectl(
+                    "delete", "deployment", p.instance, "-n", self.ns, "--ignore-not-found", check=False
+                )
+            self.redis("DEL", p.record, p.queue)
+
+        def gone() -> bool:
+            return not any(
+                self.c.core.list_namespaced_pod(
+                    self.ns, label_selector=f"app.kubernetes.io/instance={p.instance},{WORKER}"
+                ).items
+                for p in group
+            )
+
+        wait_for("the benchmark's worker pods to go", gone, 300)
+
+    def clean(self) -> None:
+        """What an interrupted run left: every policy's objects, queue and records, the producer pods."""
+        self.c.kubectl("delete", "pods", "-n", self.ns, "-l", f"{LABEL}=1", "--ignore-not-found", check=False)
+        for p in POLICIES.values():  # an interrupted run's workers may be mid-task: no grace for them
+            selector = f"app.kubernetes.io/instance={p.instance},{WORKER}"
+            self.c.kubectl(
+                "delete", "pods", "-n", self.ns, "-l", selector, "--grace-period=0", "--force", check=False
+            )
+        self.tear_down(list(POLICIES.values()))
+        self.tear_down_shared()
+
+    def tear_down_shared(self) -> None:
+        for kind in ("triggerauthentications.keda.sh", "secret", "networkpolicy"):
+            self.c.kubectl(
+                "delete", kind, "-n", self.ns, "-l", f"{LABEL}=1", "--ignore-not-found", check=False
+            )
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def producer(self, group: list[Policy], sample: trace.Replay) -> str:
+        name = f"bench-producer-{int(time.time())}"
+        plan = {
+            "queues": [[p.queue, p.record] for p in group],
+            "arrival": [round(float(t), 3) for t in sample.arrival],
+            "service": [round(float(s), 3) for s in sample.service],
+        }
+        ca_volume, ca_mount = broker_ca_volume()
+        container = restricted_container(
+            "producer",
+            self.worker_image(),
+            ["python", "-c", PRODUCER, json.dumps(plan)],
+            env=[
+                {
+                    "name": "QUEUEWORKER_BROKER_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "queueworker-broker", "key": "url"}},
+                }
+            ],
+            mounts=[{"name": "tmp", "mountPath": "/tmp"}, ca_mount],
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"queueworker.dev/broker-client": "true", LABEL: "1"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "containers": [container],
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "volumes": [{"name": "tmp", "emptyDir": {}}, ca_volume],
+            },
+        }
+        self.c.core.create_namespaced_pod(self.ns, pod)
+        return name
+
+    def worker_image(self) -> str:
+        op = self.c.apps.list_namespaced_deployment(
+            self.ns, label_selector="app.kubernetes.io/component=operator"
+        ).items
+        env = {e.name: e.value for e in op[0].spec.template.spec.containers[0].env or []} if op else {}
+        return str(env.get("QUEUEWORKER_WORKER_IMAGE") or "queueworker/worker:dev")
+
+    def log(self, pod: str) -> str:
+        try:
+            return str(self.c.core.read_namespaced_pod_log(pod, self.ns))
+        except Exception:  # not started yet
+            return ""
+
+    def run(
+        self, group: list[Policy], sample: trace.Replay
+    ) -> dict[str, tuple[measure.Figures, measure.Track]]:
+        try:
+            return self.measure(group, sample)
+        finally:
+            self.tear_down(group)
+
+    def scaled_object_ready(self, policy: Policy) -> bool:
+        so = self.c.custom.get_namespaced_custom_object(
+            "keda.sh", "v1alpha1", self.ns, "scaledobjects", policy.instance
+        )
+        conditions = {c["type"]: c for c in so.get("status", {}).get("conditions") or []}
+        ready = conditions.get("Ready", {})
+        if ready.get("status") == "False" and ready.get("message"):
+            self.last_keda_message = str(ready["message"])
+        return ready.get("status") == "True"
+
+    def measure(
+        self, group: list[Policy], sample: trace.Replay
+    ) -> dict[str, tuple[measure.Figures, measure.Track]]:
+        tracks = {p.name: self.set_up(p) for p in group}
+        for p in group:
+            if p.keda:
+                wait_for(
+                    f"KEDA to report {p.instance} Ready",
+                    functools.partial(self.scaled_object_ready, p),
+                    120,
+                    diagnose=lambda: self.last_keda_message,
+                )
+            settled = functools.partial(self.settled, tracks[p.name])
+            wait_for(f"{p.name} at {MIN_REPLICAS} ready worker", settled, 300)
+            self.redis("DEL", p.record, p.queue)
+        say(f"  {', '.join(p.name for p in group)}: each at {MIN_REPLICAS} ready worker; replaying the trace")
+        sampler = measure.Sampler(self.c.core, self.c.apps, self.ns, tracks)
+        sampler.start()
+        pod = self.producer(group, sample)
+        try:
+            line = wait_for(
+                "the producer to start", lambda: "start at " in self.log(pod) and self.log(pod), 180, 1.0
+            )
+            start = float(str(line).split("start at ", 1)[1].split()[0])
+            n = len(sample.arrival)
+            deadline = start + trace.DURATION + TAIL
+            wait_for(
+                "every task to run",
+                lambda: all(int(self.redis("LLEN", p.record) or 0) >= n for p in group),
+                deadline - time.time() + 60,
+                5.0,
+            )
+
+            def home() -> bool:
+                settled = time.time() > start + trace.DURATION
+                return settled and all(
+                    measure.back_at_min(tracks[p.name].samples, start + sample.burst_end, MIN_REPLICAS)
+                    is not None
+                    and tracks[p.name].samples[-1][1] == MIN_REPLICAS
+                    for p in group
+                )
+
+            try:
+                wait_for("every policy back at minReplicas", home, max(deadline - time.time(), 1), 5.0)
+            except AssertionError:
+                say(f"  not every policy came back to minReplicas within {TAIL:.0f} s after the trace")
+        finally:
+            sampler.stop()
+            self.c.core.delete_namespaced_pod(pod, self.ns, grace_period_seconds=0)
+        out = {}
+        for p in group:
+            records = self.redis("LRANGE", p.record, "0", "-1").splitlines()
+            burst = (trace.BURST_START, sample.burst_end)
+            out[p.name] = (
+                measure.figures(tracks[p.name], records, start, burst, trace.DURATION, MIN_REPLICAS),
+                tracks[p.name],
+            )
+        return out
+
+
+def hand_external_metrics(provider: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hack.cluster", "external-metrics", provider],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if out.returncode:
+        raise SystemExit(f"external-metrics {provider}: {out.stderr.strip()}")
+
+
+def keda_version(c: Cluster) -> str:
+    log = c.kubectl("logs", "-n", "keda", "deployment/keda-operator", check=False).stdout
+    for line in log.splitlines():
+        if "KEDA Version" in line:
+            return line.split("KEDA Version", 1)[1].strip(' :"').split()[0].strip('",')
+    return "(not in its log)"
+
+
+def report(results: dict[str, measure.Figures], sample: trace.Replay) -> dict[str, Any]:
+    say("\nreal cluster, then the simulation's replay of the same arrivals (pods starting as measured):")
+    starts = [f.start_median for f in results.values() if f.start_median is not None]
+    start_delay = float(sorted(starts)[len(starts) // 2]) if starts else 10.0
+    out: dict[str, Any] = {}
+    for name, fig in results.items():
+        sim = replay.simulate(name, sample, trace.DURATION, fig.start_median or start_delay)
+        p95_off = replay.off_by(sim.p95_wait, fig.p95_wait)
+        cost_off = replay.off_by(sim.worker_seconds, fig.worker_seconds)
+        flag = "" if max(p95_off, cost_off) <= 0.15 else "  <- more than 15 % off"
+        say(f"  {name:<11} real: {fig.line()}")
+        say(
+            f"  {'':<11} sim:  p95_wait_s={sim.p95_wait:.1f} max_wait_s={sim.max_wait:.1f} "
+            f"worker_seconds={sim.worker_seconds:.0f}  off: p95 {p95_off:.0%} cost {cost_off:.0%}{flag}"
+        )
+        out[name] = {"real": fig, "sim": sim, "off": (p95_off, cost_off)}
+    return out
+
+
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}: cleaning up")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policies", default="builtin-60,keda,keda-tuned,builtin,hpa")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--namespace", default="queueworker-system", help="where `make deploy` installed the chart"
+    )
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt as exc:
+        say(f"bench-cluster interrupted ({exc}); what it created is deleted")
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    wanted = [POLICIES[n] for n in args.policies.split(",") if n]
+    c = cluster()
+    signal.signal(signal.SIGTERM, interrupted)
+    bench = Bench(c, args.namespace)
+    bench.clean()
+    sample = trace.sample(args.seed)
+    say(
+        f"bench-cluster: trace {trace.TRACE.description}, seed {args.seed}: "
+        f"{len(sample.arrival)} tasks per policy"
+    )
+    say(f"KEDA version: {keda_version(c)}")
+    results: dict[str, measure.Figures] = {}
+    first = [p for p in wanted if p.name in FIRST]
+    second = [p for p in wanted if p.name not in FIRST]
+    try:
+        if first:
+            results |= {k: v[0] for k, v in bench.run(first, sample).items()}
+        if second:
+            adapter = any(p.name == "hpa" for p in second)
+            if adapter:
+                hand_external_metrics("adapter")
+            try:
+                results |= {k: v[0] for k, v in bench.run(second, sample).items()}
+            finally:
+                if adapter:
+                    hand_external_metrics("keda")
+    finally:
+        bench.tear_down_shared()
+    report(results, sample)
+    if "builtin-60" in results and "keda-tuned" in results:
+        b, k = results["builtin-60"], results["keda-tuned"]
+        say(
+            f"RESULT_REAL p95_wait_ratio={b.p95_wait / k.p95_wait:.2f} "
+            f"cost_ratio={b.worker_seconds / k.worker_seconds:.2f} builtin=builtin-60 keda=keda-tuned"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The simulation's replay of a cluster run: the same arrivals and task lengths under the simulation's model
+of each policy, with the pods' start time the cluster measured; and how far it lands from the cluster.
+
+`mode: hpa` is modelled here as the operator renders it (builders/autoscaling.py): an HPA on two External
+metrics from Prometheus, the oldest task's wait (Value, target targetWaitSeconds) and the queue length
+(AverageValue, target concurrency), whichever asks for more, with scale-up at once (100 % or 4 pods per
+15 s) and scale-down after scaleDownDelaySeconds of stabilization; the series are as Prometheus last
+scraped the exporter (every 15 s) and the HPA syncs every 15 s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.autoscale.policies import HPA_SYNC, HpaAlgorithm
+from bench.autoscale.run import CONFIG, make_controller
+from bench.autoscale.sim import Controller, Simulation, View
+from bench.cluster.trace import Replay
+
+#: The chart's ServiceMonitor interval: how old the series the adapter serves may be.
+SCRAPE_INTERVAL = 15.0
+
+
+class HpaMode:
+    """The HPA `mode: hpa` renders (see the module docstring)."""
+
+    prefers_idle = False
+    interval = HPA_SYNC
+
+    def __init__(self, name: str = "hpa") -> None:
+        self.name = name
+        window = CONFIG.scale_down_delay_seconds
+        least, most = max(CONFIG.min_replicas, 1), CONFIG.max_replicas
+        self.length = HpaAlgorithm(float(CONFIG.slots_per_replica), least, most, down_window=window)
+        self.least, self.most, self.window = least, most, window
+        self.recommendations: list[tuple[float, int]] = []
+        self.last_scrape = -math.inf
+        self.scraped = (0, 0.0)
+
+    def tick(self, now: float, view: View, current: int) -> int:
+        if now - self.last_scrape >= SCRAPE_INTERVAL - 1e-9:
+            self.last_scrape = now
+            self.scraped = (view.backlog, view.oldest_wait or 0.0)
+        backlog, wait = self.scraped
+        current = max(current, 1)
+        by_length = math.ceil(backlog / CONFIG.slots_per_replica - 1e-9)
+        ratio = wait / CONFIG.target_wait_seconds
+        by_wait = current if abs(ratio - 1.0) <= 0.1 else math.ceil(ratio * current - 1e-9)
+        by_length = current if abs(backlog / (CONFIG.slots_per_replica * current) - 1.0) <= 0.1 else by_length
+        raw = min(max(by_length, by_wait, self.least), self.most)
+        self.recommendations = [(t, r) for t, r in self.recommendations if t > now - self.window]
+        self.recommendations.append((now, raw))
+        desired = min(max(current, raw), max(r for _, r in self.recommendations))
+        if desired > current:
+            desired = min(desired, max(current + 4, current * 2))
+        return min(max(desired, self.least), self.most)
+
+
+def controller(policy: str) -> Controller:
+    return HpaMode() if policy == "hpa" else make_controller(policy)
+
+
+@dataclass(frozen=True)
+class Simulated:
+    p95_wait: float
+    max_wait: float
+    worker_seconds: float
+
+
+def simulate(policy: str, replay: Replay, duration: float, start_delay: float) -> Simulated:
+    sim = Simulation(
+        replay.arrival,
+        replay.service,
+        controller(policy),
+        duration=duration,
+        concurrency=CONFIG.slots_per_replica,
+        initial_replicas=CONFIG.min_replicas,
+        start_delay=start_delay,
+    )
+    result = sim.run()
+    return Simulated(float(np.percentile(result.waits, 95)), float(result.waits.max()), result.cost)
+
+
+def off_by(sim: float, real: float) -> float:
+    """The simulation's relative distance from the cluster (0.12 = 12 % off)."""
+    return abs(sim - real) / real if real > 0 else (0.0 if sim == 0 else math.inf)
