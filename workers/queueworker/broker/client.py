@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel
 
-from queueworker.broker import failover
+from queueworker.broker import failover, forkgate
 from queueworker.broker.url import Broker, parse, sentinel_kwargs
 
 
@@ -33,6 +33,8 @@ def connect(
     if not broker.sentinel:
         if broker.scheme == "unix":
             return redis.Redis.from_url(broker.url, decode_responses=decode_responses, **socket, **options)
+        if broker.tls:
+            options = {"connection_class": forkgate.SSLConnection, **options}
         return redis.Redis.from_url(
             broker.url.split("?", 1)[0],  # the query's ssl_* and db are passed below
             db=broker.db,

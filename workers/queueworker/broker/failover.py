@@ -16,6 +16,8 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
+from queueworker.broker.forkgate import Gated
+
 #: Error replies that mean "this primary cannot take writes yet": retried after a reconnection.
 TRANSIENT = ("NOREPLICAS", "MASTERDOWN", "TRYAGAIN")
 
@@ -35,8 +37,8 @@ class Connection(SentinelManagedConnection):
             raise FailoverInProgress(f"the primary refused the command during a failover: {exc}") from exc
 
 
-class SSLConnection(Connection, SentinelManagedSSLConnection):
-    pass
+class SSLConnection(Gated, Connection, SentinelManagedSSLConnection):
+    """TLS: opened under the fork gate (broker/forkgate.py), the sentinels' answer included."""
 
 
 def master_for(sentinel: Sentinel, name: str, tls: bool, **kwargs: Any) -> redis.Redis:
