@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.cluster import measure, policies, replay, trace
@@ -175,7 +176,23 @@ class Bench:
                 for p in group
             )
 
-        wait_for("the benchmark's worker pods to go", gone, 300)
+        try:
+            wait_for("the benchmark's worker pods to go", gone, 180)
+        except AssertionError:  # a worker still finishing a task: its pod goes without grace
+            say("  worker pods still terminating after 180 s: deleted without grace")
+            for p in group:
+                selector = f"app.kubernetes.io/instance={p.instance},{WORKER}"
+                self.c.kubectl(
+                    "delete",
+                    "pods",
+                    "-n",
+                    self.ns,
+                    "-l",
+                    selector,
+                    "--grace-period=0",
+                    "--force",
+                    check=False,
+                )
 
     def clean(self) -> None:
         """What an interrupted run left: every policy's objects, queue and records, the producer pods."""
@@ -318,7 +335,18 @@ class Bench:
                 measure.figures(tracks[p.name], records, start, burst, trace.DURATION, MIN_REPLICAS),
                 tracks[p.name],
             )
+            keep(p.name, start, tracks[p.name], records)
         return out
+
+
+OUT_DIR = Path(__file__).resolve().parent.parent / "out"
+
+
+def keep(policy: str, start: float, track: measure.Track, records: list[str]) -> None:
+    """The run's raw data, for a closer look: bench/out/cluster-<policy>.json."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    data = {"start": start, "samples": track.samples, "pods": track.pods, "records": records}
+    (OUT_DIR / f"cluster-{policy}.json").write_text(json.dumps(data))
 
 
 def hand_external_metrics(provider: str) -> None:
@@ -360,6 +388,13 @@ def report(results: dict[str, measure.Figures], sample: trace.Replay) -> dict[st
     return out
 
 
+def phase(bench: Bench, group: list[Policy], sample: trace.Replay) -> dict[str, measure.Figures]:
+    figures = {k: v[0] for k, v in bench.run(group, sample).items()}
+    for name, fig in figures.items():
+        say(f"  {name:<11} {fig.line()}")
+    return figures
+
+
 def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}: cleaning up")
 
@@ -396,13 +431,13 @@ def run(args: argparse.Namespace) -> int:
     second = [p for p in wanted if p.name not in FIRST]
     try:
         if first:
-            results |= {k: v[0] for k, v in bench.run(first, sample).items()}
+            results |= phase(bench, first, sample)
         if second:
             adapter = any(p.name == "hpa" for p in second)
             if adapter:
                 hand_external_metrics("adapter")
             try:
-                results |= {k: v[0] for k, v in bench.run(second, sample).items()}
+                results |= phase(bench, second, sample)
             finally:
                 if adapter:
                     hand_external_metrics("keda")
