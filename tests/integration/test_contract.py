@@ -1,7 +1,7 @@
 """The rules the operator and local mode share (queueworker.contract), tested once: the worker command
-line and settings, the beat command line, the soft-shutdown budget, the targets hash, heartbeat reading
-(on a real Redis) and redaction; then that both sides' workers and beats get exactly those (their
-wiring: what they add is their own)."""
+line and settings, the beat command line, the soft-shutdown budget, the targets hash and its upkeep, heartbeat
+reading (on a real Redis), and redaction; then that both sides' workers and beats
+get exactly those (their wiring: what they add is their own)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,31 @@ def test_busy_by_worker_counts_a_worker_once_and_skips_dead_ones(redis_client: r
     beat("q2", "mail-3@pod-c", 4, age=keys.HEARTBEAT_TTL + 1)  # dead
     redis_client.hset(keys.heartbeat_key("q2"), "junk", "not json")
     assert contract.busy_by_worker(redis_client, ("q1", "q2"), now) == {"mail-1@pod-a": 3, "mail-2@pod-b": 0}
+
+
+def test_sync_targets_writes_what_changed_and_removes_only_its_own_stale_entries(
+    redis_client: redis.Redis,
+) -> None:
+    def read() -> dict[str, dict[str, object]]:
+        fields = redis_client.hgetall(keys.TARGETS_HASH)
+        return {k.decode(): json.loads(v) for k, v in fields.items() if k != b"junk"}
+
+    mail = make_qw("mail", "shop", queues=("q1", "q2"), autoscaling=Autoscaling(target_wait_seconds=5))
+    redis_client.hset(
+        keys.TARGETS_HASH,
+        mapping={
+            "old": json.dumps({"targetWaitSeconds": 1, "queueworker": "shop/gone"}),  # stale, ours
+            "theirs": json.dumps({"targetWaitSeconds": 1, "queueworker": "other/qw"}),  # another writer's
+            "q2": json.dumps({"targetWaitSeconds": 99, "queueworker": "shop/mail"}),  # outdated
+            "junk": "not json",
+        },
+    )
+    contract.sync_targets(redis_client, [mail], {"shop"})
+    mine = {"targetWaitSeconds": 5.0, "queueworker": "shop/mail"}
+    assert read() == {"q1": mine, "q2": mine, "theirs": {"targetWaitSeconds": 1, "queueworker": "other/qw"}}
+    assert redis_client.hget(keys.TARGETS_HASH, "junk") == b"not json"
+    contract.sync_targets(redis_client, [], {"shop"})  # the last QueueWorker of the namespace is gone
+    assert set(read()) == {"theirs"} and redis_client.hexists(keys.TARGETS_HASH, "junk")
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import time
 import kopf
 import pytest
 from queueworker.broker import keys
+from queueworker.scaling import loop
 from queueworker.scaling.policy import Decision, decide
-from queueworker_operator import autoscaler, metrics
+from queueworker_operator import metrics
 
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, events, managers, manifest, status
@@ -79,7 +80,7 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
             decisions.append((observation.time, decision))
         return decision
 
-    monkeypatch.setattr(autoscaler, "decide", recording_decide)
+    monkeypatch.setattr(loop, "decide", recording_decide)
     async with start_operator(memo=memo):
         create(
             kube,
@@ -288,7 +289,7 @@ async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(
             seen.append(observation.start_seconds)
         return decide(config, state, observation, current)
 
-    monkeypatch.setattr(autoscaler, "decide", recording_decide)
+    monkeypatch.setattr(loop, "decide", recording_decide)
     async with start_operator(memo=memo):
         spec = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 3}
         create(kube, manifest("slow", ns, autoscaling=spec))
