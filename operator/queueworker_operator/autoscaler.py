@@ -4,7 +4,7 @@ Each tick reads the probe for all their queues in one round trip of pipelines (a
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
 and for mode builtin runs the shared scaling loop (queueworker.scaling.loop) on the worker Deployment:
 the start time is measured on the worker pods (creation to Ready; the pods are listed only while some are
-not ready or the ready count changed), and the pods running tasks (heartbeats) are kept: before a
+not ready or the ready count changed), and the pods holding tasks (`queueworker:held`) are kept: before a
 scale-down idle pods get the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
 removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 
@@ -26,7 +26,7 @@ from queueworker import builders
 from queueworker.api.spec import QueueWorker
 from queueworker.broker.stats import QueueStats, probe
 from queueworker.builders import labels
-from queueworker.contract import busy_by_worker, redact, sync_targets
+from queueworker.contract import held_by_worker, redact, sync_targets
 from queueworker.scaling import observe
 from queueworker.scaling.loop import ScalingLoop
 from queueworker.scaling.policy import Decision, Observation, PolicyConfig
@@ -249,15 +249,16 @@ class Autoscaler:
         )
 
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
-        """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""
+        """Tasks held per pod, from the held records (queueworker.contract.held_by_worker)."""
         busy: dict[str, int] = {}
-        for host, slots in busy_by_worker(self.broker.client(), qw.spec.queues).items():
+        for host, held in held_by_worker(self.broker.client(), qw.spec.queues).items():
             pod = hostname_of(host)
-            busy[pod] = max(busy.get(pod, 0), slots)
+            busy[pod] = busy.get(pod, 0) + held
         return busy
 
     async def mark_pods(self, qw: QueueWorker, busy: Mapping[str, int]) -> None:
-        """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
+        """Idle pods get the lowest deletion cost, busy ones a high one (by tasks held), before a
+        scale-down."""
         selector = labels.selector(qw.name, "worker")
         pods = await self.cluster.kube.list("v1", "pods", qw.namespace, labels=selector)
         for pod in pods:

@@ -1,7 +1,7 @@
 """What the operator and local mode must agree on, written once: the `celery worker` command line and
 the QueueWorker settings in its environment, the `celery beat` command line, the soft-shutdown budget,
-the `queueworker:targets` hash and its upkeep, how heartbeats are read, and how secrets are kept out of
-text. The operator's builders and autoscaler and local mode's commands and control loop call
+the `queueworker:targets` hash and its upkeep, which worker holds which messages, and how secrets are
+kept out of text. The operator's builders and autoscaler and local mode's commands and control loop call
 these; each side adds only its own wiring (a pod's Secret reference and mounts; a local process's
 interpreter, state directory and free port).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -133,27 +132,23 @@ def sync_targets(client: TargetsClient, qws: Iterable[QueueWorker], namespaces: 
 
 
 class HashReader(Protocol):
-    def hvals(self, name: str) -> Any: ...
+    def hgetall(self, name: str) -> Any: ...
 
 
-def busy_by_worker(client: HashReader, queues: Iterable[str], now: float | None = None) -> dict[str, int]:
-    """Busy slots per worker (Celery hostname) from the live heartbeats of `queues`. A worker writes the
-    same record (its whole pool's busy slots) to every queue it consumes, so the figures are not added
-    up across queues: a worker counts once, with its largest (the freshest) figure. Records older than
-    HEARTBEAT_TTL are a dead worker's and are skipped; unreadable ones too."""
-    oldest = (time.time() if now is None else now) - keys.HEARTBEAT_TTL
-    busy: dict[str, int] = {}
-    for queue in queues:
-        for raw in client.hvals(keys.heartbeat_key(queue)):
-            try:
-                beat = json.loads(raw)
-                if float(beat.get("ts", 0)) < oldest:
-                    continue
-                host = str(beat["hostname"])
-                busy[host] = max(busy.get(host, 0), int(beat.get("busy", 0)))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-    return busy
+def held_by_worker(client: HashReader, queues: Iterable[str]) -> dict[str, int]:
+    """Messages each worker (Celery hostname) holds from `queues` (their base and priority lists), as the
+    atomic fetch records them in `queueworker:held` in the same operation that pops them: tasks running
+    or prefetched, with no heartbeat's delay. One HGETALL; unreadable records are skipped."""
+    lists = {name for queue in queues for name in keys.queue_lists(queue)}
+    held: dict[str, int] = {}
+    for raw in client.hgetall(keys.HELD_HASH).values():
+        try:
+            host, sep, source = _text(raw).partition("\n")
+        except UnicodeDecodeError:
+            continue
+        if sep and host and source in lists:
+            held[host] = held.get(host, 0) + 1
+    return held
 
 
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s'\"<>]*)")

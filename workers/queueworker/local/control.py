@@ -3,7 +3,7 @@
 stop processes to match.
 
 Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode runs them as `builtin`
-(and says so at start). A scale-down keeps the workers running tasks (by their heartbeats) and stops the
+(and says so at start). A scale-down keeps the workers holding tasks (`queueworker:held`) and stops the
 least busy first, as the operator's pod-deletion-cost does. With Redis unreachable, the policy holds the
 replicas. The policy learns how long a worker takes to start: from its spawn to its readiness (the
 consumer started, as its state file says), seen to within one interval.
@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from queueworker.api.spec import QueueWorker
-from queueworker.contract import busy_by_worker, sync_targets
+from queueworker.contract import held_by_worker, sync_targets
 from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
@@ -95,14 +95,14 @@ class ProcessFleet:
                 yield key, now - child.started_at
 
     def busy(self) -> Mapping[str, int]:
-        """Busy slots per live (not stopping) worker."""
+        """Tasks held per live (not stopping) worker."""
         alive = {
             c.hostname
             for c in self.controller.supervisor.workers_of(self.m.qw.name)
             if c.stopping_since is None
         }
-        busy = self.controller.busy_by_hostname(self.m.qw.spec.queues)
-        return {host: n for host, n in busy.items() if host in alive}
+        held = self.controller.busy_by_hostname(self.m.qw.spec.queues)
+        return {host: n for host, n in held.items() if host in alive}
 
     def scale(self, replicas: int, keep: Mapping[str, int]) -> None:
         self.m.desired = replicas
@@ -185,8 +185,8 @@ class Controller:
         return sum(1 for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None)
 
     def scale(self, m: Managed, keep: Mapping[str, int] | None = None) -> None:
-        """Start or stop workers to run `m.desired`; those in `keep` (hostname -> busy) are stopped
-        last, the least busy first (without `keep`, the heartbeats are read)."""
+        """Start or stop workers to run `m.desired`; those in `keep` (hostname -> tasks held) are stopped
+        last, the least busy first (without `keep`, the held records are read)."""
         alive = [c for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None]
         for _ in range(m.desired - len(alive)):
             self.start_worker(m)
@@ -225,9 +225,9 @@ class Controller:
         self.supervisor.stop_all(("worker",), interrupted=hurry)
 
     def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
-        """Busy slots per worker (Celery hostname); none when Redis does not answer."""
+        """Tasks held per worker (Celery hostname); none when Redis does not answer."""
         try:
-            return busy_by_worker(self.client, queues)
+            return held_by_worker(self.client, queues)
         except (redis.RedisError, OSError):
             return {}
 
