@@ -16,12 +16,12 @@ The clairvoyant reference ("oracle") is no autoscaler at all: see its class.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from queueworker.scaling.startup import StartTimes
+from queueworker.scaling.loop import ScalingLoop
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState
 
 from bench.autoscale.sim import View
 
@@ -43,12 +43,40 @@ SCRAPE_INTERVAL = 30.0
 ORACLE_UTILIZATION = 0.9
 
 
+class SimFleet:
+    """The simulated pods as the scaling loop sees them (queueworker.scaling.loop.Fleet); worker ids are
+    pod ids. Start times are handed over from a cursor (each once, as the operator lists new pods)."""
+
+    def __init__(self, view: View, current: int, measured: int) -> None:
+        self.view, self.current, self.measured = view, current, measured
+        self.target = current
+
+    def replicas(self) -> int:
+        return self.current
+
+    def start_times(self, seen: Callable[[str], bool]) -> Iterable[tuple[str, float]]:
+        starts = self.view.pod_starts
+        new = starts[self.measured :]
+        self.measured = len(starts)
+        return [(str(pod), seconds) for pod, seconds in new]
+
+    def busy(self) -> Mapping[str, int]:
+        return {str(pod): count for pod, count in self.view.busy.items()}
+
+    def scale(self, replicas: int, keep: Mapping[str, int]) -> None:
+        self.target = replicas
+        if replicas < self.current:
+            self.view.keep({int(pod): count for pod, count in keep.items()})
+
+
 class Builtin:
-    """The builtin policy the operator runs (queueworker.scaling), fed what the probe returns, every
-    autoscale interval (5 s), and the pods' start times as the operator measures them (unless `learn` is
-    off: then it assumes its default)."""
+    """The builtin autoscaling loop the operator runs (queueworker.scaling.loop), fed what the probe
+    returns every autoscale interval (5 s), the pods' start times as the operator measures them (unless
+    `learn` is off: then it assumes its default), and the tasks each pod holds before a scale-down (those
+    pods stay, as the operator's pod-deletion-cost keeps them)."""
 
     prefers_idle = True
+    KEY = "sim"
 
     def __init__(
         self, config: PolicyConfig, interval: float = 5.0, name: str = "builtin", learn: bool = True
@@ -57,18 +85,16 @@ class Builtin:
         self.config = config
         self.interval = interval
         self.learn = learn
-        self.state = PolicyState()
+        self.loop = ScalingLoop()
         self.decisions: list[Decision] = []
-        self.starts = StartTimes()
         self._measured = 0
+
+    @property
+    def state(self) -> PolicyState:
+        return self.loop.state(self.KEY)
 
     def tick(self, now: float, view: View, current: int) -> int:
         hb = view.heartbeat
-        if self.learn:
-            starts = view.pod_starts
-            for pod, seconds in starts[self._measured :]:
-                self.starts.record(str(pod), seconds)
-            self._measured = len(starts)
         obs = Observation(
             time=now,
             backlog=view.backlog,
@@ -78,13 +104,13 @@ class Builtin:
             workers=hb.workers,
             oldest_wait=view.oldest_wait,
             completed_total=hb.completed,
-            start_seconds=self.starts.estimate(),
         )
-        decision = decide(self.config, self.state, obs, current)
-        self.state = decision.state
+        fleet = SimFleet(view, current, self._measured)
+        decision = self.loop.step(self.KEY, self.config, obs, fleet, learn=self.learn)
+        self._measured = fleet.measured
         if decision.direction != "hold":
             self.decisions.append(decision)
-        return decision.replicas
+        return fleet.target
 
 
 @dataclass

@@ -4,7 +4,9 @@ Tasks arrive into the queue (the base list), idle worker slots take the oldest t
 slot idle longest gets it), pods start `start_delay` seconds after they are created, and the
 autoscaler (a `Controller`) is asked for replicas on its own clock. Pods removed by a scale-down stop
 taking tasks and end when their running tasks finish (warm shutdown); which pods go is the
-controller's choice of rule (idle first with pod-deletion-cost, else the ReplicaSet's newest first).
+controller's choice of rule (idle first with pod-deletion-cost, else the ReplicaSet's newest first); a
+controller that marks the pods to keep (`View.keep`, the operator's deletion costs by tasks held) has its
+marks honoured first.
 Worker heartbeats (busy/total slots and the completed counter) refresh every 5 s, as in the runtime.
 Cost is pod-seconds from creation to end, over the trace's duration.
 """
@@ -84,6 +86,16 @@ class View:
         the operator reads from the pods' Ready conditions."""
         return self._sim.pod_starts
 
+    @property
+    def busy(self) -> dict[int, int]:
+        """Tasks each live pod holds now (pod id -> count), as the held records say: no heartbeat's delay."""
+        return {p.id: p.busy for p in self._sim.pods if p.ended is None and not p.draining}
+
+    def keep(self, marks: dict[int, int]) -> None:
+        """Mark pods to keep at the next scale-downs (pod id -> tasks held; unmarked pods go first, then the
+        least marked), as the operator's pod-deletion-cost annotations do. Replaces the previous marks."""
+        self._sim.marks = dict(marks)
+
 
 class Controller(Protocol):
     name: str
@@ -133,6 +145,8 @@ class Simulation:
         self.ups = self.downs = 0
         self.samples: list[tuple[float, int, int]] = []
         self.pod_starts: list[tuple[int, float]] = []
+        #: Pods a controller marked to keep (View.keep): pod id -> tasks held when marked.
+        self.marks: dict[int, int] = {}
         self._events: list[tuple[float, int, int, int]] = []
         self._seq = 0
         for i, t in enumerate(arrival):
@@ -192,8 +206,8 @@ class Simulation:
 
     def _remove(self, n: int) -> None:
         live = [p for p in self.pods if p.ended is None and not p.draining]
-        if self.controller.prefers_idle:  # pod-deletion-cost: starting, then idle, then least busy
-            live.sort(key=lambda p: (p.ready, p.busy, -p.created))
+        if self.controller.prefers_idle:  # pod-deletion-cost: starting, unmarked, then idle, least busy
+            live.sort(key=lambda p: (p.ready, self.marks.get(p.id, 0), p.busy, -p.created))
         else:  # ReplicaSet ranking: starting pods first, then the newest
             live.sort(key=lambda p: (p.ready, -p.created))
         for pod in live[:n]:

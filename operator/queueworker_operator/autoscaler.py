@@ -2,31 +2,35 @@
 
 Each tick reads the probe for all their queues in one round trip of pipelines (and writes the
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
-and for mode builtin asks the pure policy for replicas, with the start time measured on the worker pods
-(creation to Ready; the pods are listed only while some are not ready or the ready count changed). Before
-a scale-down it gives idle pods the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
+and for mode builtin runs the shared scaling loop (queueworker.scaling.loop) on the worker Deployment:
+the start time is measured on the worker pods (creation to Ready; the pods are listed only while some are
+not ready or the ready count changed), and the pods holding tasks (`queueworker:held`) are kept: before a
+scale-down idle pods get the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
 removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
+
+The loop is synchronous: what needs the API (listing pods) is awaited before its step, the step runs in
+a thread (it may read Redis), and the scale it asks for is carried out (awaited) after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from queueworker import builders
 from queueworker.api.spec import QueueWorker
-from queueworker.broker import keys
 from queueworker.broker.stats import QueueStats, probe
 from queueworker.builders import labels
-from queueworker.contract import busy_by_worker, redact, targets
+from queueworker.contract import held_by_worker, redact, sync_targets
 from queueworker.scaling import observe
-from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from queueworker.scaling.startup import StartTimes, pod_start_seconds
+from queueworker.scaling.loop import ScalingLoop
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig
+from queueworker.scaling.startup import pod_start_seconds
 from queueworker.settings import Settings
 
 from queueworker_operator import metrics
@@ -61,6 +65,32 @@ def hostname_of(heartbeat_host: str) -> str:
     return heartbeat_host.rsplit("@", 1)[-1].split(".", 1)[0]
 
 
+class PodFleet:
+    """One QueueWorker's worker Deployment as the scaling loop sees it (queueworker.scaling.loop.Fleet):
+    the pods listed before the step, busy pods read from Redis when asked, and the scale asked for kept
+    in `request` for the caller to carry out."""
+
+    def __init__(self, current: int, pods: list[dict[str, Any]], busy: Callable[[], dict[str, int]]) -> None:
+        self.current, self.pods, self._busy = current, pods, busy
+        self.request: tuple[int, dict[str, int]] | None = None
+
+    def replicas(self) -> int:
+        return self.current
+
+    def start_times(self, seen: Callable[[str], bool]) -> Iterable[tuple[str, float]]:
+        for pod in self.pods:
+            meta = pod.get("metadata") or {}
+            uid = str(meta.get("uid") or meta.get("name"))
+            if not seen(uid) and (seconds := pod_start_seconds(pod)) is not None:
+                yield uid, seconds
+
+    def busy(self) -> Mapping[str, int]:
+        return self._busy()
+
+    def scale(self, replicas: int, keep: Mapping[str, int]) -> None:
+        self.request = (replicas, dict(keep))
+
+
 #: QueueWorkers handled at once in a tick: each may wait on the API (pod lists, status, scale), so 1,000 of
 #: them in turn would make a tick last minutes; the client's connections bound the rest.
 CONCURRENCY = 16
@@ -72,9 +102,9 @@ class Autoscaler:
         #: When the last tick ended (the liveness probe's age) and how many ticks ran.
         self.last_tick: float | None = None
         self.ticks = 0
-        self.states: dict[Key, PolicyState] = {}
-        #: Worker pods' start times per QueueWorker, and the ready count when the pods were last listed.
-        self.starts: dict[Key, StartTimes] = {}
+        #: Policy state and worker pods' start times per QueueWorker (the shared loop keeps them).
+        self.loop = ScalingLoop()
+        #: The ready count per QueueWorker when its pods were last listed.
         self.listed_ready: dict[Key, int] = {}
         #: Namespaces that had QueueWorkers during this run: their stale targets are removed.
         self.namespaces: set[str] = set()
@@ -94,27 +124,7 @@ class Autoscaler:
         client = self.broker.client()
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
         stats = probe(client, queues) if queues else {}
-        wanted = targets(qws)
-        current = {
-            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in client.hgetall(keys.TARGETS_HASH).items()
-        }
-        stale = []
-        for queue, raw in current.items():
-            try:
-                owner = str(json.loads(raw).get("queueworker", ""))
-            except (ValueError, AttributeError):
-                continue
-            if queue not in wanted and owner.split("/", 1)[0] in namespaces:
-                stale.append(queue)
-        changed: dict[Any, Any] = {q: v for q, v in wanted.items() if current.get(q) != v}
-        if changed or stale:
-            pipe = client.pipeline(transaction=False)
-            if changed:
-                pipe.hset(keys.TARGETS_HASH, mapping=changed)
-            if stale:
-                pipe.hdel(keys.TARGETS_HASH, *stale)
-            pipe.execute()
+        sync_targets(client, qws, namespaces)
         return stats
 
     async def tick(self) -> None:
@@ -153,13 +163,9 @@ class Autoscaler:
 
         await asyncio.gather(*(one(qw) for qw in qws))
         live = {(qw.namespace, qw.name) for qw in qws}
-        for key in list(self.states):
-            if key not in live:
-                del self.states[key]
-        for key in list(self.starts):
-            if key not in live:
-                del self.starts[key]
-                self.listed_ready.pop(key, None)
+        self.loop.forget(live)
+        for key in [k for k in self.listed_ready if k not in live]:
+            del self.listed_ready[key]
 
     async def handle(self, qw: QueueWorker, reading: Reading, now: float) -> None:
         key = (qw.namespace, qw.name)
@@ -179,21 +185,13 @@ class Autoscaler:
         observed = self.cluster.deployments.get(key)
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
-            if obs is not None:
-                obs = replace(obs, start_seconds=await self.start_seconds(qw, observed))
-            state = self.states.get(key, PolicyState())
-            decision = decide(config, state, obs, observed.replicas)
-            busy: dict[str, int] = {}
-            if decision.direction == "down" and obs is not None:
-                # Which pods run tasks now: the policy keeps that many, and they are marked to stay.
-                busy = await asyncio.to_thread(self._busy, qw)
-                working = sum(1 for slots in busy.values() if slots > 0)
-                if working:
-                    decision = decide(config, state, replace(obs, busy_workers=working), observed.replicas)
-            self.states[key] = decision.state
+            pods = await self.new_pods(qw, observed) if obs is not None else []
+            fleet = PodFleet(observed.replicas, pods, lambda: self._busy(qw))
+            decision = await asyncio.to_thread(self.loop.step, key, config, obs, fleet)
             fields["desiredReplicas"] = decision.replicas
-            if decision.replicas != observed.replicas:
-                await self.scale(qw, observed.replicas, decision, busy)
+            if fleet.request is not None:
+                _, keep = fleet.request
+                await self.scale(qw, observed.replicas, decision, keep)
                 fields["lastScaleTime"] = now_iso()
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
@@ -201,34 +199,29 @@ class Autoscaler:
             qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker}
         )
 
-    async def start_seconds(self, qw: QueueWorker, observed: Observed) -> float | None:
-        """The worker pods' start time (median of the last few, creation to Ready), None until measured.
-        Pods are listed only while some are not ready or the ready count changed since the last list, never
-        for a Deployment at zero with no pod."""
+    async def new_pods(self, qw: QueueWorker, observed: Observed) -> list[dict[str, Any]]:
+        """The worker pods to measure start times on (creation to Ready; the loop learns each once): listed
+        only while some are not ready or the ready count changed since the last list, never for a
+        Deployment at zero with no pod. A failed list is logged: the policy then uses what it learnt
+        before, or its default."""
         key = (qw.namespace, qw.name)
-        starts = self.starts.setdefault(key, StartTimes())
         if not observed.replicas and not observed.ready:  # no pod to learn from
-            return starts.estimate()
+            return []
         if observed.ready >= (observed.replicas or 0) and self.listed_ready.get(key) == observed.ready:
-            return starts.estimate()
+            return []
         try:
             selector = labels.selector(qw.name, "worker")
             pods = await self.cluster.kube.list("v1", "pods", qw.namespace, labels=selector)
-        except KubeError as exc:  # the policy then uses what it learnt before, or its default
+        except KubeError as exc:
             logger.warning("listing the worker pods of %s/%s failed: %s", qw.namespace, qw.name, exc)
-            return starts.estimate()
+            return []
         self.listed_ready[key] = observed.ready
-        for pod in pods:
-            meta = pod.get("metadata") or {}
-            uid = str(meta.get("uid") or meta.get("name"))
-            if not starts.seen(uid) and (seconds := pod_start_seconds(pod)) is not None:
-                starts.record(uid, seconds)
-        return starts.estimate()
+        return list(pods)
 
-    async def scale(self, qw: QueueWorker, current: int, decision: Decision, busy: dict[str, int]) -> None:
+    async def scale(self, qw: QueueWorker, current: int, decision: Decision, keep: Mapping[str, int]) -> None:
         name = builders.worker_name(qw)
         if decision.replicas < current:
-            await self.mark_pods(qw, busy)
+            await self.mark_pods(qw, keep)
         await self.cluster.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
         observed = self.cluster.deployments.get((qw.namespace, qw.name))
         if observed is not None:
@@ -256,15 +249,16 @@ class Autoscaler:
         )
 
     def _busy(self, qw: QueueWorker) -> dict[str, int]:
-        """Busy slots per pod, from the live heartbeats (queueworker.contract.busy_by_worker)."""
+        """Tasks held per pod, from the held records (queueworker.contract.held_by_worker)."""
         busy: dict[str, int] = {}
-        for host, slots in busy_by_worker(self.broker.client(), qw.spec.queues).items():
+        for host, held in held_by_worker(self.broker.client(), qw.spec.queues).items():
             pod = hostname_of(host)
-            busy[pod] = max(busy.get(pod, 0), slots)
+            busy[pod] = busy.get(pod, 0) + held
         return busy
 
-    async def mark_pods(self, qw: QueueWorker, busy: dict[str, int]) -> None:
-        """Idle pods get the lowest deletion cost, busy ones a high one, before a scale-down."""
+    async def mark_pods(self, qw: QueueWorker, busy: Mapping[str, int]) -> None:
+        """Idle pods get the lowest deletion cost, busy ones a high one (by tasks held), before a
+        scale-down."""
         selector = labels.selector(qw.name, "worker")
         pods = await self.cluster.kube.list("v1", "pods", qw.namespace, labels=selector)
         for pod in pods:

@@ -1,13 +1,12 @@
 """The rules the operator and local mode share (queueworker.contract), tested once: the worker command
-line and settings, the beat command line, the soft-shutdown budget, the targets hash, heartbeat reading
-(on a real Redis) and redaction; then that both sides' workers and beats get exactly those (their
-wiring: what they add is their own)."""
+line and settings, the beat command line, the soft-shutdown budget, the targets hash and its upkeep and
+the held records per worker (on a real Redis), and redaction; then that both sides' workers and beats
+get exactly those (their wiring: what they add is their own)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -63,19 +62,52 @@ def test_targets_first_queueworker_by_namespace_and_name_wins_a_shared_queue() -
                        "only-a": {"targetWaitSeconds": 5.0, "queueworker": "shop/a"}}  # fmt: skip
 
 
-def test_busy_by_worker_counts_a_worker_once_and_skips_dead_ones(redis_client: redis.Redis) -> None:
-    now = time.time()
+def test_held_by_worker_counts_the_held_records_of_the_queues_and_their_priority_lists(
+    redis_client: redis.Redis,
+) -> None:
+    prio = f"q2{keys.PRIORITY_SEP}{keys.PRIORITY_STEPS[-1]}"
+    records = {
+        "t1": "mail-1@pod-a\nq1",
+        "t2": "mail-1@pod-a\nq2",  # the same worker on its second queue: 2 + 1 messages held
+        "t3": f"mail-1@pod-a\n{prio}",
+        "t4": "mail-2@pod-b\nq1",
+        "t5": "other@pod-c\nelsewhere",  # another QueueWorker's queue
+        "t6": f"other@pod-c\nq1{keys.PRIORITY_SEP}77",  # not one of the priority lists
+        "t7": "no separator",
+        "t8": "\nq1",  # no holder
+    }
+    redis_client.hset(keys.HELD_HASH, mapping=records)  # type: ignore[arg-type]
+    redis_client.hset(keys.HELD_HASH, "t9", b"\xff\xfe\nq1")  # not text
+    assert contract.held_by_worker(redis_client, ("q1", "q2")) == {"mail-1@pod-a": 3, "mail-2@pod-b": 1}
+    assert contract.held_by_worker(redis_client, ("elsewhere",)) == {"other@pod-c": 1}
+    assert contract.held_by_worker(redis_client, ()) == {}
+    redis_client.delete(keys.HELD_HASH)
+    assert contract.held_by_worker(redis_client, ("q1",)) == {}
 
-    def beat(queue: str, host: str, busy: int, age: float = 0.0) -> None:
-        record = {"hostname": host, "pid": 1, "busy": busy, "total": 4, "processed": 0, "ts": now - age}
-        redis_client.hset(keys.heartbeat_key(queue), host, json.dumps(record))
 
-    beat("q1", "mail-1@pod-a", 2)
-    beat("q2", "mail-1@pod-a", 3)  # the same worker on its second queue: not 2 + 3
-    beat("q1", "mail-2@pod-b", 0)
-    beat("q2", "mail-3@pod-c", 4, age=keys.HEARTBEAT_TTL + 1)  # dead
-    redis_client.hset(keys.heartbeat_key("q2"), "junk", "not json")
-    assert contract.busy_by_worker(redis_client, ("q1", "q2"), now) == {"mail-1@pod-a": 3, "mail-2@pod-b": 0}
+def test_sync_targets_writes_what_changed_and_removes_only_its_own_stale_entries(
+    redis_client: redis.Redis,
+) -> None:
+    def read() -> dict[str, dict[str, object]]:
+        fields = redis_client.hgetall(keys.TARGETS_HASH)
+        return {k.decode(): json.loads(v) for k, v in fields.items() if k != b"junk"}
+
+    mail = make_qw("mail", "shop", queues=("q1", "q2"), autoscaling=Autoscaling(target_wait_seconds=5))
+    redis_client.hset(
+        keys.TARGETS_HASH,
+        mapping={
+            "old": json.dumps({"targetWaitSeconds": 1, "queueworker": "shop/gone"}),  # stale, ours
+            "theirs": json.dumps({"targetWaitSeconds": 1, "queueworker": "other/qw"}),  # another writer's
+            "q2": json.dumps({"targetWaitSeconds": 99, "queueworker": "shop/mail"}),  # outdated
+            "junk": "not json",
+        },
+    )
+    contract.sync_targets(redis_client, [mail], {"shop"})
+    mine = {"targetWaitSeconds": 5.0, "queueworker": "shop/mail"}
+    assert read() == {"q1": mine, "q2": mine, "theirs": {"targetWaitSeconds": 1, "queueworker": "other/qw"}}
+    assert redis_client.hget(keys.TARGETS_HASH, "junk") == b"not json"
+    contract.sync_targets(redis_client, [], {"shop"})  # the last QueueWorker of the namespace is gone
+    assert set(read()) == {"theirs"} and redis_client.hexists(keys.TARGETS_HASH, "junk")
 
 
 @pytest.mark.parametrize(

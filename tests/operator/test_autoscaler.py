@@ -12,8 +12,9 @@ import time
 import kopf
 import pytest
 from queueworker.broker import keys
+from queueworker.scaling import loop
 from queueworker.scaling.policy import Decision, decide
-from queueworker_operator import autoscaler, metrics
+from queueworker_operator import metrics
 
 from tests.operator.harness import eventually
 from tests.operator.helpers import condition, create, events, managers, manifest, status
@@ -79,7 +80,7 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
             decisions.append((observation.time, decision))
         return decision
 
-    monkeypatch.setattr(autoscaler, "decide", recording_decide)
+    monkeypatch.setattr(loop, "decide", recording_decide)
     async with start_operator(memo=memo):
         create(
             kube,
@@ -137,7 +138,7 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
             == ups + 1
         )
 
-        # five worker pods; the first is running a task (heartbeat with a busy slot)
+        # five worker pods; the first holds two tasks (the atomic fetch's records), its heartbeat says busy
         for i in range(5):
             kube.create(PODS, worker_pod(f"jobs-worker-p{i}", "jobs", ns))
         redis_client.hset(
@@ -153,6 +154,13 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
                     "ts": time.time(),
                 }
             ),
+        )
+        redis_client.hset(
+            keys.HELD_HASH,
+            mapping={
+                "tag-1": "jobs@jobs-worker-p0\njobs",
+                "tag-2": f"jobs@jobs-worker-p0\njobs{keys.PRIORITY_SEP}9",
+            },
         )
 
         redis_client.delete("jobs")
@@ -170,7 +178,8 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
             p["metadata"]["name"]: p["metadata"].get("annotations", {}).get(DELETION_COST)
             for p in kube.live(PODS, ns)
         }
-        assert costs == {"jobs-worker-p0": "100", **{f"jobs-worker-p{i}": "-100" for i in range(1, 5)}}
+        # the cost follows the tasks held, not the heartbeat's busy slots
+        assert costs == {"jobs-worker-p0": "200", **{f"jobs-worker-p{i}": "-100" for i in range(1, 5)}}
 
 
 @pytest.fixture
@@ -288,7 +297,7 @@ async def test_the_policy_gets_the_start_time_measured_on_the_worker_pods(
             seen.append(observation.start_seconds)
         return decide(config, state, observation, current)
 
-    monkeypatch.setattr(autoscaler, "decide", recording_decide)
+    monkeypatch.setattr(loop, "decide", recording_decide)
     async with start_operator(memo=memo):
         spec = {"mode": "builtin", "minReplicas": 1, "maxReplicas": 3}
         create(kube, manifest("slow", ns, autoscaling=spec))

@@ -156,6 +156,23 @@ def test_builtin_scales_up_within_a_tick_of_a_spike() -> None:
     assert next(t for t in times if t >= 300) <= 310
 
 
+def test_builtin_keeps_the_pods_holding_tasks_at_a_scale_down() -> None:
+    """The shared loop's busy step: three long tasks on three pods keep three replicas (the policy alone
+    would keep one), and the pods removed are the idle ones, marked as the operator's deletion costs do."""
+    arrival = np.array([0.0, 0.1, 0.2] + [0.3 + 0.01 * i for i in range(20)])
+    service = np.array([400.0] * 3 + [2.0] * 20)
+    config = PolicyConfig(max_replicas=10, scale_down_delay_seconds=30.0, slots_per_replica=1)
+    controller = Builtin(config)
+    sim = Simulation(arrival, service, controller, duration=300.0, concurrency=1, initial_replicas=1)
+    sim.run()
+    down = next(d for d in controller.decisions if d.direction == "down")
+    assert down.replicas == 3 and "3 workers running tasks stay" in down.reason
+    long_pods = {0, 1, 2}  # the pods the three long tasks started on (the first pods ready)
+    assert all(sim.pods[i].ended is None or sim.pods[i].ended >= 400.0 for i in long_pods)
+    removed_at_down = [p for p in sim.pods if p.ended == down.state.last_scale_time]
+    assert removed_at_down and not {p.id for p in removed_at_down} & long_pods  # idle ones went, at once
+
+
 def _write(pkg: Path, name: str, body: str) -> None:
     (pkg / f"{name}.py").write_text(body)
 

@@ -1,17 +1,16 @@
 """What the operator and local mode must agree on, written once: the `celery worker` command line and
 the QueueWorker settings in its environment, the `celery beat` command line, the soft-shutdown budget,
-the `queueworker:targets` hash, how heartbeats are read, and how secrets are kept out of text. The
-operator's builders and autoscaler and local mode's commands and control loop call these; each side
-adds only its own wiring (a pod's Secret reference and mounts; a local process's interpreter, state
-directory and free port).
+the `queueworker:targets` hash and its upkeep, which worker holds which messages, and how secrets are
+kept out of text. The operator's builders and autoscaler and local mode's commands and control loop call
+these; each side adds only its own wiring (a pod's Secret reference and mounts; a local process's
+interpreter, state directory and free port).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from queueworker.broker import keys
@@ -90,28 +89,66 @@ def targets(qws: Iterable[QueueWorker]) -> dict[str, str]:
     return out
 
 
+class TargetsClient(Protocol):
+    """What `sync_targets` needs of a Redis client (redis.Redis has it)."""
+
+    def hgetall(self, name: str) -> Any: ...
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def sync_targets(client: TargetsClient, qws: Iterable[QueueWorker], namespaces: Collection[str]) -> None:
+    """Make `queueworker:targets` say what `targets(qws)` says, in one read and at most one write: fields
+    that differ are written, and stale ones removed: a queue none of `qws` has whose owner
+    ("namespace/name") is in `namespaces`, the namespaces the writer serves (the operator: those that had
+    QueueWorkers during its run; local mode: those of its QueueWorkers). Other writers' entries, and
+    unreadable ones, stay."""
+    wanted = targets(qws)
+    current: dict[str, str] = {}
+    for queue, raw in client.hgetall(keys.TARGETS_HASH).items():
+        try:
+            current[_text(queue)] = _text(raw)
+        except UnicodeDecodeError:
+            continue
+    stale = []
+    for queue, raw in current.items():
+        try:
+            owner = str(json.loads(raw).get("queueworker", ""))
+        except (ValueError, AttributeError):
+            continue
+        if queue not in wanted and owner.split("/", 1)[0] in namespaces:
+            stale.append(queue)
+    changed: dict[Any, Any] = {q: v for q, v in wanted.items() if current.get(q) != v}
+    if changed or stale:
+        pipe = client.pipeline(transaction=False)
+        if changed:
+            pipe.hset(keys.TARGETS_HASH, mapping=changed)
+        if stale:
+            pipe.hdel(keys.TARGETS_HASH, *stale)
+        pipe.execute()
+
+
 class HashReader(Protocol):
-    def hvals(self, name: str) -> Any: ...
+    def hgetall(self, name: str) -> Any: ...
 
 
-def busy_by_worker(client: HashReader, queues: Iterable[str], now: float | None = None) -> dict[str, int]:
-    """Busy slots per worker (Celery hostname) from the live heartbeats of `queues`. A worker writes the
-    same record (its whole pool's busy slots) to every queue it consumes, so the figures are not added
-    up across queues: a worker counts once, with its largest (the freshest) figure. Records older than
-    HEARTBEAT_TTL are a dead worker's and are skipped; unreadable ones too."""
-    oldest = (time.time() if now is None else now) - keys.HEARTBEAT_TTL
-    busy: dict[str, int] = {}
-    for queue in queues:
-        for raw in client.hvals(keys.heartbeat_key(queue)):
-            try:
-                beat = json.loads(raw)
-                if float(beat.get("ts", 0)) < oldest:
-                    continue
-                host = str(beat["hostname"])
-                busy[host] = max(busy.get(host, 0), int(beat.get("busy", 0)))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-    return busy
+def held_by_worker(client: HashReader, queues: Iterable[str]) -> dict[str, int]:
+    """Messages each worker (Celery hostname) holds from `queues` (their base and priority lists), as the
+    atomic fetch records them in `queueworker:held` in the same operation that pops them: tasks running
+    or prefetched, with no heartbeat's delay. One HGETALL; unreadable records are skipped."""
+    lists = {name for queue in queues for name in keys.queue_lists(queue)}
+    held: dict[str, int] = {}
+    for raw in client.hgetall(keys.HELD_HASH).values():
+        try:
+            host, sep, source = _text(raw).partition("\n")
+        except UnicodeDecodeError:
+            continue
+        if sep and host and source in lists:
+            held[host] = held.get(host, 0) + 1
+    return held
 
 
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s'\"<>]*)")

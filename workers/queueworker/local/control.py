@@ -1,35 +1,34 @@
-"""The control loop of local mode: every interval, probe all queues once, ask the builtin policy
-(queueworker.scaling, the one the operator runs) how many workers each QueueWorker needs, and start or
-stop worker processes to match.
+"""The control loop of local mode: every interval, probe all queues once, run the builtin scaling loop
+(queueworker.scaling.loop, the one the operator runs) on each QueueWorker's worker processes, and start or
+stop processes to match.
 
 Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode runs them as `builtin`
-(and says so at start). A scale-down stops the least busy workers first (by their heartbeats), as the
-operator's pod-deletion-cost does. With Redis unreachable, the policy holds the replicas. The policy
-learns how long a worker takes to start: from its spawn to its readiness (the consumer started, as its
-state file says), seen to within one interval.
+(and says so at start). A scale-down keeps the workers holding tasks (`queueworker:held`) and stops the
+least busy first, as the operator's pod-deletion-cost does. With Redis unreachable, the policy holds the
+replicas. The policy learns how long a worker takes to start: from its spawn to its readiness (the
+consumer started, as its state file says), seen to within one interval.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from queueworker.api.spec import QueueWorker
-from queueworker.broker import keys
-from queueworker.contract import busy_by_worker, targets
+from queueworker.contract import held_by_worker, sync_targets
 from queueworker.local.commands import LocalContext, hostname, worker_command
 from queueworker.local.embedded import free_port
 from queueworker.local.supervisor import Child, Supervisor
 from queueworker.local.view import Row, ScaleEvent
+from queueworker.scaling.loop import ScalingLoop
 from queueworker.scaling.observe import observation
-from queueworker.scaling.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from queueworker.scaling.startup import StartTimes
+from queueworker.scaling.policy import Decision, Observation, PolicyConfig
 from queueworker.worker.health import FILE_NAME, read_state
 
 THROUGHPUT_WINDOW = 15.0
@@ -40,16 +39,18 @@ class Managed:
     qw: QueueWorker
     manifest_dir: Path | None
     config: PolicyConfig
-    state: PolicyState = field(default_factory=PolicyState)
     desired: int = 0
     decision: Decision | None = None
     last_scale: ScaleEvent | None = None
     completions: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=256))
-    starts: StartTimes = field(default_factory=StartTimes)
 
     @property
     def mode(self) -> str:
         return self.qw.spec.autoscaling.mode
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.qw.namespace, self.qw.name)
 
 
 def policy_config(qw: QueueWorker, scale_down_delay: float | None) -> PolicyConfig:
@@ -71,6 +72,43 @@ def throughput(samples: deque[tuple[float, int]]) -> float | None:
     return (c1 - c0) / (t1 - t0) if t1 > t0 and c1 >= c0 else None
 
 
+class ProcessFleet:
+    """One QueueWorker's worker processes as the scaling loop sees them (queueworker.scaling.loop.Fleet);
+    worker ids are Celery hostnames."""
+
+    def __init__(self, controller: Controller, m: Managed) -> None:
+        self.controller, self.m = controller, m
+
+    def replicas(self) -> int:
+        return self.controller.running_count(self.m)
+
+    def start_times(self, seen: Callable[[str], bool]) -> Iterable[tuple[str, float]]:
+        """Spawn to ready of each process whose state file says it is ready (read once per process)."""
+        now = self.controller.supervisor.clock()
+        for child in self.controller.supervisor.workers_of(self.m.qw.name):
+            key = f"{child.name}:{child.pid}:{child.started_at}"
+            folder = child.env.get("QUEUEWORKER_STATE_DIR")
+            if child.pid is None or child.stopping_since is not None or not folder or seen(key):
+                continue
+            data = read_state(Path(folder) / FILE_NAME)
+            if data is not None and data.get("pid") == child.pid and data.get("ready"):
+                yield key, now - child.started_at
+
+    def busy(self) -> Mapping[str, int]:
+        """Tasks held per live (not stopping) worker."""
+        alive = {
+            c.hostname
+            for c in self.controller.supervisor.workers_of(self.m.qw.name)
+            if c.stopping_since is None
+        }
+        held = self.controller.busy_by_hostname(self.m.qw.spec.queues)
+        return {host: n for host, n in held.items() if host in alive}
+
+    def scale(self, replicas: int, keep: Mapping[str, int]) -> None:
+        self.m.desired = replicas
+        self.controller.scale(self.m, keep)
+
+
 class Controller:
     def __init__(
         self,
@@ -87,11 +125,12 @@ class Controller:
         self.environ = environ
         self.broker_up = False
         self.queues = tuple(dict.fromkeys(q for m in managed for q in m.qw.spec.queues))
+        self.loop = ScalingLoop()
 
     def write_targets(self) -> None:
-        mapping: dict[Any, Any] = targets(m.qw for m in self.managed)
-        if mapping:
-            self.client.hset(keys.TARGETS_HASH, mapping=mapping)
+        """The targets of these QueueWorkers; stale ones of their namespaces (earlier runs') removed."""
+        qws = [m.qw for m in self.managed]
+        sync_targets(self.client, qws, {qw.namespace for qw in qws})
 
     def probe(self) -> dict[str, Any] | None:
         from queueworker.broker.stats import probe
@@ -114,58 +153,46 @@ class Controller:
                 m.completions.append((now, obs.completed_total))
                 while len(m.completions) > 2 and now - m.completions[0][0] > THROUGHPUT_WINDOW:
                     m.completions.popleft()
-            current = self.running_count(m)
-            if obs is not None:
-                obs = replace(obs, start_seconds=self.measure_starts(m))
-            self.decide(m, obs, current, now)
-            self.scale(m)
+            if m.mode == "off":
+                self.run_spec_replicas(m)
+            else:
+                self.autoscale(m, obs)
             rows.append(self.row(m, obs, now))
         return rows
 
-    def decide(self, m: Managed, obs: Observation | None, current: int, now: float) -> None:
-        if m.mode == "off":
-            m.desired = m.qw.spec.replicas
-            if m.desired != current and (m.last_scale is None or m.last_scale.to != m.desired):
-                m.last_scale = ScaleEvent(time.time(), current, m.desired, "mode off: spec.replicas")
-            return
-        decision = decide(m.config, m.state, obs, current)
-        if decision.direction == "down" and obs is not None:
-            # Workers running tasks stay (as the operator keeps busy pods): the policy keeps that many.
-            busy = self.busy_by_hostname(m.qw.spec.queues)
-            alive = {c.hostname for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None}
-            working = sum(1 for host, slots in busy.items() if slots > 0 and host in alive)
-            if working:
-                decision = decide(m.config, m.state, replace(obs, busy_workers=working), current)
-        m.state, m.decision = decision.state, decision
+    def run_spec_replicas(self, m: Managed) -> None:
+        current = self.running_count(m)
+        m.desired = m.qw.spec.replicas
+        if m.desired != current and (m.last_scale is None or m.last_scale.to != m.desired):
+            m.last_scale = ScaleEvent(time.time(), current, m.desired, "mode off: spec.replicas")
+        self.scale(m)
+
+    def autoscale(self, m: Managed, obs: Observation | None) -> None:
+        fleet = ProcessFleet(self, m)
+        current = fleet.replicas()
+        decision = self.loop.step(m.key, m.config, obs, fleet)
+        m.decision, m.desired = decision, decision.replicas
         if decision.replicas != current:
             m.last_scale = ScaleEvent(time.time(), current, decision.replicas, decision.reason)
-        m.desired = decision.replicas
 
     def measure_starts(self, m: Managed) -> float | None:
         """Records the start time (spawn to ready) of each worker process that became ready since the
         last tick; returns the estimate the policy gets (None until one was measured)."""
-        now = self.supervisor.clock()
-        for child in self.supervisor.workers_of(m.qw.name):
-            key = f"{child.name}:{child.pid}:{child.started_at}"
-            folder = child.env.get("QUEUEWORKER_STATE_DIR")
-            if child.pid is None or child.stopping_since is not None or not folder or m.starts.seen(key):
-                continue
-            data = read_state(Path(folder) / FILE_NAME)
-            if data is not None and data.get("pid") == child.pid and data.get("ready"):
-                m.starts.record(key, now - child.started_at)
-        return m.starts.estimate()
+        return self.loop.learn_starts(m.key, ProcessFleet(self, m))
 
     def running_count(self, m: Managed) -> int:
         """Workers that exist for the policy: running or waiting for a restart, not those stopping."""
         return sum(1 for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None)
 
-    def scale(self, m: Managed) -> None:
+    def scale(self, m: Managed, keep: Mapping[str, int] | None = None) -> None:
+        """Start or stop workers to run `m.desired`; those in `keep` (hostname -> tasks held) are stopped
+        last, the least busy first (without `keep`, the held records are read)."""
         alive = [c for c in self.supervisor.workers_of(m.qw.name) if c.stopping_since is None]
         for _ in range(m.desired - len(alive)):
             self.start_worker(m)
         extra = len(alive) - m.desired
         if extra > 0:
-            busy = self.busy_by_hostname(m.qw.spec.queues)
+            busy = self.busy_by_hostname(m.qw.spec.queues) if keep is None else keep
             for child in self.victims(alive, busy)[:extra]:
                 how = "busy" if busy.get(child.hostname, 0) else "idle"
                 self.supervisor.sink(child.name, f"scaling down ({how}): SIGTERM, warm shutdown")
@@ -198,8 +225,9 @@ class Controller:
         self.supervisor.stop_all(("worker",), interrupted=hurry)
 
     def busy_by_hostname(self, queues: tuple[str, ...]) -> dict[str, int]:
+        """Tasks held per worker (Celery hostname); none when Redis does not answer."""
         try:
-            return busy_by_worker(self.client, queues)
+            return held_by_worker(self.client, queues)
         except (redis.RedisError, OSError):
             return {}
 
