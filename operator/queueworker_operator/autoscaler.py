@@ -8,8 +8,8 @@ not ready or the ready count changed), and the pods holding tasks (`queueworker:
 scale-down idle pods get the lowest `controller.kubernetes.io/pod-deletion-cost`, so the ReplicaSet
 removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 
-The loop is synchronous: what needs the API (listing pods) is awaited before its step, the step runs in
-a thread (it may read Redis), and the scale it asks for is carried out (awaited) after it.
+The loop is synchronous: what needs the API (listing pods) is awaited before its step, the held records
+are read once per tick with the probe, and the scale the step asks for is carried out (awaited) after it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -26,7 +26,7 @@ from queueworker import builders
 from queueworker.api.spec import QueueWorker
 from queueworker.broker.stats import QueueStats, probe
 from queueworker.builders import labels
-from queueworker.contract import held_by_worker, redact, sync_targets
+from queueworker.contract import count_held, held_records, redact, sync_targets
 from queueworker.scaling import observe
 from queueworker.scaling.loop import ScalingLoop
 from queueworker.scaling.policy import Decision, Observation, PolicyConfig
@@ -53,11 +53,22 @@ class Reading:
 
     stats: dict[str, QueueStats] | None
     error: str | None = None
+    #: The held records (queueworker.contract.held_records) read with the probe: who holds what.
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 def observation(qw: QueueWorker, stats: dict[str, QueueStats], now: float) -> Observation:
     """The QueueWorker's queues as one policy observation (see queueworker/scaling/observe.py)."""
     return observe.observation(stats, qw.spec.queues, now)
+
+
+def busy_pods(held: Mapping[str, str], qw: QueueWorker) -> dict[str, int]:
+    """Tasks held per worker pod of `qw`, from the tick's held records."""
+    busy: dict[str, int] = {}
+    for host, count in count_held(held, qw.spec.queues).items():
+        pod = hostname_of(host)
+        busy[pod] = busy.get(pod, 0) + count
+    return busy
 
 
 def hostname_of(heartbeat_host: str) -> str:
@@ -120,12 +131,13 @@ class Autoscaler:
                 logger.exception("autoscaler tick failed")
             await asyncio.sleep(self.settings.autoscale_interval)
 
-    def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> dict[str, QueueStats]:
+    def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> Reading:
         client = self.broker.client()
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
         stats = probe(client, queues) if queues else {}
+        held = held_records(client) if queues else {}
         sync_targets(client, qws, namespaces)
-        return stats
+        return Reading(stats, held=held)
 
     async def tick(self) -> None:
         qws = self.specs.all()
@@ -138,8 +150,7 @@ class Autoscaler:
     async def _tick(self, qws: list[QueueWorker], now: float) -> None:
         try:
             self.namespaces.update(self.specs.namespaces())
-            stats = await asyncio.to_thread(self._read, qws, set(self.namespaces))
-            reading = Reading(stats)
+            reading = await asyncio.to_thread(self._read, qws, set(self.namespaces))
         except redis.RedisError as exc:
             reading = Reading(None, redact(f"{type(exc).__name__}: {exc}", self.broker.url))
             if self.broker.ok is not False:
@@ -186,8 +197,8 @@ class Autoscaler:
         if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
             pods = await self.new_pods(qw, observed) if obs is not None else []
-            fleet = PodFleet(observed.replicas, pods, lambda: self._busy(qw))
-            decision = await asyncio.to_thread(self.loop.step, key, config, obs, fleet)
+            fleet = PodFleet(observed.replicas, pods, lambda: busy_pods(reading.held, qw))
+            decision = self.loop.step(key, config, obs, fleet)
             fields["desiredReplicas"] = decision.replicas
             if fleet.request is not None:
                 _, keep = fleet.request
@@ -247,14 +258,6 @@ class Autoscaler:
             decision.replicas,
             decision.reason,
         )
-
-    def _busy(self, qw: QueueWorker) -> dict[str, int]:
-        """Tasks held per pod, from the held records (queueworker.contract.held_by_worker)."""
-        busy: dict[str, int] = {}
-        for host, held in held_by_worker(self.broker.client(), qw.spec.queues).items():
-            pod = hostname_of(host)
-            busy[pod] = busy.get(pod, 0) + held
-        return busy
 
     async def mark_pods(self, qw: QueueWorker, busy: Mapping[str, int]) -> None:
         """Idle pods get the lowest deletion cost, busy ones a high one (by tasks held), before a

@@ -135,20 +135,33 @@ class HashReader(Protocol):
     def hgetall(self, name: str) -> Any: ...
 
 
-def held_by_worker(client: HashReader, queues: Iterable[str]) -> dict[str, int]:
-    """Messages each worker (Celery hostname) holds from `queues` (their base and priority lists), as the
-    atomic fetch records them in `queueworker:held` in the same operation that pops them: tasks running
-    or prefetched, with no heartbeat's delay. One HGETALL; unreadable records are skipped."""
-    lists = {name for queue in queues for name in keys.queue_lists(queue)}
-    held: dict[str, int] = {}
-    for raw in client.hgetall(keys.HELD_HASH).values():
+def held_records(client: HashReader) -> dict[str, str]:
+    """Every held record (delivery tag -> "hostname\nlist"), as the atomic fetch writes them in
+    `queueworker:held` in the same operation that pops a message. One HGETALL; unreadable ones skipped."""
+    records: dict[str, str] = {}
+    for tag, raw in client.hgetall(keys.HELD_HASH).items():
         try:
-            host, sep, source = _text(raw).partition("\n")
+            records[_text(tag)] = _text(raw)
         except UnicodeDecodeError:
             continue
+    return records
+
+
+def count_held(records: Mapping[str, str], queues: Iterable[str]) -> dict[str, int]:
+    """Messages each worker (Celery hostname) holds from `queues` (their base and priority lists) in
+    `records` (held_records): tasks running or prefetched, with no heartbeat's delay."""
+    lists = {name for queue in queues for name in keys.queue_lists(queue)}
+    held: dict[str, int] = {}
+    for record in records.values():
+        host, sep, source = record.partition("\n")
         if sep and host and source in lists:
             held[host] = held.get(host, 0) + 1
     return held
+
+
+def held_by_worker(client: HashReader, queues: Iterable[str]) -> dict[str, int]:
+    """count_held over a fresh read of the held records."""
+    return count_held(held_records(client), queues)
 
 
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s'\"<>]*)")
