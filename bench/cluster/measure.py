@@ -101,12 +101,15 @@ class Figures:
         )
 
 
-def waits(records: list[str]) -> np.ndarray:
+def waits(records: list[str], since: float = 0.0) -> np.ndarray:
+    """Start less publish of each task published from `since` on (a message an earlier, interrupted run
+    left held by a worker may come back to the queue and run during this one: it is not this run's)."""
     out = []
     for raw in records:
         times = json.loads(raw)
-        if times.get("published") is not None:
-            out.append(max(0.0, float(times["started"]) - float(times["published"])))
+        published = times.get("published")
+        if published is not None and float(published) >= since:
+            out.append(max(0.0, float(times["started"]) - float(published)))
     return np.array(out)
 
 
@@ -134,7 +137,7 @@ def back_at_min(samples: list[tuple[float, int, int]], after: float, least: int)
 def figures(
     track: Track, records: list[str], start: float, burst: tuple[float, float], duration: float, least: int
 ) -> Figures:
-    w = waits(records)
+    w = waits(records, since=start - 1.0)
     burst_start, burst_end = start + burst[0], start + burst[1]
     fresh = [(c, r) for c, r in track.pods.values() if c >= start]
     readies = sorted(r for c, r in fresh if c >= burst_start and r is not None)

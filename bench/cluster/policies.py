@@ -45,6 +45,8 @@ class Policy:
     name: str  # builtin, keda, keda-tuned, hpa
     mode: str  # the QueueWorker's mode (the KEDA baselines: a template QueueWorker in mode off)
     delay: float = SCALE_DOWN_DELAY
+    target_wait: float = TARGET_WAIT
+    list_length: int | None = None  # keda-tuned's listLength (None: concurrency x target / task seconds)
 
     @property
     def queueworker(self) -> str:
@@ -77,6 +79,10 @@ POLICIES = {
         Policy("keda", "off"),
         Policy("keda-tuned", "off"),
         Policy("hpa", "hpa"),
+        # The frontier (`--policies builtin-60-t60,keda-tuned-3,keda-tuned-12`): each one's main knob turned.
+        Policy("builtin-60-t60", "builtin", TUNED_DOWN_WINDOW, target_wait=60.0),
+        Policy("keda-tuned-3", "off", list_length=3),
+        Policy("keda-tuned-12", "off", list_length=12),
     )
 }
 
@@ -91,7 +97,7 @@ def queueworker(policy: Policy, namespace: str) -> dict[str, Any]:
         autoscaling |= {
             "minReplicas": MIN_REPLICAS,
             "maxReplicas": MAX_REPLICAS,
-            "targetWaitSeconds": TARGET_WAIT,
+            "targetWaitSeconds": policy.target_wait,
             "scaleDownDelaySeconds": policy.delay,
         }
     return {
@@ -154,11 +160,11 @@ def redis_address(broker_url: str) -> tuple[str, bool]:
 
 def scaled_object(policy: Policy, namespace: str, broker_url: str) -> dict[str, Any]:
     address, _ = redis_address(broker_url)
-    tuned = policy.name == "keda-tuned"
+    tuned = policy.name.startswith("keda-tuned")
     metadata = {
         "address": address,
         "listName": policy.queue,
-        "listLength": str(tuned_length() if tuned else KEDA_DEFAULT_LIST_LENGTH),
+        "listLength": str((policy.list_length or tuned_length()) if tuned else KEDA_DEFAULT_LIST_LENGTH),
     }
     # TLS (verified against the broker's CA) comes with the TriggerAuthentication (keda_auth).
     spec: dict[str, Any] = {

@@ -87,6 +87,7 @@ def test_waits_are_start_less_publish() -> None:
         json.dumps({"published": 200.0, "started": 199.9, "finished": 205.0}),  # clock skew: 0
     ]
     assert measure.waits(records).tolist() == [3.5, 0.0]
+    assert measure.waits(records, since=150.0).tolist() == [0.0], "an earlier run's task is not counted"
 
 
 def test_the_trace_is_the_simulations_burst_once_and_seeded() -> None:
