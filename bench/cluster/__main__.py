@@ -247,12 +247,18 @@ class Bench:
         self.c.core.create_namespaced_pod(self.ns, pod)
         return name
 
-    def worker_image(self) -> str:
+    def operator_env(self) -> dict[str, str]:
         op = self.c.apps.list_namespaced_deployment(
             self.ns, label_selector="app.kubernetes.io/component=operator"
         ).items
-        env = {e.name: e.value for e in op[0].spec.template.spec.containers[0].env or []} if op else {}
-        return str(env.get("QUEUEWORKER_WORKER_IMAGE") or "queueworker/worker:dev")
+        return {e.name: e.value for e in op[0].spec.template.spec.containers[0].env or []} if op else {}
+
+    def worker_image(self) -> str:
+        return str(self.operator_env().get("QUEUEWORKER_WORKER_IMAGE") or "queueworker/worker:dev")
+
+    def autoscale_interval(self) -> float:
+        """The operator's tick (the chart sets QUEUEWORKER_AUTOSCALE_INTERVAL): the replay ticks so."""
+        return float(self.operator_env().get("QUEUEWORKER_AUTOSCALE_INTERVAL") or 5.0)
 
     def log(self, pod: str) -> str:
         try:
@@ -335,21 +341,27 @@ class Bench:
                 measure.figures(tracks[p.name], records, start, burst, trace.DURATION, MIN_REPLICAS),
                 tracks[p.name],
             )
-            keep(p.name, start, tracks[p.name], records)
+            keep(p.name, start, tracks[p.name], records, self.autoscale_interval())
         return out
 
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "out"
 
 
-def keep(policy: str, start: float, track: measure.Track, records: list[str]) -> None:
+def keep(policy: str, start: float, track: measure.Track, records: list[str], interval: float) -> None:
     """The run's raw data, for a closer look: bench/out/cluster-<policy>.json."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    data = {"start": start, "samples": track.samples, "pods": track.pods, "records": records}
+    data = {
+        "start": start,
+        "samples": track.samples,
+        "pods": track.pods,
+        "records": records,
+        "autoscale_interval": interval,
+    }
     (OUT_DIR / f"cluster-{policy}.json").write_text(json.dumps(data))
 
 
-def load(policy: str) -> tuple[float, measure.Track, list[str]] | None:
+def load(policy: str) -> tuple[float, measure.Track, list[str], float] | None:
     path = OUT_DIR / f"cluster-{policy}.json"
     if not path.exists():
         return None
@@ -357,19 +369,20 @@ def load(policy: str) -> tuple[float, measure.Track, list[str]] | None:
     track = measure.Track(
         "", "", [tuple(x) for x in data["samples"]], {k: tuple(v) for k, v in data["pods"].items()}
     )
-    return float(data["start"]), track, list(data["records"])
+    return float(data["start"]), track, list(data["records"]), float(data.get("autoscale_interval", 2.0))
 
 
 def report_only(args: argparse.Namespace) -> int:
     sample = trace.sample(args.seed)
     results = {}
+    interval = 5.0
     for name in args.policies.split(","):
         if (kept := load(name)) is None:
             continue
-        start, track, records = kept
+        start, track, records, interval = kept
         burst = (trace.BURST_START, sample.burst_end)
         results[name] = measure.figures(track, records, start, burst, trace.DURATION, MIN_REPLICAS)
-    report(results, sample)
+    report(results, sample, interval)
     result_line(results)
     return 0
 
@@ -403,13 +416,16 @@ def keda_version(c: Cluster) -> str:
     return "(not in its log)"
 
 
-def report(results: dict[str, measure.Figures], sample: trace.Replay) -> dict[str, Any]:
-    say("\nreal cluster, then the simulation's replay of the same arrivals (pods starting as measured):")
+def report(results: dict[str, measure.Figures], sample: trace.Replay, interval: float) -> dict[str, Any]:
+    say(
+        "\nreal cluster, then the simulation's replay of the same arrivals (pods starting as measured, "
+        f"the builtin policy ticking every {interval:g} s as the operator does):"
+    )
     starts = [f.start_median for f in results.values() if f.start_median is not None]
     start_delay = float(sorted(starts)[len(starts) // 2]) if starts else 10.0
     out: dict[str, Any] = {}
     for name, fig in results.items():
-        sim = replay.simulate(name, sample, trace.DURATION, fig.start_median or start_delay)
+        sim = replay.simulate(name, sample, trace.DURATION, fig.start_median or start_delay, interval)
         p95_off = replay.off_by(sim.p95_wait, fig.p95_wait)
         cost_off = replay.off_by(sim.worker_seconds, fig.worker_seconds)
         flag = "" if max(p95_off, cost_off) <= 0.15 else "  <- more than 15 % off"
@@ -484,7 +500,7 @@ def run(args: argparse.Namespace) -> int:
                     hand_external_metrics("keda")
     finally:
         bench.tear_down_shared()
-    report(results, sample)
+    report(results, sample, bench.autoscale_interval())
     result_line(results)
     return 0
 

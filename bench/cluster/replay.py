@@ -61,7 +61,8 @@ class HpaMode:
         return min(max(desired, self.least), self.most)
 
 
-def controller(name: str) -> Controller:
+def controller(name: str, interval: float = 5.0) -> Controller:
+    """The simulation's model of the policy `name`; `interval`: the builtin policy's tick."""
     policy = POLICIES[name]
     if name == "hpa":
         return HpaMode()
@@ -69,7 +70,7 @@ def controller(name: str) -> Controller:
         config = replace(
             CONFIG, scale_down_delay_seconds=policy.delay, target_wait_seconds=policy.target_wait
         )
-        return Builtin(config, name=name)
+        return Builtin(config, interval=interval, name=name)
     if policy.list_length is not None:
         return KedaTuned(CONFIG.min_replicas, CONFIG.max_replicas, float(policy.list_length), name=name)
     return make_controller(name)
@@ -89,10 +90,12 @@ class Simulated:
     p95_range: tuple[float, float]  # the lowest and highest p95 over the phases
 
 
-def simulate(policy: str, replay: Replay, duration: float, start_delay: float) -> Simulated:
+def simulate(
+    policy: str, replay: Replay, duration: float, start_delay: float, interval: float = 5.0
+) -> Simulated:
     runs = []
     for i in range(PHASES):
-        control = controller(policy)
+        control = controller(policy, interval)
         sim = Simulation(
             replay.arrival,
             replay.service,
