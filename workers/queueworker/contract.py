@@ -100,6 +100,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _decoded(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash as read from Redis, as text; fields or values that are not UTF-8 are skipped."""
+    out: dict[str, str] = {}
+    for field, value in raw.items():
+        try:
+            out[_text(field)] = _text(value)
+        except UnicodeDecodeError:
+            continue
+    return out
+
+
 def sync_targets(client: TargetsClient, qws: Iterable[QueueWorker], namespaces: Collection[str]) -> None:
     """Make `queueworker:targets` say what `targets(qws)` says, in one read and at most one write: fields
     that differ are written, and stale ones removed: a queue none of `qws` has whose owner
@@ -107,12 +118,7 @@ def sync_targets(client: TargetsClient, qws: Iterable[QueueWorker], namespaces: 
     QueueWorkers during its run; local mode: those of its QueueWorkers). Other writers' entries, and
     unreadable ones, stay."""
     wanted = targets(qws)
-    current: dict[str, str] = {}
-    for queue, raw in client.hgetall(keys.TARGETS_HASH).items():
-        try:
-            current[_text(queue)] = _text(raw)
-        except UnicodeDecodeError:
-            continue
+    current = _decoded(client.hgetall(keys.TARGETS_HASH))
     stale = []
     for queue, raw in current.items():
         try:
@@ -138,13 +144,7 @@ class HashReader(Protocol):
 def held_records(client: HashReader) -> dict[str, str]:
     """Every held record (delivery tag -> "hostname\nlist"), as the atomic fetch writes them in
     `queueworker:held` in the same operation that pops a message. One HGETALL; unreadable ones skipped."""
-    records: dict[str, str] = {}
-    for tag, raw in client.hgetall(keys.HELD_HASH).items():
-        try:
-            records[_text(tag)] = _text(raw)
-        except UnicodeDecodeError:
-            continue
-    return records
+    return _decoded(client.hgetall(keys.HELD_HASH))
 
 
 def count_held(records: Mapping[str, str], queues: Iterable[str]) -> dict[str, int]:
