@@ -52,6 +52,10 @@ def queue_rows(client: Any) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queueworker.cli.extras import require_local
+
+    if not require_local("status", "rich"):
+        return 2
     import redis
     from rich.console import Console
 

