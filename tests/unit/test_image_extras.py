@@ -144,7 +144,7 @@ def test_the_worker_image_runs_without_the_operator_and_local_extras() -> None:
         assert entry_point in imported
     assert result["beat_scheduler"] == "queueworker.beat.scheduler:Scheduler"
     assert result["helps"] == {"probe": [0, "usage: qw probe "], "exporter": [0, "usage: qw exporter "]}
-    assert result["probe"] == 1, "liveness without a state file fails, it does not crash"
+    assert result["probe"] == 1, "liveness without a health file fails, it does not crash"
     local = result["local"]
     assert isinstance(local, dict)
     for command in ("up", "status"):

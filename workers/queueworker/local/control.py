@@ -6,7 +6,7 @@ Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode
 (and says so at start). A scale-down keeps the workers holding tasks (`queueworker:held`) and stops the
 least busy first, as the operator's pod-deletion-cost does. With Redis unreachable, the policy holds the
 replicas. The policy learns how long a worker takes to start: from its spawn to its readiness (the
-consumer started, as its state file says), seen to within one interval.
+consumer started, as its health file says), seen to within one interval.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from queueworker.local.view import Row, ScaleEvent
 from queueworker.scaling.loop import ScalingLoop
 from queueworker.scaling.observe import observation
 from queueworker.scaling.policy import Decision, Observation, PolicyConfig
-from queueworker.worker.health import FILE_NAME, read_state
+from queueworker.worker.health import FILE_NAME, read_health
 
 THROUGHPUT_WINDOW = 15.0
 
@@ -83,14 +83,14 @@ class ProcessFleet:
         return self.controller.running_count(self.m)
 
     def start_times(self, seen: Callable[[str], bool]) -> Iterable[tuple[str, float]]:
-        """Spawn to ready of each process whose state file says it is ready (read once per process)."""
+        """Spawn to ready of each process whose health file says it is ready (read once per process)."""
         now = self.controller.supervisor.clock()
         for child in self.controller.supervisor.workers_of(self.m.qw.name):
             key = f"{child.name}:{child.pid}:{child.started_at}"
             folder = child.env.get("QUEUEWORKER_STATE_DIR")
             if child.pid is None or child.stopping_since is not None or not folder or seen(key):
                 continue
-            data = read_state(Path(folder) / FILE_NAME)
+            data = read_health(Path(folder) / FILE_NAME)
             if data is not None and data.get("pid") == child.pid and data.get("ready"):
                 yield key, now - child.started_at
 
