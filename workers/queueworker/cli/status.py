@@ -19,7 +19,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--redis-url", help="Redis to read (default: the embedded Redis of `qw up` in --state-dir)"
     )
-    p.add_argument("--state-dir", help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)")
+    p.add_argument(
+        "--state-dir",
+        dest="workdir",
+        metavar="DIR",
+        help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("qw status: --redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB", file=sys.stderr)
         return 2
     try:
-        url, shown, _ = find_redis(args.redis_url, args.state_dir)
+        url, shown, _ = find_redis(args.redis_url, args.workdir)
     except NotRunning as exc:
         print(f"qw status: {exc}", file=sys.stderr)
         return 1

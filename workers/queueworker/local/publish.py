@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from queueworker.contract import redact
-from queueworker.local.state import RedisEndpoint
+from queueworker.local.workdir import RedisEndpoint
 
 
 class PublishError(ValueError):
