@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--plain",
         action="store_true",
-        help="no live table: status lines instead (default when the output is not a terminal)",
+        help="no live table: plain lines instead (default when the output is not a terminal)",
     )
     p.add_argument(
         "--burst",

@@ -262,7 +262,7 @@ def _loop(
             broker = "up" if controller.broker_up else "UNREACHABLE (holding replicas)"
             footer = f"Redis {shown}: {broker} · every {opts.interval:g}s · Ctrl-C to stop"
             if demo is not None:
-                footer += " · " + demo.status()
+                footer += " · " + demo.progress()
             out.update(rows, footer)
             _publish(client, rows, opts, shown)
             if demo is not None and demo.step(rows, controller.broker_up):
