@@ -1,6 +1,6 @@
 """The builtin autoscaler: one loop for every QueueWorker the operator serves.
 
-Each tick reads the probe for all their queues in one round trip of pipelines (and writes the
+Each tick reads the queue stats of all their queues in one round trip of pipelines (and writes the
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
 and for mode builtin runs the shared scaling loop (queueworker.scaling.loop) on the worker Deployment:
 the start time is measured on the worker pods (creation to Ready; the pods are listed only while some are
@@ -9,7 +9,8 @@ scale-down idle pods get the lowest `controller.kubernetes.io/pod-deletion-cost`
 removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 
 The loop is synchronous: what needs the API (listing pods) is awaited before its step, the held records
-are read once per tick with the probe, and the scale the step asks for is carried out (awaited) after it.
+are read once per tick with the queue stats, and the scale the step asks for is carried out (awaited)
+after it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 from queueworker import builders
 from queueworker.api.spec import QueueWorker
-from queueworker.broker.stats import QueueStats, probe
+from queueworker.broker.stats import QueueStats, queue_stats
 from queueworker.builders import labels
 from queueworker.contract import count_held, held_records, redact, sync_targets
 from queueworker.scaling import observe
@@ -49,11 +50,11 @@ IDLE_COST, BUSY_COST = -100, 100
 
 @dataclass(frozen=True)
 class Reading:
-    """One tick's probe of every queue, or the reason it failed."""
+    """One tick's queue stats of every queue, or the reason it failed."""
 
     stats: dict[str, QueueStats] | None
     error: str | None = None
-    #: The held records (queueworker.contract.held_records) read with the probe: who holds what.
+    #: The held records (queueworker.contract.held_records) read with the queue stats: who holds what.
     held: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -134,7 +135,7 @@ class Autoscaler:
     def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> Reading:
         client = self.broker.client()
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
-        stats = probe(client, queues) if queues else {}
+        stats = queue_stats(client, queues) if queues else {}
         held = held_records(client) if queues else {}
         sync_targets(client, qws, namespaces)
         return Reading(stats, held=held)
@@ -186,7 +187,7 @@ class Autoscaler:
             broker = Cond(False, "BrokerUnreachable", message)
             obs = None
         else:
-            broker = Cond(True, "BrokerReachable", "the broker answered the last probe")
+            broker = Cond(True, "BrokerReachable", "the broker answered the last read")
             obs = observation(qw, reading.stats, now)
             fields = {
                 "backlog": obs.backlog,

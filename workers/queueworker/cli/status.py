@@ -30,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def queue_rows(client: Any) -> list[Any]:
-    """Rows from the probe alone (no `qw up` publishing): one per discovered queue."""
-    from queueworker.broker.stats import probe
+    """Rows from the queue stats alone (no `qw up` publishing): one per discovered queue."""
+    from queueworker.broker.stats import queue_stats
     from queueworker.local.view import Row
 
-    stats = probe(client, (), discover=True)
+    stats = queue_stats(client, (), discover=True)
     return [
         Row(
             name=f"(queue {q})",

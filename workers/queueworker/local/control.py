@@ -1,4 +1,4 @@
-"""The control loop of local mode: every interval, probe all queues once, run the builtin scaling loop
+"""The control loop of local mode: every interval, read all queues' stats once, run the builtin scaling loop
 (queueworker.scaling.loop, the one the operator runs) on each QueueWorker's worker processes, and start or
 stop processes to match.
 
@@ -132,11 +132,11 @@ class Controller:
         qws = [m.qw for m in self.managed]
         sync_targets(self.client, qws, {qw.namespace for qw in qws})
 
-    def probe(self) -> dict[str, Any] | None:
-        from queueworker.broker.stats import probe
+    def read_stats(self) -> dict[str, Any] | None:
+        from queueworker.broker.stats import queue_stats
 
         try:
-            result = probe(self.client, self.queues)
+            result = queue_stats(self.client, self.queues)
         except (redis.RedisError, OSError):
             self.broker_up = False
             return None
@@ -145,7 +145,7 @@ class Controller:
 
     def tick(self, now: float | None = None) -> list[Row]:
         now = time.monotonic() if now is None else now
-        stats = self.probe()
+        stats = self.read_stats()
         rows = []
         for m in self.managed:
             obs = observation(stats, m.qw.spec.queues, now) if stats is not None else None
