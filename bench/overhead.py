@@ -1,5 +1,5 @@
 """Throughput cost of the worker runtime: a make_app worker with every hook (publish stamps, redelivery
-cap, metrics in multiprocess mode served on a port, heartbeats, probe state, malformed-message guard,
+cap, metrics in multiprocess mode served on a port, heartbeats, health file, malformed-message guard,
 bounded shutdown) against a plain Celery worker with the same reliability settings (JSON, acks_late,
 prefetch 1, reject on worker lost), on the same machine and the same Redis, in the same run.
 Target: ratio >= 0.95 (throughput, and instructions per task when measured).

@@ -30,8 +30,8 @@ import numpy as np
 import redis
 import yaml
 from queueworker.broker.keys import heartbeat_key
-from queueworker.local.state import read_endpoint
 from queueworker.local.view import VIEW_KEY
+from queueworker.local.workdir import read_endpoint
 from queueworker.scaling.policy import PolicyConfig
 
 from bench.autoscale.policies import Builtin

@@ -7,8 +7,8 @@ way Celery and the worker runtime leave them (kombu bindings, messages with publ
 of the queues, priority lists in a tenth, heartbeats, completion counters, in-flight `unacked` entries,
 wait targets), then times in the same run:
 
-- probe(): the library call the exporter, the operator and local mode make (median and best of runs);
-- probe(discover=True): the same with queue discovery (SCAN of the bindings);
+- queue_stats(): the library call the exporter, the operator and local mode make (median and best of runs);
+- queue_stats(discover=True): the same with queue discovery (SCAN of the bindings);
 - a full exporter scrape: probe with discovery plus the text exposition Prometheus downloads;
 - the naive loop: LLEN of each list, LINDEX of each non-empty one, HGETALL of each heartbeat hash, GET of
   each counter, one command and one round trip per key (run once: it is slow).
@@ -36,7 +36,7 @@ from typing import Any
 
 import redis
 from queueworker.broker import keys
-from queueworker.broker.stats import QueueStats, probe
+from queueworker.broker.stats import QueueStats, queue_stats
 from queueworker.exporter import QueueCollector, render
 
 TARGET_SECONDS = 0.100
@@ -289,9 +289,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     now = time.time()
     with private_redis() as client:
         queues = load(client, args.queues, now)
-        probe(client, queues, now=now)  # warm: connection, script compilation
-        named = measure(client, lambda: probe(client, queues, now=now), args.runs)
-        discovered = measure(client, lambda: probe(client, discover=True, now=now), args.runs)
+        queue_stats(client, queues, now=now)  # warm: connection, script compilation
+        named = measure(client, lambda: queue_stats(client, queues, now=now), args.runs)
+        discovered = measure(client, lambda: queue_stats(client, discover=True, now=now), args.runs)
         collector = QueueCollector(client, discover=True, clock=lambda: now)
         scrape = measure(client, lambda: render(collector.scrape()).encode(), args.runs)
         loop = measure(client, lambda: naive(client, queues, now), 1)
@@ -330,8 +330,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         " wall = median / best, CPU = median per call (client process + Redis server):"
     )
     for label, timing in (
-        ("probe(queues)", named),
-        ("probe(discover=True)", discovered),
+        ("queue_stats(queues)", named),
+        ("queue_stats(discover)", discovered),
         ("exporter scrape (text)", scrape),
         ("naive loop (1 cmd/key)", loop),
     ):
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     verdict = {True: "met", False: "MISSED"}
     wall_ok, cpu_ok = verdict[result["probe_under_target"]], verdict[result["probe_cpu_under_target"]]
     print(
-        f"  target < {TARGET_SECONDS * ms:.0f} ms for probe(queues): wall {wall_ok}, CPU {cpu_ok}"
+        f"  target < {TARGET_SECONDS * ms:.0f} ms for queue_stats(queues): wall {wall_ok}, CPU {cpu_ok}"
         f" (load average {result['load_average']:.1f} on {os.cpu_count()} cores: wall includes waiting"
         " for a CPU)"
     )

@@ -1,6 +1,6 @@
 """The builtin autoscaler: one loop for every QueueWorker the operator serves.
 
-Each tick reads the probe for all their queues in one round trip of pipelines (and writes the
+Each tick reads the queue stats of all their queues in one round trip of pipelines (and writes the
 `queueworker:targets` hash the exporter reads), reports backlog, reserved and oldest wait in each status,
 and for mode builtin runs the shared scaling loop (queueworker.scaling.loop) on the worker Deployment:
 the start time is measured on the worker pods (creation to Ready; the pods are listed only while some are
@@ -9,7 +9,8 @@ scale-down idle pods get the lowest `controller.kubernetes.io/pod-deletion-cost`
 removes them before busy ones. With the broker unreachable, replicas are held and BrokerReachable=False.
 
 The loop is synchronous: what needs the API (listing pods) is awaited before its step, the held records
-are read once per tick with the probe, and the scale the step asks for is carried out (awaited) after it.
+are read once per tick with the queue stats, and the scale the step asks for is carried out (awaited)
+after it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 from queueworker import builders
 from queueworker.api.spec import QueueWorker
-from queueworker.broker.stats import QueueStats, probe
+from queueworker.broker.stats import QueueStats, queue_stats
 from queueworker.builders import labels
 from queueworker.contract import count_held, held_records, redact, sync_targets
 from queueworker.scaling import observe
@@ -35,7 +36,7 @@ from queueworker.settings import Settings
 
 from queueworker_operator import metrics
 from queueworker_operator.broker import Broker
-from queueworker_operator.cluster import Cluster, Key, Observed
+from queueworker_operator.cluster import Cluster, DeploymentSummary, Key
 from queueworker_operator.kube import KubeError
 from queueworker_operator.report import involved
 from queueworker_operator.specs import Specs
@@ -49,11 +50,11 @@ IDLE_COST, BUSY_COST = -100, 100
 
 @dataclass(frozen=True)
 class Reading:
-    """One tick's probe of every queue, or the reason it failed."""
+    """One tick's queue stats of every queue, or the reason it failed."""
 
     stats: dict[str, QueueStats] | None
     error: str | None = None
-    #: The held records (queueworker.contract.held_records) read with the probe: who holds what.
+    #: The held records (queueworker.contract.held_records) read with the queue stats: who holds what.
     held: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -134,7 +135,7 @@ class Autoscaler:
     def _read(self, qws: list[QueueWorker], namespaces: set[str]) -> Reading:
         client = self.broker.client()
         queues = list(dict.fromkeys(q for qw in qws for q in qw.spec.queues))
-        stats = probe(client, queues) if queues else {}
+        stats = queue_stats(client, queues) if queues else {}
         held = held_records(client) if queues else {}
         sync_targets(client, qws, namespaces)
         return Reading(stats, held=held)
@@ -186,23 +187,23 @@ class Autoscaler:
             broker = Cond(False, "BrokerUnreachable", message)
             obs = None
         else:
-            broker = Cond(True, "BrokerReachable", "the broker answered the last probe")
+            broker = Cond(True, "BrokerReachable", "the broker answered the last read")
             obs = observation(qw, reading.stats, now)
             fields = {
                 "backlog": obs.backlog,
                 "reserved": obs.reserved,
                 "oldestWaitSeconds": None if obs.oldest_wait is None else round(obs.oldest_wait),
             }
-        observed = self.cluster.deployments.get(key)
-        if qw.spec.autoscaling.mode == "builtin" and observed is not None and observed.replicas is not None:
+        summary = self.cluster.deployments.get(key)
+        if qw.spec.autoscaling.mode == "builtin" and summary is not None and summary.replicas is not None:
             config = PolicyConfig.from_spec(qw.spec)
-            pods = await self.new_pods(qw, observed) if obs is not None else []
-            fleet = PodFleet(observed.replicas, pods, lambda: busy_pods(reading.held, qw))
+            pods = await self.new_pods(qw, summary) if obs is not None else []
+            fleet = PodFleet(summary.replicas, pods, lambda: busy_pods(reading.held, qw))
             decision = self.loop.step(key, config, obs, fleet)
             fields["desiredReplicas"] = decision.replicas
             if fleet.request is not None:
                 _, keep = fleet.request
-                await self.scale(qw, observed.replicas, decision, keep)
+                await self.scale(qw, summary.replicas, decision, keep)
                 fields["lastScaleTime"] = now_iso()
                 fields["lastScaleReason"] = decision.reason[:1024]
             metrics.REPLICAS_DESIRED.labels(qw.namespace, qw.name).set(decision.replicas)
@@ -210,15 +211,15 @@ class Autoscaler:
             qw.namespace, qw.name, fields=fields, conditions={"BrokerReachable": broker}
         )
 
-    async def new_pods(self, qw: QueueWorker, observed: Observed) -> list[dict[str, Any]]:
+    async def new_pods(self, qw: QueueWorker, summary: DeploymentSummary) -> list[dict[str, Any]]:
         """The worker pods to measure start times on (creation to Ready; the loop learns each once): listed
         only while some are not ready or the ready count changed since the last list, never for a
         Deployment at zero with no pod. A failed list is logged: the policy then uses what it learnt
         before, or its default."""
         key = (qw.namespace, qw.name)
-        if not observed.replicas and not observed.ready:  # no pod to learn from
+        if not summary.replicas and not summary.ready:  # no pod to learn from
             return []
-        if observed.ready >= (observed.replicas or 0) and self.listed_ready.get(key) == observed.ready:
+        if summary.ready >= (summary.replicas or 0) and self.listed_ready.get(key) == summary.ready:
             return []
         try:
             selector = labels.selector(qw.name, "worker")
@@ -226,7 +227,7 @@ class Autoscaler:
         except KubeError as exc:
             logger.warning("listing the worker pods of %s/%s failed: %s", qw.namespace, qw.name, exc)
             return []
-        self.listed_ready[key] = observed.ready
+        self.listed_ready[key] = summary.ready
         return list(pods)
 
     async def scale(self, qw: QueueWorker, current: int, decision: Decision, keep: Mapping[str, int]) -> None:
@@ -234,11 +235,11 @@ class Autoscaler:
         if decision.replicas < current:
             await self.mark_pods(qw, keep)
         await self.cluster.kube.scale("apps/v1", "deployments", qw.namespace, name, decision.replicas)
-        observed = self.cluster.deployments.get((qw.namespace, qw.name))
-        if observed is not None:
-            observed.replicas = decision.replicas
-            if observed.generation:
-                observed.generation += 1  # a replicas change is a spec change: the server bumps it too
+        summary = self.cluster.deployments.get((qw.namespace, qw.name))
+        if summary is not None:
+            summary.replicas = decision.replicas
+            if summary.generation:
+                summary.generation += 1  # a replicas change is a spec change: the server bumps it too
         direction = "up" if decision.replicas > current else "down"
         metrics.SCALE_EVENTS.labels(qw.namespace, qw.name, direction).inc()
         body = {"metadata": {"namespace": qw.namespace, "name": qw.name, "uid": qw.uid}}

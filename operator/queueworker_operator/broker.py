@@ -1,4 +1,4 @@
-"""The broker as the operator reaches it: one Redis client (made on first use) and whether the last probe
+"""The broker as the operator reaches it: one Redis client (made on first use) and whether the last read
 answered."""
 
 from __future__ import annotations

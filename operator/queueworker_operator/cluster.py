@@ -94,8 +94,9 @@ APPLY_CONCURRENCY = 16
 
 
 @dataclass
-class Observed:
-    """A worker Deployment as last seen: what the autoscaler scales from and status reports."""
+class DeploymentSummary:
+    """A worker Deployment as last seen, summarized: what the autoscaler scales from and status reports.
+    (Not the scaling policy's Observation, which is a reading of queues.)"""
 
     name: str
     replicas: int | None
@@ -111,7 +112,7 @@ class Cluster:
     status: StatusKeeper
     #: The children kopf watches (labelled managed-by the operator), by kind; see handlers.py.
     children: Children = field(default_factory=dict)
-    deployments: dict[Key, Observed] = field(default_factory=dict)
+    deployments: dict[Key, DeploymentSummary] = field(default_factory=dict)
     namespaces: NamespaceSync | None = None
     #: (namespace, name, mode) whose other modes' autoscaler objects are known to be gone.
     scalers_removed: set[tuple[str, str, str]] = field(default_factory=set)
@@ -136,14 +137,14 @@ class Cluster:
         meta = obj["metadata"]
         return await self.kube.get(obj["apiVersion"], plural_of(obj), meta.get("namespace"), meta["name"])
 
-    def saw_deployment(self, key: Key, observed: Observed) -> Observed:
+    def saw_deployment(self, key: Key, summary: DeploymentSummary) -> DeploymentSummary:
         """Record a worker Deployment as read from the API; a copy older (lower metadata.generation) than
         one already known, e.g. after the autoscaler scaled it, is ignored. Returns what is now known."""
         previous = self.deployments.get(key)
-        if previous is not None and 0 < observed.generation < previous.generation:
+        if previous is not None and 0 < summary.generation < previous.generation:
             return previous
-        self.deployments[key] = observed
-        return observed
+        self.deployments[key] = summary
+        return summary
 
     def forget(self, namespace: str, name: str) -> None:
         self.status.forget(namespace, name)

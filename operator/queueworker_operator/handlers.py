@@ -122,7 +122,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
         asyncio.create_task(apply.correct_drift(specs, cluster, config), name="queueworker-drift")
     )
     op.metrics_server = metrics.serve(config.metrics_port)
-    memo["state"] = op
+    memo["operator"] = op
     logger.info(
         "QueueWorker operator started: autoscale every %.1fs, drift check every %.0fs",
         config.autoscale_interval,
@@ -132,7 +132,7 @@ async def startup(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    op: Operator | None = memo.get("state")
+    op: Operator | None = memo.get("operator")
     if op is not None:
         await op.close()
 
@@ -144,7 +144,7 @@ def login(**_: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.probe(id="autoscaler_tick_age")
 def autoscaler_tick_age(memo: kopf.Memo, **_: Any) -> float | None:
-    op: Operator | None = memo.get("state")
+    op: Operator | None = memo.get("operator")
     last = None if op is None else op.autoscaler.last_tick
     return None if last is None else round(time.time() - last, 1)
 
@@ -184,7 +184,7 @@ def child_hpas(*, namespace: str | None, name: str | None, body: kopf.Body, **_:
 @kopf.on.create(*QW)
 @kopf.on.update(*QW, field="spec")
 async def reconcile_queueworker(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    op: Operator = memo["state"]
+    op: Operator = memo["operator"]
     op.specs.ready.set()
     await apply.reconcile(op.specs, op.cluster, op.settings, body, patch=patch)
 
@@ -193,7 +193,7 @@ async def reconcile_queueworker(body: kopf.Body, patch: kopf.Patch, memo: kopf.M
 async def queueworker_deleted(
     *, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    op: Operator = memo["state"]
+    op: Operator = memo["operator"]
     op.specs.ready.set()
     namespace = namespace or "default"
     op.specs.forget(namespace, name)
@@ -208,7 +208,7 @@ async def queueworker_deleted(
 
 @kopf.on.event("apps", "v1", "deployments", labels=WORKERS)
 async def worker_deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    op: Operator | None = memo.get("state")
+    op: Operator | None = memo.get("operator")
     if op is not None:
         op.specs.ready.set()
         await report.deployment_changed(op.specs, op.cluster, body, deleted=type == "DELETED")

@@ -70,16 +70,16 @@ def controller_of(obj: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class KubeError(Exception):
-    """The API answered with an error status (the message is the server's, never a credential)."""
+    """The API answered with an HTTP error `code` (the message is the server's, never a credential)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        self.status = status
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        self.code = code
         self.reason = reason
-        super().__init__(f"{status} {reason}: {message}")
+        super().__init__(f"{code} {reason}: {message}")
 
     @property
     def retryable(self) -> bool:
-        return self.status in (409, 429) or self.status >= 500
+        return self.code in (409, 429) or self.code >= 500
 
 
 def connection_info() -> kopf.ConnectionInfo | None:
@@ -198,8 +198,8 @@ class Kube:
             text = await response.text()
             if response.status >= 400:
                 try:
-                    status = json.loads(text)
-                    reason, message = str(status.get("reason", "")), str(status.get("message", ""))
+                    error = json.loads(text)  # the API's `kind: Status` object
+                    reason, message = str(error.get("reason", "")), str(error.get("message", ""))
                 except ValueError:
                     reason, message = response.reason or "", text[:200]
                 raise KubeError(response.status, reason, message[:300])
@@ -212,7 +212,7 @@ class Kube:
         try:
             return await self.request("GET", path_of(api_version, plural, namespace, name))
         except KubeError as exc:
-            if exc.status == 404:
+            if exc.code == 404:
                 return None
             raise
 
@@ -262,7 +262,7 @@ class Kube:
         try:
             await self.request("DELETE", path_of(api_version, plural, namespace, name), body)
         except KubeError as exc:
-            if exc.status == 404:
+            if exc.code == 404:
                 return False
             raise
         return True

@@ -45,7 +45,7 @@ REPLICAS_READY = Gauge(
 )
 AUTOSCALER_TICK = Histogram(
     "queueworker_autoscaler_tick_seconds",
-    "Seconds one autoscaler tick took over every QueueWorker (broker probe, decisions, scale writes).",
+    "Seconds one autoscaler tick took over every QueueWorker (queue stats, decisions, scale writes).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
     registry=REGISTRY,
 )

@@ -11,7 +11,7 @@ from queueworker.api.spec import API_VERSION, QueueWorker, SpecError
 from queueworker.builders.worker import desired_replicas
 
 from queueworker_operator import metrics
-from queueworker_operator.cluster import Cluster, Observed
+from queueworker_operator.cluster import Cluster, DeploymentSummary
 from queueworker_operator.kube import ApplyResult, KubeError
 from queueworker_operator.specs import Specs
 from queueworker_operator.status import Cond
@@ -45,10 +45,11 @@ def autoscaling_condition(mode: str, spec_replicas: int) -> Cond:
     return Cond(False, "Disabled", f"autoscaling is off: spec.replicas={spec_replicas}")
 
 
-def observe(deployment: Mapping[str, Any]) -> Observed:
+def summarize(deployment: Mapping[str, Any]) -> DeploymentSummary:
+    """What status and the autoscaler read of a worker Deployment (spec and status)."""
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     labels = (spec.get("selector") or {}).get("matchLabels") or {}
-    return Observed(
+    return DeploymentSummary(
         name=deployment["metadata"]["name"],
         replicas=spec.get("replicas"),
         ready=int(status.get("readyReplicas") or 0),
@@ -58,13 +59,13 @@ def observe(deployment: Mapping[str, Any]) -> Observed:
     )
 
 
-def readiness(observed: Observed) -> Cond:
-    want = observed.replicas or 0
+def readiness(summary: DeploymentSummary) -> Cond:
+    want = summary.replicas or 0
     if want == 0:
         return Cond(True, "ScaledToZero", "no worker replicas are wanted right now")
-    if observed.ready >= want:
-        return Cond(True, "WorkersReady", f"{observed.ready}/{want} worker replicas ready")
-    return Cond(False, "WorkersNotReady", f"{observed.ready}/{want} worker replicas ready")
+    if summary.ready >= want:
+        return Cond(True, "WorkersReady", f"{summary.ready}/{want} worker replicas ready")
+    return Cond(False, "WorkersNotReady", f"{summary.ready}/{want} worker replicas ready")
 
 
 async def invalid(cluster: Cluster, body: Mapping[str, Any], exc: SpecError) -> None:
@@ -97,27 +98,27 @@ async def applied(
     meta = body["metadata"]
     namespace, name, mode = qw.namespace, qw.name, qw.spec.autoscaling.mode
     deployment = next(r.object for r in results if r.object.get("kind") == "Deployment")
-    observed = cluster.saw_deployment((namespace, name), observe(deployment))
+    summary = cluster.saw_deployment((namespace, name), summarize(deployment))
     fields: dict[str, Any] = {
         "observedGeneration": meta.get("generation"),
-        "selector": observed.selector,
+        "selector": summary.selector,
         "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
-        "readyReplicas": observed.ready,
+        "readyReplicas": summary.ready,
     }
     if mode == "off":
         fields["desiredReplicas"] = qw.spec.replicas
     elif mode == "builtin" and "desiredReplicas" not in cluster.status.get(namespace, name):
-        initial = observed.replicas if observed.replicas is not None else desired_replicas(qw)
+        initial = summary.replicas if summary.replicas is not None else desired_replicas(qw)
         fields["desiredReplicas"] = initial
     elif mode in SCALED_BY_OBJECT:
-        fields["desiredReplicas"] = observed.replicas
+        fields["desiredReplicas"] = summary.replicas
     await cluster.status.update(
         namespace,
         name,
         generation=meta.get("generation"),
         fields=fields,
         conditions={
-            "Ready": readiness(observed),
+            "Ready": readiness(summary),
             "Autoscaling": autoscaling_condition(mode, qw.spec.replicas),
         },
     )
@@ -146,22 +147,22 @@ async def deployment_changed(
     if deleted:
         cluster.deployments.pop((namespace, name), None)
         return
-    observed = observe(deployment)
-    if cluster.saw_deployment((namespace, name), observed) is not observed:
+    summary = summarize(deployment)
+    if cluster.saw_deployment((namespace, name), summary) is not summary:
         return  # a late event, older than a scale the operator already made: keep what it knows
-    metrics.REPLICAS_READY.labels(namespace, name).set(observed.ready)
+    metrics.REPLICAS_READY.labels(namespace, name).set(summary.ready)
     fields: dict[str, Any] = {
         "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
-        "readyReplicas": observed.ready,
-        "selector": observed.selector,
+        "readyReplicas": summary.ready,
+        "selector": summary.selector,
     }
     conditions = {}
     if not specs.is_invalid(namespace, name):
-        conditions["Ready"] = readiness(observed)
-    if "desiredReplicas" in cluster.status.get(namespace, name) or observed.replicas is not None:
+        conditions["Ready"] = readiness(summary)
+    if "desiredReplicas" in cluster.status.get(namespace, name) or summary.replicas is not None:
         qw = specs.last_good(namespace, name, refs[0].get("uid"))
         if qw is not None and qw.spec.autoscaling.mode in SCALED_BY_OBJECT:
-            fields["desiredReplicas"] = observed.replicas
+            fields["desiredReplicas"] = summary.replicas
     try:
         await cluster.status.update(namespace, name, fields=fields, conditions=conditions)
     except KubeError as exc:

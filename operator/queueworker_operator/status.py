@@ -146,7 +146,7 @@ class StatusKeeper:
             try:
                 await self.kube.patch_status(API_VERSION, PLURAL, namespace, name, patch)
             except KubeError as exc:
-                if exc.status == 404:
+                if exc.code == 404:
                     self._known.pop(key, None)
                     return False
                 raise

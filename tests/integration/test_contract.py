@@ -140,7 +140,7 @@ def test_operator_and_local_workers_get_the_shared_command_and_settings(tmp_path
     assert pod["command"] == ["celery"] and pod["args"] == contract.worker_args(qw, "mail@%h")
     pod_env = {e["name"]: e.get("value") for e in pod["env"]}
     ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
-                       state_dir=tmp_path, cwd=tmp_path)  # fmt: skip
+                       workdir=tmp_path, cwd=tmp_path)  # fmt: skip
     argv, local_env = worker_command(qw, 2, ctx, manifest_dir=None, metrics_port=4242, environ={})
     assert argv[1:4] == ["-m", "celery", "--quiet"]
     assert argv[4:] == contract.worker_args(qw, argv[argv.index("--hostname") + 1], "warning")
@@ -157,7 +157,7 @@ def test_operator_and_local_beat_run_the_shared_beat_arguments(tmp_path: Path) -
     pod = deployment["spec"]["template"]["spec"]["containers"][0]
     assert pod["command"] == ["celery"] and pod["args"] == contract.beat_args()
     ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
-                       state_dir=tmp_path, cwd=tmp_path, log_level="info")  # fmt: skip
+                       workdir=tmp_path, cwd=tmp_path, log_level="info")  # fmt: skip
     argv, _ = beat_command(ctx, {})
     assert argv[4 : 4 + len(contract.beat_args())] == contract.beat_args("info")
 
@@ -167,7 +167,7 @@ def test_local_workers_keep_their_own_port_and_state_dir_over_the_spec_env(tmp_p
     qw = make_qw(env=({"name": "QUEUEWORKER_METRICS_PORT", "value": "9809"},
                       {"name": "QUEUEWORKER_STATE_DIR", "value": "/tmp/one"}))  # fmt: skip
     ctx = LocalContext(redis_url="redis://127.0.0.1:1/0", routes_file=tmp_path / "routes.json",
-                       state_dir=tmp_path, cwd=tmp_path)  # fmt: skip
+                       workdir=tmp_path, cwd=tmp_path)  # fmt: skip
     envs = [
         worker_command(qw, i, ctx, manifest_dir=None, metrics_port=4000 + i, environ={})[1] for i in (1, 2)
     ]

@@ -142,7 +142,7 @@ class Project:
 
     def status_url(self) -> str:
         """The embedded Redis's URL, found the way `qw status` finds it."""
-        from queueworker.local.state import read_endpoint
+        from queueworker.local.workdir import read_endpoint
 
         endpoint = read_endpoint(self.root / ".qw")
         assert endpoint is not None, "qw up is not running"

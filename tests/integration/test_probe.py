@@ -12,7 +12,7 @@ import redis
 from celery import Celery
 from queueworker import make_app
 from queueworker.broker import keys
-from queueworker.broker.stats import CHUNK, SCAN_COUNT, SCAN_ROUNDS, QueueStats, discover_queues, probe
+from queueworker.broker.stats import CHUNK, SCAN_COUNT, SCAN_ROUNDS, QueueStats, discover_queues, queue_stats
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -90,7 +90,7 @@ def test_depth_per_priority_list_and_oldest_wait(redis_client: redis.Redis, publ
         (NOW - 4.0, None),
     ]:
         publish(publisher, "pq", stamp, priority)
-    stats = probe(redis_client, ["pq"], now=NOW)["pq"]
+    stats = queue_stats(redis_client, ["pq"], now=NOW)["pq"]
     assert stats.depths == (3, 1, 1, 2)
     assert stats.depth == 7
     assert stats.priority_depth == 4
@@ -111,7 +111,7 @@ def test_make_app_stamps_every_publish(redis_client: redis.Redis, publisher: Cel
     first = tail_stamp(redis_client, "stamped")
     prio = tail_stamp(redis_client, keys.queue_lists("stamped")[3])
     assert before <= first <= prio <= after
-    stats = probe(redis_client, ["stamped"], now=after + 60.0)["stamped"]
+    stats = queue_stats(redis_client, ["stamped"], now=after + 60.0)["stamped"]
     assert stats.depths == (2, 0, 0, 1)
     assert stats.oldest_wait == after + 60.0 - first
 
@@ -123,7 +123,7 @@ def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(
     publish(publisher, "plain", NOW - 3.0)  # newer and stamped: the oldest (the tail) is not
     push_unstamped(redis_client, "mixed")
     publish(publisher, "mixed", NOW - 7.5, 6)
-    stats = probe(redis_client, ["empty", "plain", "mixed"], now=NOW)
+    stats = queue_stats(redis_client, ["empty", "plain", "mixed"], now=NOW)
     assert stats["empty"] == QueueStats("empty", 0, (0, 0, 0, 0), 0, 0.0, 0, 0, 0, 0, None, False)
     assert stats["plain"].depth == 2
     assert stats["plain"].oldest_wait is None
@@ -134,7 +134,7 @@ def test_empty_queue_waits_zero_and_unstamped_oldest_is_unknown(
 
 def test_stamp_in_the_future_waits_zero(redis_client: redis.Redis, publisher: Celery) -> None:
     publish(publisher, "skew", NOW + 2.0)
-    assert probe(redis_client, ["skew"], now=NOW)["skew"].oldest_wait == 0.0
+    assert queue_stats(redis_client, ["skew"], now=NOW)["skew"].oldest_wait == 0.0
 
 
 def test_heartbeats_live_and_stale(redis_client: redis.Redis, publisher: Celery) -> None:
@@ -145,7 +145,7 @@ def test_heartbeats_live_and_stale(redis_client: redis.Redis, publisher: Celery)
     redis_client.hset(keys.heartbeat_key("hb"), "garbage", "not json")
     heartbeat(redis_client, "gone", "w4@d", busy=0, total=1, ts=NOW - 60.0)
     publish(publisher, "gone", NOW - 1.0)
-    stats = probe(redis_client, ["hb", "gone"], now=NOW)
+    stats = queue_stats(redis_client, ["hb", "gone"], now=NOW)
     assert (stats["hb"].workers, stats["hb"].busy_slots, stats["hb"].total_slots) == (2, 3, 6)
     assert stats["hb"].idle_slots == 3
     assert stats["hb"].orphaned is False
@@ -165,7 +165,7 @@ def test_completed_counter_and_targets(redis_client: redis.Redis) -> None:
             "other": json.dumps({"queueworker": "shop/other"}),
         },
     )
-    stats = probe(redis_client, ["done", "junk", "other"], now=NOW)
+    stats = queue_stats(redis_client, ["done", "junk", "other"], now=NOW)
     assert stats["done"].completed_total == 42
     assert stats["done"].target_wait == 12.5
     assert stats["junk"].completed_total == 0
@@ -182,7 +182,7 @@ def test_reserved_counts_unacked_entries_by_routing_key(redis_client: redis.Redi
     message = kombu_message("delta", None)
     redis_client.hset(keys.UNACKED_HASH, "d0", json.dumps([message, "", None]))  # from delivery_info
     redis_client.hset(keys.UNACKED_HASH, "x0", "not json")
-    stats = probe(redis_client, ["alpha", "beta", 'we"ird', "caf\u00e9", "delta", "zeta"], now=NOW)
+    stats = queue_stats(redis_client, ["alpha", "beta", 'we"ird', "caf\u00e9", "delta", "zeta"], now=NOW)
     assert {q: s.reserved for q, s in stats.items()} == {
         "alpha": 3,
         "beta": 1,
@@ -202,7 +202,7 @@ def test_reserved_in_a_large_unacked_hash(redis_client: redis.Redis) -> None:
         message["body"] = big
         pipe.hset(keys.UNACKED_HASH, f"t{i}", json.dumps([message, "", queue]))
     pipe.execute()
-    stats = probe(redis_client, [f"rq{i}" for i in range(7)], now=NOW)
+    stats = queue_stats(redis_client, [f"rq{i}" for i in range(7)], now=NOW)
     assert [stats[f"rq{i}"].reserved for i in range(7)] == [1429, 1429, 1429, 1429, 1428, 1428, 1428]
 
 
@@ -211,7 +211,7 @@ def test_wrong_type_keys_read_as_empty(redis_client: redis.Redis) -> None:
     redis_client.hset(f"strq{keys.PRIORITY_SEP}3", "f", "v")
     redis_client.set(keys.heartbeat_key("strq"), "not a hash")
     redis_client.lpush("ok", json.dumps(kombu_message("ok", NOW - 2.0)))
-    stats = probe(redis_client, ["strq", "ok"], now=NOW)
+    stats = queue_stats(redis_client, ["strq", "ok"], now=NOW)
     assert stats["strq"].depth == 0
     assert stats["strq"].workers == 0
     assert stats["ok"].depth == 1
@@ -233,7 +233,7 @@ def round_trips(server: RedisServer, queues: list[str], discover: bool = False) 
     client = redis.Redis(connection_pool=pool)
     client.ping()
     before = CountingConnection.writes
-    probe(client, queues, discover=discover, now=NOW)
+    queue_stats(client, queues, discover=discover, now=NOW)
     used = CountingConnection.writes - before
     client.close()
     return used
@@ -285,7 +285,7 @@ def test_discovery_with_scan(redis_client: redis.Redis, publisher: Celery) -> No
     redis_client.hset(keys.TARGETS_HASH, "scaled-to-zero", json.dumps({"targetWaitSeconds": 5.0}))
     redis_client.mset({f"filler:{i}": "x" for i in range(2 * SCAN_COUNT)})  # several SCAN calls
     assert discover_queues(redis_client) == ["bound", "emails", "reports", "topical"]
-    stats = probe(redis_client, ["named"], discover=True, now=NOW)
+    stats = queue_stats(redis_client, ["named"], discover=True, now=NOW)
     assert list(stats) == ["named", "bound", "emails", "reports", "topical", "scaled-to-zero"]
     assert stats["emails"].oldest_wait == 30.0
     assert stats["reports"].depths == (0, 0, 0, 1)
@@ -308,7 +308,7 @@ def test_a_thousand_discovered_queues(redis_client: redis.Redis) -> None:
                 pipe.lpush(lst, json.dumps(kombu_message(queue, NOW - i - k)))
         expected[queue] = tuple(depths)
     pipe.execute()
-    stats = probe(redis_client, discover=True, now=NOW)
+    stats = queue_stats(redis_client, discover=True, now=NOW)
     assert {q: s.depths for q, s in stats.items()} == expected
     assert all(s.oldest_wait == (float(int(q[3:])) if s.depth else 0.0) for q, s in stats.items())
     assert sum(s.orphaned for s in stats.values()) == sum(1 for d in expected.values() if sum(d))
@@ -320,9 +320,9 @@ def test_unreachable_redis_raises() -> None:
     client.ping()
     server.stop()
     with pytest.raises(redis.RedisError):
-        probe(client, ["q"], now=NOW)
+        queue_stats(client, ["q"], now=NOW)
     with pytest.raises(redis.RedisError):
-        probe(client, discover=True, now=NOW)
+        queue_stats(client, discover=True, now=NOW)
 
 
 def test_probe_works_on_a_full_noeviction_redis() -> None:
@@ -334,7 +334,7 @@ def test_probe_works_on_a_full_noeviction_redis() -> None:
         client.config_set("maxmemory", used // 2)
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             client.set("more", "x")
-        stats = probe(client, ["full"], now=NOW)
+        stats = queue_stats(client, ["full"], now=NOW)
         assert (stats["full"].depth, stats["full"].oldest_wait) == (1, 9.0)
         client.close()
 
@@ -347,8 +347,10 @@ def test_a_client_decoding_responses_gets_the_same_figures(
     redis_client.hset(keys.TARGETS_HASH, "txt", json.dumps({"targetWaitSeconds": 4}))
     unacked(redis_client, "t1", "txt")
     text_client = redis.Redis(port=redis_server.port, decode_responses=True)
-    assert probe(text_client, discover=True, now=NOW) == probe(redis_client, discover=True, now=NOW)
-    assert probe(text_client, discover=True, now=NOW)["txt"].reserved == 1
+    assert queue_stats(text_client, discover=True, now=NOW) == queue_stats(
+        redis_client, discover=True, now=NOW
+    )
+    assert queue_stats(text_client, discover=True, now=NOW)["txt"].reserved == 1
     text_client.close()
 
 
@@ -358,6 +360,6 @@ def test_bytes_that_are_not_utf8_do_not_break_a_probe(redis_client: redis.Redis)
     unacked(redis_client, "good", "fine")
     redis_client.sadd(f"{keys.BINDING_PREFIX}odd", b"\xff\x06\x16\x06\x16\xff")
     redis_client.sadd(f"{keys.BINDING_PREFIX}fine", f"fine{keys.PRIORITY_SEP}{keys.PRIORITY_SEP}fine")
-    stats = probe(redis_client, discover=True, now=NOW)
+    stats = queue_stats(redis_client, discover=True, now=NOW)
     assert list(stats) == ["fine"]
     assert stats["fine"].reserved == 1

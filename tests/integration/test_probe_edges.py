@@ -7,7 +7,7 @@ import json
 
 import redis
 from queueworker.broker import keys
-from queueworker.broker.stats import CHUNK, discover_queues, probe
+from queueworker.broker.stats import CHUNK, discover_queues, queue_stats
 
 from tests.integration.test_probe import NOW, heartbeat, kombu_message
 
@@ -30,7 +30,7 @@ def test_stamp_is_the_header_not_a_longer_key_that_ends_like_it(redis_client: re
     redis_client.lpush("spaced", spaced)
     compact = json.dumps(kombu_message("compact", NOW - 1.25), separators=(",", ":"))
     redis_client.lpush("compact", compact)
-    stats = probe(redis_client, ["lookalike", "spaced", "compact"], now=NOW)
+    stats = queue_stats(redis_client, ["lookalike", "spaced", "compact"], now=NOW)
     assert stats["lookalike"].oldest_wait == 4.5
     assert stats["spaced"].oldest_wait == 2.0
     assert stats["compact"].oldest_wait == 1.25
@@ -41,7 +41,7 @@ def test_oldest_stamped_tail_across_lists(redis_client: redis.Redis) -> None:
     for lst, stamp in zip(lists, (NOW - 3.0, None, NOW - 9.0, NOW - 9.0), strict=True):
         redis_client.lpush(lst, json.dumps(kombu_message("multi", stamp)))
     redis_client.lpush(lists[0], json.dumps(kombu_message("multi", NOW - 50.0)))  # newer end: not the tail
-    stats = probe(redis_client, ["multi"], now=NOW)
+    stats = queue_stats(redis_client, ["multi"], now=NOW)
     assert stats["multi"].depths == (2, 1, 1, 1)
     assert stats["multi"].oldest_wait == 9.0
 
@@ -60,7 +60,7 @@ def test_counters_and_heartbeats_in_unusual_shapes(redis_client: redis.Redis) ->
         },
     )
     heartbeat(redis_client, "shapes", "d", busy=3, total=4, ts=NOW - keys.HEARTBEAT_TTL - 1)
-    stats = probe(redis_client, ["zeros", "zero", "negative", "shapes"], now=NOW)
+    stats = queue_stats(redis_client, ["zeros", "zero", "negative", "shapes"], now=NOW)
     assert [stats[q].completed_total for q in ("zeros", "zero", "negative")] == [7, 0, 0]
     assert (stats["shapes"].workers, stats["shapes"].busy_slots, stats["shapes"].total_slots) == (2, 1, 2.5)
 
@@ -74,7 +74,7 @@ def test_chunks_keep_the_order_and_every_queue(redis_client: redis.Redis) -> Non
         if i % 11 == 0:
             pipe.set(keys.completed_key(queue), i)
     pipe.execute()
-    stats = probe(redis_client, list(reversed(names)), now=NOW)
+    stats = queue_stats(redis_client, list(reversed(names)), now=NOW)
     assert list(stats) == list(reversed(names))
     for i, queue in enumerate(names):
         assert stats[queue].depth == (1 if i % 7 == 0 else 0)

@@ -11,7 +11,7 @@ import redis
 from celery import Celery
 from queueworker import make_app
 from queueworker.broker import keys
-from queueworker.broker.stats import probe
+from queueworker.broker.stats import queue_stats
 
 from tests.support.celery_worker import CeleryWorker, wait_for
 
@@ -54,7 +54,7 @@ def test_in_flight_tasks_priorities_heartbeats_and_completions(
 
         beat = heartbeat(redis_client, worker.hostname)
         now = beat["ts"] + 1.0
-        stats = probe(redis_client, [QUEUE], now=now)[QUEUE]
+        stats = queue_stats(redis_client, [QUEUE], now=now)[QUEUE]
         assert stats.depths == (1, 1, 1, 1)
         assert stats.depth == 4
         assert stats.reserved == 2
@@ -65,7 +65,7 @@ def test_in_flight_tasks_priorities_heartbeats_and_completions(
 
         worker.kill()  # SIGKILL: no goodbye, its heartbeat stays until it ages out
         later = heartbeat(redis_client, worker.hostname)["ts"] + keys.HEARTBEAT_TTL + 0.5
-        stats = probe(redis_client, [QUEUE], now=later)[QUEUE]
+        stats = queue_stats(redis_client, [QUEUE], now=later)[QUEUE]
         assert (stats.workers, stats.busy_slots, stats.total_slots) == (0, 0, 0)
         assert stats.reserved == 2  # held by a dead worker until the visibility timeout
         assert stats.depth == 4

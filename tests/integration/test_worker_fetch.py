@@ -17,7 +17,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Queue
 from queueworker.broker.keys import HELD_HASH, alive_key
-from queueworker.broker.stats import probe
+from queueworker.broker.stats import queue_stats
 from queueworker.worker import fetch, fetch_lua, poolfds, transport
 
 from tests.reliability.support import producer
@@ -70,7 +70,7 @@ def test_fetch_records_the_message_as_held_in_the_same_operation_and_ack_clears_
         assert stored[0]["properties"]["delivery_tag"] == tag and stored[2] == QUEUE  # stock kombu's format
         assert redis_client.zscore("unacked_index", tag) is not None
         assert redis_client.exists(alive_key("a@test"))
-        assert probe(redis_client, [QUEUE])[QUEUE].reserved == 1, "held counts as reserved"
+        assert queue_stats(redis_client, [QUEUE])[QUEUE].reserved == 1, "held counts as reserved"
         message.ack()
         assert held(redis_client) == {} and redis_client.hlen("unacked") == 0
         assert redis_client.zcard("unacked_index") == 0

@@ -66,7 +66,7 @@ def test_probes_follow_broker_contact_not_task_length(
         env=FAST,
     )
     code, line = probe("liveness", worker)
-    assert code == 1 and "no worker state" in line
+    assert code == 1 and "no health file" in line
     with worker:
         worker.wait_ready()
         wait_for(lambda: probe("readiness", worker)[0] == 0, 10, message="readiness to pass")

@@ -59,7 +59,7 @@ async def running_operator(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        runtime = memo.get("state")
+        runtime = memo.get("operator")
         if runtime is not None:  # cancelled at once, kopf's cleanup activity may not have run
             await runtime.close()
 

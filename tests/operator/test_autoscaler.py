@@ -98,7 +98,7 @@ async def test_scale_up_at_once_down_after_delay(kube, ns, start_operator, redis
             ),
         )
         await eventually(lambda: status(kube, ns, "jobs").get("desiredReplicas") == 1)
-        op = memo["state"]
+        op = memo["operator"]
         await eventually(lambda: condition(kube, ns, "jobs", "BrokerReachable").get("status") == "True")
         target = json.loads(redis_client.hget(keys.TARGETS_HASH, "jobs"))
         assert target == {"targetWaitSeconds": 10.0, "queueworker": f"{ns}/jobs"}
@@ -203,7 +203,7 @@ async def test_broker_down_holds_replicas(kube, ns, start_operator, operator_env
                 autoscaling={"mode": "builtin", "minReplicas": 1, "maxReplicas": 4},
             ),
         )
-        op = await eventually(lambda: memo.get("state"))
+        op = await eventually(lambda: memo.get("operator"))
         push(own_redis.client(), "held", 10)
         await eventually(lambda: (replicas(kube, ns, "held") or 0) > 1)
         await ticks_later(op, 1)
@@ -252,7 +252,7 @@ async def test_scale_from_zero_and_never_scale_keda_or_hpa(kube, ns, start_opera
                 status(kube, ns, "kq").get("backlog") == 50 and status(kube, ns, "hq").get("backlog") == 50
             )
         )
-        await ticks_later(memo["state"], 2)
+        await ticks_later(memo["operator"], 2)
         for name in ("kq", "hq"):
             # created without replicas (the server's default, 1) and never scaled by the operator
             assert replicas(kube, ns, name) == 1, f"{name}: its autoscaler owns replicas"

@@ -38,7 +38,7 @@ def versions(kube, ns) -> dict:
 
 async def settle(memo, namespaces) -> None:
     """Wait until a namespace sync and two autoscaler ticks have run after everything queued so far."""
-    op = await eventually(lambda: memo.get("state"))
+    op = await eventually(lambda: memo.get("operator"))
     for namespace in namespaces:
         await op.cluster.request_namespace(namespace)
     target = op.autoscaler.ticks + 2
@@ -89,7 +89,7 @@ async def test_drift_is_corrected_from_the_cache(kube, ns, start_operator, opera
                 and status(kube, ns, "drifty").get("observedGeneration") == 1
             )
         )
-        op = memo["state"]
+        op = memo["operator"]
         requests: list[tuple[str, str]] = []
         request = op.cluster.kube.request
 

@@ -3,7 +3,7 @@ the QueueWorker settings in its environment, the `celery beat` command line, the
 the `queueworker:targets` hash and its upkeep, which worker holds which messages, and how secrets are
 kept out of text. The operator's builders and autoscaler and local mode's commands and control loop call
 these; each side adds only its own wiring (a pod's Secret reference and mounts; a local process's
-interpreter, state directory and free port).
+interpreter, health file's directory and free port).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`qw exporter`: queue metrics for Prometheus, one probe of Redis per scrape.
+"""`qw exporter`: queue metrics for Prometheus, one read of the queue stats per scrape.
 
 Metric names are the contract in docs/internals.md: celery-exporter's `celery_queue_length` where the
 meaning matches (the full depth, priority lists included), `queueworker_*` for the rest. When Redis
@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from queueworker.broker.client import connect
-from queueworker.broker.stats import QueueStats, probe
+from queueworker.broker.stats import QueueStats, queue_stats
 
 log = logging.getLogger("queueworker.exporter")
 
@@ -118,7 +118,7 @@ SCRAPE_DURATION = Family(
 
 @dataclass(frozen=True)
 class Scrape:
-    """One probe of Redis as the exporter sees it: stats, or None when Redis could not be read."""
+    """One read of the queue stats as the exporter sees it: stats, or None when Redis could not be read."""
 
     stats: dict[str, QueueStats] | None
     duration: float
@@ -152,13 +152,13 @@ class QueueCollector(Collector):
         self._lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
-        return []  # no probe at registration time
+        return []  # no read at registration time
 
     def scrape(self) -> Scrape:
         started = time.perf_counter()
         stats: dict[str, QueueStats] | None
         try:
-            stats = probe(self.client, self.queues, discover=self.discover, now=self.clock())
+            stats = queue_stats(self.client, self.queues, discover=self.discover, now=self.clock())
         except redis.RedisError as exc:
             stats = None
             self._note(False, exc)
@@ -203,7 +203,7 @@ class QueueCollector(Collector):
 
 
 def queue_families(stats: Iterable[QueueStats]) -> list[Metric]:
-    """The per-queue metric families for probe results (prometheus-client objects)."""
+    """The per-queue metric families for queue stats (prometheus-client objects)."""
     families: list[tuple[Metric, Family]] = []
     for family in QUEUE_FAMILIES:
         if family.kind == "counter":
@@ -272,8 +272,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def wsgi_app(collector: QueueCollector) -> Callable[..., Any]:
-    """/metrics (and /) probes Redis and answers the exposition (gzip when asked); /healthz answers
-    without touching Redis; anything else is a 404 (a stray request costs no probe)."""
+    """/metrics (and /) reads the queue stats and answers the exposition (gzip when asked); /healthz answers
+    without touching Redis; anything else is a 404 (a stray request costs no read of Redis)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")

@@ -1,6 +1,6 @@
-"""The queue probe: what is waiting, what is running and who is serving, for any number of queues.
+"""Queue stats: what is waiting, what is running and who is serving, for any number of queues.
 
-`probe(client, queues, discover)` reads, per queue, the depth of the base list and of the priority
+`queue_stats(client, queues, discover)` reads, per queue, the depth of the base list and of the priority
 lists, the publish stamp of each list's oldest message, the live heartbeats, the completion counter,
 the operator's wait target, and the delivered-but-unacked messages, in a constant number of round
 trips whatever the number of queues:
@@ -13,7 +13,7 @@ trips whatever the number of queues:
   the script turns into queue names, bounded per call, in one round trip with the targets for
   keyspaces up to about SCAN_COUNT * SCAN_ROUNDS keys and one more per such slice beyond.
 
-The scripts (queueworker.broker.stats_lua) return one JSON string each, so a probe of 10,000 queues costs the
+The scripts (queueworker.broker.stats_lua) return one JSON string each, so a read of 10,000 queues costs the
 client one `json.loads` per chunk instead of tens of thousands of reply objects. They only read, and
 say so with the `no-writes` flag (which needs Redis >= 7 or Valkey): a full `noeviction` Redis still
 answers.
@@ -55,7 +55,7 @@ if len(PRIORITY_SUFFIXES) != 3:  # pragma: no cover - a change to keys.PRIORITY_
 
 @dataclass(slots=True)
 class QueueStats:
-    """One queue as the probe saw it. (Not frozen: building 10,000 frozen instances costs a scrape 10 ms.)"""
+    """One queue as queue_stats read it. (Not frozen: 10,000 frozen instances cost a scrape 10 ms.)"""
 
     queue: str
     #: Messages waiting in all of the queue's lists.
@@ -105,7 +105,7 @@ def _discover(client: redis.Redis) -> tuple[list[str], dict[str, float]]:
     (cursor, names), raw_targets = pipe.execute()
     found: set[str] = set()
     while True:
-        # a queue name that is not UTF-8 reads as U+FFFD here: not a queue this probe can name
+        # a queue name that is not UTF-8 reads as U+FFFD here: not a queue this read can name
         found.update(name for name in json.loads(_text_lenient(names)) if "\ufffd" not in name)
         if _text(cursor) == "0":
             break
@@ -127,7 +127,7 @@ def discover_queues(client: redis.Redis) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _target_seconds(value: bytes | str) -> float | None:
-    """targetWaitSeconds of one targets-hash value (cached: the values rarely change between probes)."""
+    """targetWaitSeconds of one targets-hash value (cached: the values rarely change between reads)."""
     try:
         target = float(json.loads(value)["targetWaitSeconds"])
     except (ValueError, TypeError, KeyError):
@@ -150,7 +150,7 @@ def _ordered(queues: Iterable[str], more: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([*queues, *more]))
 
 
-def probe(
+def queue_stats(
     client: redis.Redis, queues: Iterable[str] = (), discover: bool = False, now: float | None = None
 ) -> dict[str, QueueStats]:
     """Stats of `queues` (plus, with `discover`, every queue bound on the broker and every queue with a
@@ -235,7 +235,7 @@ def _stats(chunks: list[list[str]], replies: list[Any], now: float) -> dict[str,
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while the results are built: 10,000 QueueStats that all
-    survive would otherwise set off collections of the whole heap (a third of a probe's client time),
+    survive would otherwise set off collections of the whole heap (a third of a read's client time),
     and they hold no cycles. Left as it was found (a caller that turned it off keeps it off)."""
     if not gc.isenabled():
         yield

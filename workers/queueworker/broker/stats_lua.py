@@ -1,4 +1,5 @@
-"""The queue probe's server-side scripts (Lua, read-only: `no-writes`, Redis >= 7 or Valkey).
+"""The server-side scripts of queueworker.broker.stats.queue_stats (Lua, read-only: `no-writes`, Redis
+>= 7 or Valkey).
 
 Each returns one JSON string, so the client parses one reply per script instead of tens of thousands of
 reply objects. They are written for 10,000 queues: per queue, as few `redis.call`s as the keys that

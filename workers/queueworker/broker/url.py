@@ -52,7 +52,7 @@ class Broker:
         return self.ssl is not None
 
     def display(self) -> str:
-        """The URL without any password, for logs and status lines."""
+        """The URL without any password, for logs and messages."""
         where = ";".join(f"{h}:{p}" for h, p in self.hosts) or self.url.split("://", 1)[-1].split("?")[0]
         if "@" in where:
             where = where.rsplit("@", 1)[1]

@@ -38,9 +38,10 @@ READINESS = {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3, "s
 STARTUP = {"periodSeconds": 5, "timeoutSeconds": 10, "failureThreshold": 60, "successThreshold": 1}
 
 
-def worker_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
-    """The broker URL from the Secret, the shared worker settings (queueworker.contract.worker_env), the
-    pod's metrics directory; then the spec's entries."""
+def container_env(qw: QueueWorker, settings: Settings) -> list[dict[str, Any]]:
+    """The worker container's env list: the broker URL from the Secret, the worker settings every worker
+    gets (queueworker.contract.worker_env, local mode's too), the pod's metrics directory; then the spec's
+    entries."""
     ours = contract.worker_env(qw, metrics_port=settings.worker_metrics_port, routes_file=ROUTES_FILE)
     env: list[dict[str, Any]] = [
         broker_env(settings),
@@ -70,7 +71,7 @@ def pod_template(qw: QueueWorker, settings: Settings) -> dict[str, Any]:
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["celery"],
         "args": contract.worker_args(qw, f"{qw.name}@%h"),
-        "env": worker_env(qw, settings),
+        "env": container_env(qw, settings),
         "ports": [
             {"name": METRICS_PORT_NAME, "containerPort": settings.worker_metrics_port, "protocol": "TCP"}
         ],

@@ -20,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--queue", "-q", help="queue to publish to (default: by the routes)")
     p.add_argument("--count", "-n", type=int, default=1, help="how many copies to publish (default 1)")
     p.add_argument("--redis-url", help="Redis to publish to (default: the embedded Redis of `qw up`)")
-    p.add_argument("--state-dir", help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)")
+    p.add_argument(
+        "--state-dir",
+        dest="workdir",
+        metavar="DIR",
+        help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)",
+    )
     p.add_argument(
         "-f",
         "--filename",
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import redis
     from kombu.exceptions import OperationalError
 
-    from queueworker.local import state
+    from queueworker.local import workdir
     from queueworker.local.connect import NotRunning, find_redis
     from queueworker.local.publish import (
         PublishError,
@@ -72,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
             routes = [(str(r["pattern"]), str(r["queue"])) for r in doc["routes"]]
             where = ", ".join(args.paths)
         else:
-            routes_path = state.routes_file(state.state_dir(args.state_dir))
+            routes_path = workdir.routes_file(workdir.resolve(args.workdir))
             routes, where = load_routes(routes_path), str(routes_path)
         queue = resolve_queue(args.task, args.queue, routes, where)
     except PublishError as exc:
         return fail(str(exc))
     try:
-        url, shown, _ = find_redis(args.redis_url, args.state_dir)
+        url, shown, _ = find_redis(args.redis_url, args.workdir)
     except NotRunning as exc:
         return fail(str(exc), 1)
     try:

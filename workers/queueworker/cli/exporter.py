@@ -28,13 +28,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=9808, help="HTTP port (default 9808)")
     parser.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument(
-        "--queues", nargs="+", default=[], metavar="Q", help="queues to probe (space- or comma-separated)"
+        "--queues", nargs="+", default=[], metavar="Q", help="queues to read (space- or comma-separated)"
     )
     parser.add_argument(
         "--discover",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also probe every queue bound on the broker (default: on without --queues)",
+        help="also read every queue bound on the broker (default: on without --queues)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.set_defaults(func=run)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     )
     url, queues, discover = resolve(args)
     if not queues and not discover:
-        raise SystemExit("qw exporter: nothing to probe: give --queues or allow --discover")
+        raise SystemExit("qw exporter: nothing to read: give --queues or allow --discover")
     exporter = Exporter(url, queues, discover, port=args.port, address=args.address)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -11,15 +11,17 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "probe",
         help="liveness/readiness of the worker in this container (exit 0 ok, 1 failed)",
-        description="Reads the worker's state file (QUEUEWORKER_STATE_DIR/worker.json); no broker "
+        description="Reads the worker's health file (QUEUEWORKER_STATE_DIR/worker.json); no broker "
         "round trip, no broadcast.",
     )
     parser.add_argument("kind", choices=("liveness", "readiness"))
     parser.add_argument(
         "--state-file",
+        dest="health_file",
+        metavar="FILE",
         type=Path,
         default=None,
-        help="state file (default: $QUEUEWORKER_STATE_DIR/worker.json, /tmp/queueworker)",
+        help="the health file (default: $QUEUEWORKER_STATE_DIR/worker.json, /tmp/queueworker)",
     )
     parser.add_argument(
         "--max-age",
@@ -33,6 +35,6 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from queueworker.worker.health import run
 
-    code, line = run(args.kind, args.state_file, args.max_age)
+    code, line = run(args.kind, args.health_file, args.max_age)
     print(line)
     return code

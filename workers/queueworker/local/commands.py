@@ -22,7 +22,7 @@ ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privilege
 class LocalContext:
     redis_url: str
     routes_file: Path
-    state_dir: Path
+    workdir: Path
     cwd: Path
     #: Directories given with -f: on every worker's import path, after the manifest's own directory.
     roots: tuple[Path, ...] = ()
@@ -82,20 +82,20 @@ def worker_command(
     """`python -m celery --quiet` with the shared worker arguments, and the environment: this machine's
     (Redis, routes file, import path), the shared worker settings, then the spec's literal `env` entries,
     which replace any of those of the same name (as in a pod); last what must differ between the workers
-    sharing this machine: each one's metrics port and state directory."""
+    sharing this machine: each one's metrics port and health file's directory."""
     argv = [sys.executable, "-m", "celery", "--quiet", *worker_args(qw, hostname(qw, index), ctx.log_level)]
     env = base_env(ctx, manifest_dir, environ)
     env.update(worker_env(qw, metrics_port=metrics_port, routes_file=str(ctx.routes_file)))
     env.update(spec_env(qw)[0])
     env["QUEUEWORKER_METRICS_PORT"] = str(metrics_port)
-    env["QUEUEWORKER_STATE_DIR"] = str(ctx.state_dir / "workers" / f"{qw.name}-{index}")
+    env["QUEUEWORKER_STATE_DIR"] = str(ctx.workdir / "workers" / f"{qw.name}-{index}")
     return argv, env
 
 
 def beat_command(ctx: LocalContext, environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The shared beat arguments; its (unused by redbeat) schedule file in the state directory, no pidfile."""
+    """The shared beat arguments; its (unused by redbeat) schedule file in the workdir, no pidfile."""
     argv = [sys.executable, "-m", "celery", "--quiet", *beat_args(ctx.log_level)]
-    argv += ["--schedule", str(ctx.state_dir / "celerybeat-schedule"), "--pidfile", ""]
+    argv += ["--schedule", str(ctx.workdir / "celerybeat-schedule"), "--pidfile", ""]
     return argv, base_env(ctx, None, environ)
 
 

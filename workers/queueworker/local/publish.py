@@ -1,6 +1,6 @@
 """Publishing tasks by name, for `qw enqueue` and the demo burst of `qw up --demo`.
 
-Tasks go through a make_app app, so they carry the publish stamp the probe and the workers measure wait
+Tasks go through a make_app app, so they carry the publish stamp the queue stats and the workers measure wait
 time with. Without an explicit queue, the routes document decides (first matching pattern wins), as it
 does for every producer; a task no route matches is refused rather than left on a queue nobody reads.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from queueworker.contract import redact
-from queueworker.local.state import RedisEndpoint
+from queueworker.local.workdir import RedisEndpoint
 
 
 class PublishError(ValueError):

@@ -1,6 +1,6 @@
 """`qw up`: run QueueWorker manifests on this machine.
 
-Start order: state-dir lock, watchdog, Redis (embedded unless --redis-url), routes file, targets and beat
+Start order: workdir lock, watchdog, Redis (embedded unless --redis-url), routes file, targets and beat
 schedules, exporter, beat, then the control loop, which starts and stops workers. Stop order (Ctrl-C,
 SIGTERM, --duration, or the end of --demo): workers (warm shutdown within their grace period), beat and
 exporter, Redis, watchdog. A second Ctrl-C kills what is left at once.
@@ -23,7 +23,7 @@ import redis
 from queueworker.api.spec import QueueWorker
 from queueworker.broker.client import connect
 from queueworker.contract import redact
-from queueworker.local import state
+from queueworker.local import workdir
 from queueworker.local.commands import LocalContext, beat_command, exporter_command
 from queueworker.local.control import Controller, Managed, policy_config
 from queueworker.local.demo import Burst, Demo
@@ -43,7 +43,7 @@ class UpOptions:
     roots: tuple[Path, ...] = ()
     redis_url: str | None = None
     broker: str = "standalone"
-    state_dir: Path = field(default_factory=state.state_dir)
+    workdir: Path = field(default_factory=workdir.resolve)
     interval: float = 2.0
     exporter_port: int = 9808
     scale_down_delay: float | None = None
@@ -107,11 +107,11 @@ def run(opts: UpOptions) -> int:
     out = Output(live=opts.live)
     stop = Stop()
     stop.install()
-    root = opts.state_dir
-    lock = state.Lock(root)
+    root = opts.workdir
+    lock = workdir.Lock(root)
     try:
         lock.acquire()
-    except state.StateError as exc:
+    except workdir.WorkdirError as exc:
         out.info(f"qw up: {exc}", style="bold red")
         return 2
     environ = dict(os.environ)
@@ -137,14 +137,14 @@ def run(opts: UpOptions) -> int:
             endpoint = embedded.start(environ)
             watchdog.add(embedded.pid, SERVICE_GRACE, stage=1)
             url, shown = endpoint.url, endpoint.display
-        where = f"embedded, data in {state.redis_dir(root)}" if embedded else "yours"
+        where = f"embedded, data in {workdir.redis_dir(root)}" if embedded else "yours"
         out.info(f"qw up: Redis {shown} ({where})")
         client = connect(url, timeout=5)
         client.ping()
         ctx = LocalContext(
             redis_url=url,
-            routes_file=state.routes_file(root),
-            state_dir=root,
+            routes_file=workdir.routes_file(root),
+            workdir=root,
             cwd=Path.cwd(),
             roots=opts.roots,
             log_level=opts.log_level,
@@ -262,7 +262,7 @@ def _loop(
             broker = "up" if controller.broker_up else "UNREACHABLE (holding replicas)"
             footer = f"Redis {shown}: {broker} · every {opts.interval:g}s · Ctrl-C to stop"
             if demo is not None:
-                footer += " · " + demo.status()
+                footer += " · " + demo.progress()
             out.update(rows, footer)
             _publish(client, rows, opts, shown)
             if demo is not None and demo.step(rows, controller.broker_up):

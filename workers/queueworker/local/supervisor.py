@@ -48,7 +48,8 @@ class Child:
         return self.proc.pid if self.proc is not None else None
 
     @property
-    def state(self) -> str:
+    def phase(self) -> str:
+        """running, stopping, or crashed (waiting to be started again)."""
         if self.stopping_since is not None:
             return "stopping"
         if self.proc is None:

@@ -5,7 +5,7 @@
 (`qw up` was killed, even by SIGKILL), the watchdog stops every group it knows: stage 0 (workers, beat,
 exporter) first — SIGTERM, then SIGKILL of the whole group after its grace period — then stage 1 (the
 embedded Redis, so it can write its append-only file after the workers have acked what they finished).
-Run as `python -m queueworker.local.watchdog STATE_DIR` (the argument only names it in `ps`).
+Run as `python -m queueworker.local.watchdog WORKDIR` (the argument only names it in `ps`).
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 class Watchdog:
     """The `qw up` side: starts the watchdog and tells it what to clean up."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, directory: Path, env: dict[str, str]) -> None:
         self.proc = spawn(
-            [sys.executable, "-m", "queueworker.local.watchdog", str(state_dir)],
+            [sys.executable, "-m", "queueworker.local.watchdog", str(directory)],
             env=env,
             death_signal=0,
             stdin=subprocess.PIPE,

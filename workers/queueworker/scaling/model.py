@@ -100,7 +100,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class Observation:
-    """One reading of a queue, as the probe gives it."""
+    """One reading of a queue, as queue_stats gives it (queueworker.broker.stats)."""
 
     time: float  # seconds on the caller's clock (monotonic is best)
     backlog: int  # queued messages, all priority lists

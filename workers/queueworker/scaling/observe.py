@@ -1,4 +1,4 @@
-"""One QueueWorker's probe figures as one policy Observation (pure), for the operator and local mode.
+"""One QueueWorker's queue stats as one policy Observation (pure), for the operator and local mode.
 
 Counts add up over the QueueWorker's queues. Worker figures do not: every worker of a QueueWorker
 consumes all its queues and writes one heartbeat per queue, so busy/total slots and workers take the
@@ -14,7 +14,7 @@ from queueworker.scaling.policy import Observation
 
 
 class QueueFigures(Protocol):
-    """What the policy reads of one queue's probe figures (queueworker.broker.stats.QueueStats has them)."""
+    """What the policy reads of one queue's stats (queueworker.broker.stats.QueueStats has them)."""
 
     @property
     def depth(self) -> int: ...

@@ -13,7 +13,7 @@
 - metrics:     task counters and histograms, prometheus-client multiprocess mode, /metrics server
   (metricbatch: batched observations)
 - heartbeats:  per-queue heartbeat records and completion counters in Redis (worker bootstep)
-- healthfile:  the local state file the pod's health probes read (consumer-loop bootstep + heartbeats)
+- healthfile:  the health file the pod's probes read (consumer-loop bootstep + heartbeats)
 - health:      `qw probe liveness|readiness`: the pod's exec probes, answered from that file
 - shutdown:    SIGTERM finishes running tasks, bounded: past the soft-shutdown timeout they are requeued
 - brokerclient: one plain Redis client per process for the hooks' own keys

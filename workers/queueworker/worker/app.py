@@ -158,7 +158,7 @@ def make_app(main: str, **overrides: Any) -> Celery:
 
     `overrides` are Celery settings (lowercase names) applied last. Tasks declared on the app get the
     QueueWorker task base (redelivery cap, task metrics); every publish carries the `qw_published_at`
-    header; a worker of this app writes heartbeats, serves metrics and keeps the probes' state file (the
+    header; a worker of this app writes heartbeats, serves metrics and keeps the probes' health file (the
     bootsteps of queueworker/worker/hooks.py).
     """
     from queueworker.worker.hooks import install

@@ -4,10 +4,10 @@ Stock kombu BRPOPs a message and records it in `unacked` afterwards; a message p
 stops answering (frozen, crashed, shut down, a connection the worker gave up on) exists nowhere. A worker of
 a make_app app instead fetches with one Redis script (fetch_lua.FETCH) that pops the first message of its
 lists (same order as BRPOP: priority lists, `queue_order_strategy`) and, in the same operation, records it in
-kombu's `unacked`/`unacked_index` (so the probe counts it as reserved and a plain worker's visibility-timeout
-restore still works) and in `queueworker:held` as held by this worker. When every list is empty it waits with
-`BLMOVE list list RIGHT RIGHT` (the message stays where it is; Redis >= 6.2), then fetches. So at every
-instant a message is in a queue, held by a named worker, or acknowledged.
+kombu's `unacked`/`unacked_index` (so the queue stats count it as reserved and a plain worker's
+visibility-timeout restore still works) and in `queueworker:held` as held by this worker. When every list
+is empty it waits with `BLMOVE list list RIGHT RIGHT` (the message stays where it is; Redis >= 6.2), then
+fetches. So at every instant a message is in a queue, held by a named worker, or acknowledged.
 
 Every worker refreshes a lease `queueworker:alive:{hostname}` (TTL = the heartbeat TTL) from a thread of its
 main process until it exits. Each `unacked_restore_interval` the consumer loop sweeps (`QoS.sweep`):

@@ -1,4 +1,4 @@
-"""`qw probe liveness|readiness`: exec probes answered from the worker's local state file.
+"""`qw probe liveness|readiness`: exec probes answered from the worker's health file.
 
 No broker round trip and no broadcast (`celery inspect ping` costs a pidbox message per probe and fails
 while every slot is busy): the worker's heartbeat thread records its last successful Redis write and the
@@ -25,15 +25,15 @@ from typing import Any
 FILE_NAME = "worker.json"
 
 
-def state_dir() -> Path:
-    """Where the worker keeps its state file: QUEUEWORKER_STATE_DIR, else /tmp/queueworker."""
+def health_dir() -> Path:
+    """Where the worker keeps its health file: QUEUEWORKER_STATE_DIR, else /tmp/queueworker."""
     from queueworker.worker.settings import current
 
     return Path(current().state_dir)
 
 
-def state_path() -> Path:
-    return state_dir() / FILE_NAME
+def health_path() -> Path:
+    return health_dir() / FILE_NAME
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ class ProbeResult:
         return f"{kind} {'ok' if self.ok else 'FAILED'}: {self.reason}"
 
 
-def read_state(path: Path | None = None) -> dict[str, Any] | None:
+def read_health(path: Path | None = None) -> dict[str, Any] | None:
     try:
-        data = json.loads((path or state_path()).read_text())
+        data = json.loads((path or health_path()).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -69,9 +69,9 @@ def _age(data: dict[str, Any], field: str, now: float) -> float | None:
 
 
 def liveness(path: Path | None = None, max_age: float | None = None, now: float | None = None) -> ProbeResult:
-    data = read_state(path)
+    data = read_health(path)
     if data is None:
-        return ProbeResult(False, f"no worker state at {path or state_path()}")
+        return ProbeResult(False, f"no health file at {path or health_path()}")
     if not _pid_alive(data.get("pid")):
         return ProbeResult(False, f"worker pid {data.get('pid')} is not running")
     now = time.time() if now is None else now
@@ -95,9 +95,9 @@ def liveness(path: Path | None = None, max_age: float | None = None, now: float 
 def readiness(
     path: Path | None = None, max_age: float | None = None, now: float | None = None
 ) -> ProbeResult:
-    data = read_state(path)
+    data = read_health(path)
     if data is None:
-        return ProbeResult(False, f"no worker state at {path or state_path()}")
+        return ProbeResult(False, f"no health file at {path or health_path()}")
     if not _pid_alive(data.get("pid")):
         return ProbeResult(False, f"worker pid {data.get('pid')} is not running")
     if not data.get("ready"):

@@ -1,11 +1,13 @@
-"""The local state file `qw probe` reads: no broker round trip, no broadcast, answered in milliseconds.
+"""The worker's health file, which `qw probe` reads: no broker round trip, no broadcast, answered in
+milliseconds.
 
 `{QUEUEWORKER_STATE_DIR or /tmp/queueworker}/worker.json`, rewritten atomically by the heartbeat thread
 each interval (and at ready/shutdown):
   {"pid", "hostname", "started", "ready", "broker_ok": last successful Redis write (heartbeat),
    "loop_tick": last tick of the consumer's event loop, "liveness_max_age", "readiness_max_age"}
 `broker_ok` goes stale when Redis is unreachable or hung; `loop_tick` when the consumer loop is stuck.
-A long task changes neither. One worker per state directory (local mode gives each its own).
+A long task changes neither. One worker per directory (QUEUEWORKER_STATE_DIR; local mode gives each its
+own).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from celery import bootsteps, signals
 
-from queueworker.worker.health import state_path
+from queueworker.worker.health import health_path
 from queueworker.worker.settings import current
 
 
@@ -28,7 +30,7 @@ def heartbeat_interval() -> float:
     return current().heartbeat_interval
 
 
-class ProbeState:
+class HealthRecord:
     """What the worker knows about its own health; one per worker process."""
 
     def __init__(self) -> None:
@@ -59,7 +61,7 @@ class ProbeState:
             if not self.data:
                 return
             payload = json.dumps(self.data)
-        path = state_path()
+        path = health_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".worker-")
@@ -71,10 +73,10 @@ class ProbeState:
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):
-            state_path().unlink()
+            health_path().unlink()
 
 
-STATE = ProbeState()
+HEALTH = HealthRecord()
 #: Set when the worker is ready (consumer started): heartbeats start then, not before.
 READY = threading.Event()
 
@@ -90,13 +92,13 @@ class LoopTick(bootsteps.StartStopStep):
         self.tref: Any = None
 
     def start(self, c: Any) -> None:
-        STATE.update(loop_tick=time.time())
+        HEALTH.update(loop_tick=time.time())
         if c.timer is not None:
             self.tref = c.timer.call_repeatedly(max(0.5, heartbeat_interval() / 2), self.tick)
 
     @staticmethod
     def tick() -> None:
-        STATE.update(loop_tick=time.time())
+        HEALTH.update(loop_tick=time.time())
 
     def stop(self, c: Any) -> None:
         if self.tref is not None:
@@ -107,13 +109,13 @@ class LoopTick(bootsteps.StartStopStep):
 
 
 def on_ready(sender: Any = None, **_: Any) -> None:
-    STATE.update(ready=True, loop_tick=time.time())
-    STATE.write()
+    HEALTH.update(ready=True, loop_tick=time.time())
+    HEALTH.write()
     READY.set()
 
 
 def on_shutdown(**_: Any) -> None:
-    STATE.remove()
+    HEALTH.remove()
 
 
 def connect() -> None:

@@ -29,7 +29,7 @@ from celery.worker import state as worker_state
 
 from queueworker.broker.keys import completed_key, heartbeat_key
 from queueworker.worker import brokerclient
-from queueworker.worker.healthfile import READY, STATE, heartbeat_interval
+from queueworker.worker.healthfile import HEALTH, READY, heartbeat_interval
 from queueworker.worker.settings import current
 from queueworker.worker.stamps import queue_of
 
@@ -70,8 +70,8 @@ class Heartbeats(bootsteps.StartStopStep):
     def start(self, worker: Any) -> None:
         self.worker = worker
         self.queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        STATE.reset(worker.hostname)
-        STATE.write()
+        HEALTH.reset(worker.hostname)
+        HEALTH.write()
         self.client = brokerclient.client_for(worker.app, timeout=min(5.0, max(1.0, heartbeat_interval())))
         self.thread = threading.Thread(target=self.run, name="queueworker-heartbeats", daemon=True)
         self.thread.start()
@@ -91,7 +91,7 @@ class Heartbeats(bootsteps.StartStopStep):
 
     def beat(self) -> None:
         if self.client is None:  # not a Redis broker: nothing to write, nothing to check
-            STATE.update(broker_ok=time.time())
+            HEALTH.update(broker_ok=time.time())
             return
         finished = finished_by_queue()
         record = self.record(finished)
@@ -122,7 +122,7 @@ class Heartbeats(bootsteps.StartStopStep):
                     stale += 1
         if stale:
             stale_pipe.execute()
-        STATE.update(broker_ok=time.time())
+        HEALTH.update(broker_ok=time.time())
 
     def run(self) -> None:
         interval = heartbeat_interval()
@@ -136,7 +136,7 @@ class Heartbeats(bootsteps.StartStopStep):
                 log.warning("heartbeat not written: %s", type(exc).__name__)
             except Exception:
                 log.exception("heartbeat failed")
-            STATE.write()
+            HEALTH.write()
             self.stopping.wait(interval)
 
     def stop(self, worker: Any) -> None:

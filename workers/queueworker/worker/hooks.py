@@ -25,7 +25,7 @@ What stays a signal, and why (Celery offers no bootstep for it):
   shutdown is asked for, before any step stops; a step's stop would come after the drain it bounds;
 - worker_ready (healthfile): sent from inside the event loop, which the consumer's last step runs; that
   step's start never returns, so no step can follow it;
-- worker_shutdown (the lease's end, the last metric batch and the private metrics directory, the state
+- worker_shutdown (the lease's end, the last metric batch and the private metrics directory, the health
   file's removal): after every step stopped, the pool's drain included. A step stops in the reverse of its
   start order, and only a step the Pool step requires would stop after it; Pool cannot be made to.
 """

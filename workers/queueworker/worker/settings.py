@@ -62,10 +62,10 @@ class WorkerSettings:
         30.0, "seconds a failed or unconfirmed publish is tried again (through the current primary)"
     )
     heartbeat_interval: float = _setting(
-        5.0, "seconds between heartbeats, lease writes and state-file writes"
+        5.0, "seconds between heartbeats, lease writes and health-file writes"
     )
     heartbeat_ttl: float = _setting(20.0, "seconds a heartbeat and the fetch lease live")
-    state_dir: str = _setting("/tmp/queueworker", "the probes' state file directory (one worker each)")  # noqa: S108
+    state_dir: str = _setting("/tmp/queueworker", "the probes' health file's directory (one worker each)")  # noqa: S108
     liveness_max_age: float | None = _setting(None, "seconds; default max(60, 4 x heartbeat interval)")
     readiness_max_age: float | None = _setting(None, "seconds; default 3 x heartbeat interval + 1")
     metrics_port: str = _setting("9809", "task metrics port; 0 or `off` serves none")

@@ -1,5 +1,6 @@
-"""The local state directory (`.qw/` by default): the embedded Redis's data and password, the routes file,
-and a lock so two `qw up` never share one directory. `qw status` and `qw enqueue` find Redis from here.
+"""`qw up`'s workdir (`.qw/` by default; `--state-dir`, `$QW_STATE_DIR`): the embedded Redis's data and
+password, the routes file, the workers' own directories, and a lock so two `qw up` never share one.
+`qw status` and `qw enqueue` find Redis from here.
 
 The password lives only in `.qw/redis/password` (mode 0600): it is never printed, logged or put on a
 command line; the Redis URL built from it is passed to children through the environment.
@@ -16,16 +17,18 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
-DEFAULT_STATE_DIR = ".qw"
-STATE_DIR_ENV = "QW_STATE_DIR"
+DEFAULT_WORKDIR = ".qw"
+#: The variable and the flag (`--state-dir`) keep their names: they are the command line's.
+WORKDIR_ENV = "QW_STATE_DIR"
 
 
-class StateError(RuntimeError):
-    """The state directory cannot be used (locked by another `qw up`, unreadable, ...)."""
+class WorkdirError(RuntimeError):
+    """The workdir cannot be used (locked by another `qw up`, unreadable, ...)."""
 
 
-def state_dir(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).resolve()
+def resolve(explicit: str | None = None) -> Path:
+    """The workdir: `explicit` (--state-dir), else $QW_STATE_DIR, else `.qw`."""
+    return Path(explicit or os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR).resolve()
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Lock:
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
-            raise StateError(
+            raise WorkdirError(
                 f"another `qw up` (pid {holder}) is running with state directory "
                 f"{self.path.parent}; stop it or pass --state-dir"
             ) from None
