@@ -8,7 +8,7 @@ from typing import Any
 
 from queueworker.api import kubeyaml
 
-from hack.crdref import ROOT
+from hack.crdgen import ROOT
 
 CASES = ROOT / "tests" / "cases"
 
