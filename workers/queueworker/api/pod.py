@@ -12,7 +12,7 @@ from queueworker.api.checks import QUANTITY, Checker, describe, is_json, join
 from queueworker.api.schema import Field, Node
 
 QUANTITY_WHAT = "a quantity like 500m, 2, 1.5Gi or 256Mi"
-QUANTITY_MAX_LENGTH = 64
+QUANTITY_MAX_LENGTH = 64  # the quantity fields of the table (api/podfields.py) carry it as maxLength
 
 
 def quantity_ok(value: Any) -> bool:

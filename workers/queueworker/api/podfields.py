@@ -12,8 +12,9 @@ from queueworker.api.schema import QUANTITY as QUANTITY_TYPE
 ENV_NAME_WHAT = "an environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)"
 
 
-def _quantity(description: str = "") -> Field:
-    return Field("", QUANTITY_TYPE, description, minimum=0, max_length=64, pattern=QUANTITY.pattern)
+def _quantity(name: str = "", description: str = "") -> Field:
+    limit = pod.QUANTITY_MAX_LENGTH
+    return Field(name, QUANTITY_TYPE, description, minimum=0, max_length=limit, pattern=QUANTITY.pattern)
 
 
 def _key_ref(kind: str) -> Field:
@@ -120,14 +121,7 @@ ENV = Field(
                                 min_length=1,
                                 max_length=253,
                             ),
-                            Field(
-                                "divisor",
-                                QUANTITY_TYPE,
-                                "Unit of the exposed value, e.g. `1Mi`.",
-                                minimum=0,
-                                max_length=64,
-                                pattern=QUANTITY.pattern,
-                            ),
+                            _quantity("divisor", "Unit of the exposed value, e.g. `1Mi`."),
                         ),
                     ),
                 ),
