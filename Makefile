@@ -121,5 +121,5 @@ e2e: venv  ## the e2e suite on the local cluster (make cluster-up) or kind; skip
 	  QW_E2E_CONTEXT=$(KIND_CONTEXT) QW_E2E_IMAGE_TAG=e2e $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS); \
 	fi
 
-crds:  ## copy the operator's CRD (operator/crds, the source of truth) into the chart
-	cp operator/crds/*.yaml charts/queueworker/crds/
+crds: venv  ## generate the CRD (operator/crds and the chart's crds/) and docs/reference.md from the field table (workers/queueworker/api/fields.py)
+	$(BIN)/python -m hack.crdgen --write

@@ -16,7 +16,7 @@ from queueworker.api.checks import duration_seconds
 from queueworker.api.spec import SpecError, parse_manifest
 from queueworker.cron import CRON, cron_never_fires, never_fires_patterns
 
-from hack.crdref import version_schema
+from hack.crdgen import version_schema
 from tests.apiserver.conftest import Server
 from tests.support.cases import load_cases
 from tests.support.verdicts import NOT_CHECKED, dotted, dry_run, related

@@ -1,4 +1,4 @@
-"""The chart ships the operator's CRD unchanged (operator/crds is the source of truth; `make crds` copies)."""
+"""The chart ships the operator's CRD unchanged (`make crds` writes both from the field table)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from queueworker.beat.schedules import desired_entries, owner_prefix, store_app,
 from queueworker.cron import CRON
 from redbeat import RedBeatSchedulerEntry
 
-from hack.crdref import version_schema
+from hack.crdgen import version_schema
 from tests.support.redis_server import RedisServer
 
 EVERY = version_schema()["properties"]["spec"]["properties"]["schedules"]["items"]["properties"]["every"]

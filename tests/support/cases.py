@@ -1,5 +1,8 @@
 """The agreement corpus (tests/cases): manifests that the spec model and the API server must both accept,
-or both refuse naming the same fields."""
+or both refuse naming the same fields. It holds what the field table cannot derive: rules across fields,
+Kubernetes' own types (resources, env, tolerations, affinity), the cron and interval grammar, metadata,
+YAML pitfalls and whole valid QueueWorkers. Single-field bounds, patterns, enums and types are derived
+from the table itself (tests/support/fieldcases.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from queueworker.api import kubeyaml
 
-from hack.crdref import ROOT
+from hack.crdgen import ROOT
 
 CASES = ROOT / "tests" / "cases"
 

@@ -13,12 +13,12 @@ from queueworker import cron
 from queueworker.api import checks
 from queueworker.api.spec import MODES, POOLS, SpecError, parse_manifest
 
-from hack import crdref
+from hack import crdgen
 from tests.support.cases import load_cases
 
 CASES = load_cases()
-CRD = crdref.load_crd()
-SCHEMA = crdref.version_schema()
+CRD = crdgen.load_crd()
+SCHEMA = crdgen.version_schema()
 SPEC = SCHEMA["properties"]["spec"]
 
 

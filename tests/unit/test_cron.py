@@ -17,7 +17,7 @@ from queueworker.cron import (
     never_fires_rule,
 )
 
-from hack.crdref import version_schema
+from hack.crdgen import version_schema
 
 SCHEDULE = version_schema()["properties"]["spec"]["properties"]["schedules"]["items"]
 MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]

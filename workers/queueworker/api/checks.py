@@ -2,9 +2,10 @@
 reads one mapping field at a time, records every problem with its field path, and hands back a usable
 value (the default) so checking can go on and report everything at once.
 
-The rules mirror the CRD (operator/crds/queueworker.dev_queueworkers.yaml); a test runs one corpus
-through both. Like the Kubernetes API server: a `null` field counts as absent, an integral float such
-as `2.0` is an integer, `2.5` and `true` are not. The cron grammar is queueworker.cron's.
+The field table (api/fields.py), from which the CRD is generated, uses these patterns; api/walk.py
+reads a manifest by that table with this Checker. Like the Kubernetes API server: a `null` field counts
+as absent, an integral float such as `2.0` is an integer, `2.5` and `true` are not. The cron grammar is
+queueworker.cron's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 INT32_MAX = 2**31 - 1
 
+#: A DNS label (RFC 1123), as Kubernetes names namespaces and pods; at most MAX_DNS_LABEL characters.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_DNS_LABEL = 63
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 APP = re.compile(rf"^{_IDENT}(\.{_IDENT})*(:{_IDENT}(\.{_IDENT})*)?$")
@@ -29,7 +32,16 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _DECIMAL = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 #: Kubernetes' quantity syntax without the sign (resource quantities cannot be negative).
 QUANTITY = re.compile(rf"^{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIMAL}))?$")
+#: The CRD's form of a schedule's `every` (a non-empty duration; DURATION reads it).
+EVERY = re.compile(
+    r"^([0-9]{1,6}d([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?|[0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?"
+    r"|[0-9]{1,6}m([0-9]{1,6}s)?|[0-9]{1,6}s)$"
+)
 DURATION = re.compile(r"^(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?$")
+
+
+def is_dns_label(text: str) -> bool:
+    return len(text) <= MAX_DNS_LABEL and DNS_LABEL.match(text) is not None
 
 
 def duration_seconds(text: str) -> float | None:
@@ -145,7 +157,7 @@ class Checker:
         hints = required if isinstance(required, Mapping) else {}
         for key in required:
             if key not in out:
-                self.error(join(path, key), f"required: {hints[key]}" if key in hints else "required")
+                self.error(join(path, key), f"required: {hints[key]}" if hints.get(key) else "required")
         return out
 
     def integer(

@@ -10,21 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queueworker.api.checks import (
-    APP,
     DNS_LABEL,
     DNS_SUBDOMAIN,
-    NO_SPACE,
-    QUEUE,
     Checker,
     FieldError,
     SpecError,
     describe,
-    duration_seconds,
-    is_json,
-    join,
 )
-from queueworker.api.pod import parse_affinity, parse_env, parse_resources, parse_tolerations
-from queueworker.cron import cron_never_fires, cron_problem
+from queueworker.api.fields import AUTOSCALING, DNS_LABEL_WHAT, DNS_SUBDOMAIN_WHAT, SHUTDOWN, SPEC
+from queueworker.api.schema import Field
+from queueworker.api.walk import Values, read_object
 
 __all__ = [
     "API_VERSION",
@@ -48,17 +43,20 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "QueueWorker"
 PLURAL = "queueworkers"
 
-POOLS = ("prefork", "threads", "solo", "gevent", "eventlet")
-MODES = ("builtin", "keda", "hpa", "off")
+POOLS = SPEC.child("pool").enum
+MODES = AUTOSCALING.child("mode").enum
 
-SPEC_FIELDS = (
-    "app", "image", "queues", "routes", "concurrency", "pool", "prefetchMultiplier", "maxTasksPerChild",
-    "replicas", "autoscaling", "shutdown", "resources", "env", "nodeSelector", "tolerations", "affinity",
-    "serviceAccountName", "schedules",
-)  # fmt: skip
-MAX_QUEUES = 32
-MAX_SCHEDULES = 64
-DAY = 86400
+SPEC_FIELDS = tuple(sub.name for sub in SPEC.fields)
+MAX_QUEUES = SPEC.child("queues").max_items
+MAX_SCHEDULES = SPEC.child("schedules").max_items
+
+
+def _default(node: Field, name: str) -> Any:
+    """The table's default of `node`'s field `name`: the typed model's defaults are the CRD's."""
+    return node.child(name).default
+
+
+_SCHEDULE = SPEC.at("schedules[]")
 
 
 @dataclass(frozen=True)
@@ -70,21 +68,21 @@ class Schedule:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     queue: str = ""  # one of spec.queues; defaults to queues[0]
-    enabled: bool = True
+    enabled: bool = _default(_SCHEDULE, "enabled")
 
 
 @dataclass(frozen=True)
 class Autoscaling:
-    mode: str = "builtin"
-    min_replicas: int = 1
-    max_replicas: int = 10
-    target_wait_seconds: float = 30.0
-    scale_down_delay_seconds: int = 300
+    mode: str = _default(AUTOSCALING, "mode")
+    min_replicas: int = _default(AUTOSCALING, "minReplicas")
+    max_replicas: int = _default(AUTOSCALING, "maxReplicas")
+    target_wait_seconds: float = float(_default(AUTOSCALING, "targetWaitSeconds"))
+    scale_down_delay_seconds: int = _default(AUTOSCALING, "scaleDownDelaySeconds")
 
 
 @dataclass(frozen=True)
 class Shutdown:
-    grace_period_seconds: int = 300
+    grace_period_seconds: int = _default(SHUTDOWN, "gracePeriodSeconds")
 
 
 @dataclass(frozen=True)
@@ -93,11 +91,11 @@ class QueueWorkerSpec:
     queues: tuple[str, ...]
     image: str | None = None  # None: the operator's configured worker image
     routes: tuple[str, ...] = ()
-    concurrency: int = 2
-    pool: str = "prefork"
-    prefetch_multiplier: int = 1
-    max_tasks_per_child: int = 0
-    replicas: int = 1
+    concurrency: int = _default(SPEC, "concurrency")
+    pool: str = _default(SPEC, "pool")
+    prefetch_multiplier: int = _default(SPEC, "prefetchMultiplier")
+    max_tasks_per_child: int = _default(SPEC, "maxTasksPerChild")
+    replicas: int = _default(SPEC, "replicas")
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     shutdown: Shutdown = field(default_factory=Shutdown)
     resources: Mapping[str, Any] = field(default_factory=dict)
@@ -117,16 +115,6 @@ class QueueWorker:
     uid: str | None = None
     generation: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
-
-
-DNS_LABEL_WHAT = "a DNS label (lowercase letters, digits and '-', alphanumeric at both ends)"
-DNS_SUBDOMAIN_WHAT = "a DNS subdomain (lowercase letters, digits, '-' and '.', alphanumeric at both ends)"
-QUEUE_WHAT = "a queue name (letters, digits, '_', '.', ':', '-'; starting with a letter or digit)"
-CRON_WHAT = (
-    "a five-field cron expression (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec, "
-    "day of week 0-7 or sun-sat; each a list of *, N or N-M with an optional /step), e.g. '0 7 * * *'"
-)
-EVERY_WHAT = "a duration like '30s', '5m', '1h' or '1h30m' (units d, h, m, s in that order)"
 
 
 def parse_spec(spec: Mapping[str, Any]) -> QueueWorkerSpec:
@@ -189,164 +177,52 @@ def _spec(check: Checker, raw: Any, path: str) -> QueueWorkerSpec | None:
     if raw is None:
         check.error(path, "required: at least spec.app and spec.queues")
         return None
-    required = {
-        "app": "the Celery app `celery -A` gets, e.g. shop.tasks:app",
-        "queues": "the queues the workers consume, e.g. [emails]",
-    }
-    d = check.fields(raw, path, SPEC_FIELDS, required=required)
-    if d is None:
+    v = read_object(check, raw, path, SPEC)
+    if v is None or check.errors:  # the caller reports them; every value below is valid
         return None
-    base = QueueWorkerSpec(app="", queues=())
-    app = check.string(
-        d,
-        "app",
-        path,
-        pattern=APP,
-        max_length=253,
-        what="a Celery app like 'pkg.module' or 'pkg.module:attr'",
-    )
-    before = len(check.errors)
-    queues = check.string_set(
-        d, "queues", path, pattern=QUEUE, max_length=128, what=QUEUE_WHAT, max_items=MAX_QUEUES, min_items=1
-    )
-    known_queues = queues if len(check.errors) == before else ()  # check schedules against valid queues only
-    image = check.string(
-        d, "image", path, pattern=NO_SPACE, max_length=512, what="an image reference without spaces"
-    )
-    routes = check.string_set(
-        d,
-        "routes",
-        path,
-        pattern=NO_SPACE,
-        max_length=256,
-        what="a task name or glob without spaces",
-        max_items=128,
-    )
-    account = check.string(
-        d, "serviceAccountName", path, pattern=DNS_SUBDOMAIN, max_length=253, what=DNS_SUBDOMAIN_WHAT
-    )
+    queues = tuple(v.get("queues", ()))
+    grace = (v.get("shutdown") or {}).get("gracePeriodSeconds")
     return QueueWorkerSpec(
-        app=app or "",
+        app=v.get("app", ""),
         queues=queues,
-        image=image,
-        routes=routes,
-        concurrency=check.integer(d, "concurrency", path, base.concurrency, minimum=1, maximum=1024),
-        pool=check.enum(d, "pool", path, choices=POOLS, default=base.pool),
-        prefetch_multiplier=check.integer(
-            d, "prefetchMultiplier", path, base.prefetch_multiplier, minimum=0, maximum=128
-        ),
-        max_tasks_per_child=check.integer(d, "maxTasksPerChild", path, base.max_tasks_per_child),
-        replicas=check.integer(d, "replicas", path, base.replicas),
-        autoscaling=_autoscaling(check, d.get("autoscaling"), join(path, "autoscaling")),
-        shutdown=_shutdown(check, d.get("shutdown"), join(path, "shutdown")),
-        resources=parse_resources(check, d.get("resources"), join(path, "resources")),
-        env=parse_env(check, d.get("env"), join(path, "env")),
-        node_selector=check.string_map(d, "nodeSelector", path, max_items=64, max_length=63),
-        tolerations=parse_tolerations(check, d.get("tolerations"), join(path, "tolerations")),
-        affinity=parse_affinity(check, d.get("affinity"), join(path, "affinity")),
-        service_account_name=account,
-        schedules=_schedules(check, d.get("schedules"), join(path, "schedules"), known_queues),
+        image=v.get("image"),
+        routes=tuple(v.get("routes", ())),
+        concurrency=v["concurrency"],
+        pool=v["pool"],
+        prefetch_multiplier=v["prefetchMultiplier"],
+        max_tasks_per_child=v["maxTasksPerChild"],
+        replicas=v["replicas"],
+        autoscaling=_autoscaling(v.get("autoscaling") or {}),
+        shutdown=Shutdown(**({"grace_period_seconds": grace} if grace is not None else {})),
+        resources=v.get("resources") or {},
+        env=tuple(v.get("env", ())),
+        node_selector=v.get("nodeSelector") or {},
+        tolerations=tuple(v.get("tolerations", ())),
+        affinity=v.get("affinity") or {},
+        service_account_name=v.get("serviceAccountName"),
+        schedules=tuple(_schedule(s, queues[0] if queues else "") for s in v.get("schedules", ())),
     )
 
 
-def _autoscaling(check: Checker, raw: Any, path: str) -> Autoscaling:
+def _autoscaling(v: Values) -> Autoscaling:
     base = Autoscaling()
-    allowed = ("mode", "minReplicas", "maxReplicas", "targetWaitSeconds", "scaleDownDelaySeconds")
-    d = check.fields(raw if raw is not None else {}, path, allowed)
-    if d is None:
-        return base
-    mode = check.enum(d, "mode", path, choices=MODES, default=base.mode)
-    before = len(check.errors)
-    low = check.integer(d, "minReplicas", path, base.min_replicas)
-    high = check.integer(d, "maxReplicas", path, base.max_replicas, minimum=1)
-    if len(check.errors) == before and low > high:  # compare only values valid on their own
-        check.error(join(path, "minReplicas"), f"must be <= maxReplicas ({low} > {high})")
-    if mode == "hpa" and low < 1:
-        check.error(
-            join(path, "minReplicas"),
-            "must be >= 1 when mode is hpa (a HorizontalPodAutoscaler cannot scale to zero; "
-            "use mode builtin or keda to scale to zero)",
-        )
-    wait = check.number(d, "targetWaitSeconds", path, base.target_wait_seconds, above=0, maximum=DAY)
-    delay = check.integer(d, "scaleDownDelaySeconds", path, base.scale_down_delay_seconds, maximum=DAY)
-    return Autoscaling(mode, low, high, wait, delay)
+    return Autoscaling(
+        mode=v.get("mode", base.mode),
+        min_replicas=v.get("minReplicas", base.min_replicas),
+        max_replicas=v.get("maxReplicas", base.max_replicas),
+        target_wait_seconds=float(v.get("targetWaitSeconds", base.target_wait_seconds)),
+        scale_down_delay_seconds=v.get("scaleDownDelaySeconds", base.scale_down_delay_seconds),
+    )
 
 
-def _shutdown(check: Checker, raw: Any, path: str) -> Shutdown:
-    base = Shutdown()
-    d = check.fields(raw if raw is not None else {}, path, ("gracePeriodSeconds",))
-    if d is None:
-        return base
-    grace = check.integer(d, "gracePeriodSeconds", path, base.grace_period_seconds, minimum=1, maximum=DAY)
-    return Shutdown(grace)
-
-
-SCHEDULE_FIELDS = ("name", "task", "cron", "every", "args", "kwargs", "queue", "enabled")
-
-
-def _schedules(check: Checker, raw: Any, path: str, queues: tuple[str, ...]) -> tuple[Schedule, ...]:
-    if raw is None:
-        return ()
-    out: list[Schedule] = []
-    names: set[str] = set()
-    for i, item in enumerate(check.items(raw, path, MAX_SCHEDULES)):
-        where = f"{path}[{i}]"
-        required = {"name": DNS_LABEL_WHAT, "task": "the Celery task name to send, e.g. shop.tasks.digest"}
-        d = check.fields(item, where, SCHEDULE_FIELDS, required=required)
-        if d is None:
-            continue
-        name = check.string(d, "name", where, pattern=DNS_LABEL, max_length=63, what=DNS_LABEL_WHAT)
-        if name is not None and name in names:
-            check.error(join(where, "name"), f"duplicate schedule name {name!r} (names must be unique)")
-        names.add(name or "")
-        task = check.string(d, "task", where, pattern=NO_SPACE, max_length=256, what="a Celery task name")
-        cron, every = _when(check, d, where)
-        args = check.items(d["args"], join(where, "args"), 64) if "args" in d else []
-        if not is_json(args):
-            check.error(join(where, "args"), "must hold only JSON values (quote dates and timestamps)")
-        kwargs: dict[str, Any] = {}
-        if "kwargs" in d and check.fields(d["kwargs"], join(where, "kwargs"), None) is not None:
-            kwargs = dict(d["kwargs"])
-            if len(kwargs) > 64:
-                check.error(join(where, "kwargs"), f"must have at most 64 entries, got {len(kwargs)}")
-            elif not is_json(kwargs):
-                check.error(join(where, "kwargs"), "must hold only JSON values (quote dates and timestamps)")
-        queue = check.string(d, "queue", where, pattern=QUEUE, max_length=128, what=QUEUE_WHAT)
-        if queue is not None and queues and queue not in queues:
-            check.error(
-                join(where, "queue"), f"must be one of spec.queues ({', '.join(queues)}); got {queue!r}"
-            )
-        enabled = check.boolean(d, "enabled", where, True)
-        default_queue = queues[0] if queues else ""
-        out.append(
-            Schedule(
-                name or "", task or "", cron, every, tuple(args), kwargs, queue or default_queue, enabled
-            )
-        )
-    return tuple(out)
-
-
-def _when(check: Checker, d: Mapping[str, Any], where: str) -> tuple[str | None, float | None]:
-    """The schedule's `cron` expression and `every` interval (seconds): exactly one of them is set."""
-    if ("cron" in d) == ("every" in d):
-        check.error(where, "set exactly one of cron (e.g. '0 7 * * *') or every (e.g. '30s', '1h30m')")
-    cron = check.string(d, "cron", where, pattern=None, max_length=128, what=CRON_WHAT)
-    problem = cron_problem(cron) if cron is not None else None
-    if problem is not None:
-        check.error(join(where, "cron"), f"{problem}; got {cron!r}, e.g. '0 7 * * *' (daily at 07:00)")
-        cron = None
-    elif cron is not None and cron_never_fires(cron):
-        check.error(
-            join(where, "cron"), f"never fires: its days of month occur in none of its months; got {cron!r}"
-        )
-        cron = None
-    text = check.string(d, "every", where, pattern=None, max_length=32, what=EVERY_WHAT)
-    if text is None:
-        return cron, None
-    seconds = duration_seconds(text)
-    if seconds is None:
-        check.error(join(where, "every"), f"must be {EVERY_WHAT}; got {text!r}")
-    elif seconds <= 0:
-        check.error(join(where, "every"), f"must be greater than zero, got {text!r}")
-        seconds = None
-    return cron, seconds
+def _schedule(v: Values, default_queue: str) -> Schedule:
+    return Schedule(
+        name=v.get("name", ""),
+        task=v.get("task", ""),
+        cron=v.get("cron"),
+        every=v.get("every"),
+        args=tuple(v.get("args", ())),
+        kwargs=v.get("kwargs", {}),
+        queue=v.get("queue") or default_queue,
+        enabled=v.get("enabled", True),
+    )

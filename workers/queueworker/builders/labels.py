@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+from queueworker.api import checks
+from queueworker.api.checks import DNS_LABEL, MAX_DNS_LABEL
+
 NAME = "queueworker"
 MANAGED_BY = "queueworker-operator"
 
@@ -24,20 +27,17 @@ QUEUE_KEY = "queueworker.dev/queue"
 COMPONENTS = ("worker", "beat", "routes")
 
 #: Longest DNS label (RFC 1123): names that pods and their hostnames derive from, and label values.
-MAX_LABEL = 63
+MAX_LABEL = MAX_DNS_LABEL
 HASH_LEN = 8
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+is_dns_label = checks.is_dns_label  # the one definition (api/checks.py), named here with the others
+
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 def short_hash(text: str, length: int = HASH_LEN) -> str:
     """A stable lowercase hex digest prefix of `text`."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def is_dns_label(text: str) -> bool:
-    return len(text) <= MAX_LABEL and bool(_DNS_LABEL.match(text))
 
 
 def is_label_value(text: str) -> bool:
@@ -54,7 +54,7 @@ def safe_name(base: str, suffix: str = "", max_len: int = MAX_LABEL) -> str:
     if max_len < HASH_LEN + len(suffix) + 1:
         raise ValueError(f"max_len {max_len} leaves no room for the hash and suffix {suffix!r}")
     candidate = f"{base}-{suffix}" if suffix else base
-    if len(candidate) <= max_len and _DNS_LABEL.match(candidate):
+    if len(candidate) <= max_len and DNS_LABEL.match(candidate):
         return candidate
     digest = short_hash(candidate)
     tail = f"{digest}-{suffix}" if suffix else digest

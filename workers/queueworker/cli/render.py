@@ -14,8 +14,6 @@ from typing import Any
 
 from queueworker.cli.args import add_manifest_arguments
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
@@ -91,6 +89,7 @@ def load(paths: list[str], namespace: str, recursive: bool = False) -> tuple[lis
 
 
 def run(args: argparse.Namespace) -> int:
+    from queueworker.api.checks import is_dns_label
     from queueworker.builders import render
     from queueworker.settings import ConfigError, Settings
 
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     namespace = args.namespace if args.namespace is not None else "default"
-    if not DNS_LABEL.match(namespace):
+    if not is_dns_label(namespace):
         return fail([f"-n/--namespace: {namespace!r} is not a namespace name (a-z, 0-9, '-'; at most 63)"])
     try:
         settings = Settings.from_env()

@@ -1,43 +1,20 @@
-"""The README field reference, generated from the CRD's schema (types, defaults, bounds, descriptions).
-
-    python -m hack.crdref --write   # rewrite the section between the markers in README.md
-    python -m hack.crdref           # print it
-
-tests/unit/test_reference.py fails when README.md is out of date.
-"""
+"""docs/reference.md, the QueueWorker field reference: a table per object (types, defaults, bounds,
+descriptions) and the cross-field rules, rendered from the CRD schema that hack/crdgen.py makes from
+the field table. `python -m hack.crdgen --write` writes it."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-CRD_PATH = ROOT / "operator" / "crds" / "queueworker.dev_queueworkers.yaml"
-BEGIN = "<!-- fields:begin -->"
-END = "<!-- fields:end -->"
 LONG_PATTERN = 48
+HEADER = """\
+# QueueWorker API reference
 
-
-@cache
-def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        crd: dict[str, Any] = yaml.safe_load(fh)
-    return crd
-
-
-def version_schema(crd: dict[str, Any] | None = None, version: str = "v1alpha1") -> dict[str, Any]:
-    crd = crd or load_crd()
-    for entry in crd["spec"]["versions"]:
-        if entry["name"] == version:
-            schema: dict[str, Any] = entry["schema"]["openAPIV3Schema"]
-            return schema
-    raise KeyError(version)
+Every field of the QueueWorker resource (`queueworker.dev/v1alpha1`), generated from the field table in
+`workers/queueworker/api/fields.py` by `make crds` (`python -m hack.crdgen --write`); do not edit by
+hand. The same table makes the CRD, which the API server checks, and the checks of `qw render` and the
+operator, so both accept and refuse the same manifests with these rules.
+"""
 
 
 def _type(node: dict[str, Any]) -> str:
@@ -135,14 +112,12 @@ def _rules(node: dict[str, Any]) -> list[str]:
     return out
 
 
-def render() -> str:
-    schema = version_schema(load_crd())
+def render(schema: dict[str, Any]) -> str:
+    """The page for a version's openAPIV3Schema."""
     spec, status = schema["properties"]["spec"], schema["properties"]["status"]
     lines = [
-        "Generated from `operator/crds/queueworker.dev_queueworkers.yaml` by "
-        "`python -m hack.crdref --write`; do not edit by hand.",
-        "",
-        "### spec",
+        HEADER,
+        "## spec",
         "",
         *_table(_rows(spec, "spec")[1:]),
         "",
@@ -150,33 +125,8 @@ def render() -> str:
         "",
         *_rules(spec),
         "",
-        "### status (written by the operator)",
+        "## status (written by the operator)",
         "",
         *_table(_rows(status, "status")[1:]),
     ]
     return "\n".join(lines) + "\n"
-
-
-def update(readme: str, section: str) -> str:
-    """`readme` with the text between the markers replaced by `section`."""
-    head, sep, rest = readme.partition(BEGIN)
-    _, sep2, tail = rest.partition(END)
-    if not sep or not sep2:
-        raise ValueError(f"README.md lacks the markers {BEGIN} ... {END}")
-    return f"{head}{BEGIN}\n{section}{END}{tail}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the field reference in README.md")
-    args = parser.parse_args(argv)
-    section = render()
-    if args.write:
-        README.write_text(update(README.read_text(encoding="utf-8"), section), encoding="utf-8")
-    else:
-        sys.stdout.write(section)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
