@@ -21,7 +21,8 @@ from queueworker.api.spec import QueueWorker, QueueWorkerSpec, Schedule
 from queueworker.beat.schedules import BeatEntry, desired_entries, owner_prefix, sync_schedules
 from queueworker.broker.keys import PUBLISHED_HEADER
 
-from tests.support.celery_worker import REPO, WORKERS, wait_for
+from tests.support.celery_worker import REPO, WORKERS
+from tests.support.waiting import wait_for
 
 
 def qw(name: str, *schedules: Schedule, namespace: str = "default") -> QueueWorker:

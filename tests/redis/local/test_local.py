@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.celery_worker import wait_for
 from tests.support.local_mode import Project, kill_leftovers, live_in_groups, manifest
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

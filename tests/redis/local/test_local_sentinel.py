@@ -16,8 +16,8 @@ import pytest
 from queueworker import make_app
 from queueworker.broker.client import connect
 
-from tests.support.celery_worker import wait_for
 from tests.support.local_mode import Project, kill_leftovers, manifest
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from queueworker.broker import keys
 from queueworker.cli.exporter import resolve
 from queueworker.exporter import QueueCollector, Scrape, redis_client, render
 
-from tests.support.celery_worker import wait_for
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.waiting import wait_for
 
 NOW = 2_000_000_000.0
 PASSWORD = "s3cret-Pa55word"

@@ -22,10 +22,11 @@ from queueworker.broker import keys
 from queueworker.exporter import Exporter
 from queueworker_operator import metrics as operator_metrics
 
-from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.celery_worker import CeleryWorker
 from tests.support.monitoring import ALERTS, DASHBOARDS, alert_rules, panel_queries, substitute
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.waiting import wait_for
 
 #: Panel queries that need an event this stack does not produce (no example task retries).
 NEEDS_EVENTS_NOT_PRODUCED = ("celery_task_retried_total",)

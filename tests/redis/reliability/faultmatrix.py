@@ -22,10 +22,11 @@ from pathlib import Path
 
 import redis
 
-from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.celery_worker import CeleryWorker
 from tests.support.redis_server import RedisServer
 from tests.support.reliability import Tally, producer, tally, wait_all_ran, write_counting_module
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 REDIS_FAULTS = (
     "redis-sigstop",

@@ -19,7 +19,7 @@ from queueworker.beat.schedules import BeatEntry, sync_schedules
 from queueworker.broker.keys import PUBLISHED_HEADER
 
 from tests.redis.beat.test_beat import start_beat
-from tests.support.celery_worker import wait_for
+from tests.support.waiting import wait_for
 
 LOCK_TIMEOUT = 6.0  # what start_beat configures (QUEUEWORKER_BEAT_LOCK_TIMEOUT)
 LOOP = min(5.0, LOCK_TIMEOUT / 3)  # make_app's beat_max_loop_interval for that lock timeout

@@ -21,8 +21,8 @@ from queueworker.beat.schedules import BeatEntry, sync_schedules
 from queueworker.broker.keys import PUBLISHED_HEADER
 
 from tests.redis.beat.test_beat import start_beat
-from tests.support.celery_worker import wait_for
 from tests.support.sentinel import SentinelCluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 EVERY = 1.0

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.celery_worker import REPO, WORKERS, CeleryWorker, wait_for
+from tests.support.celery_worker import REPO, WORKERS, CeleryWorker
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.reliability import producer, report, runs, tree_rss_kib, wait_all_ran
+from tests.support.waiting import wait_for
 
 TASKS, QUEUES, WORKERS_N, PUBLISHERS = 10_000, 20, 8, 8
 

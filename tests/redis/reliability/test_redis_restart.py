@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.celery_worker import CeleryWorker
 from tests.support.redis_server import RedisServer
 from tests.support.reliability import Tally, producer, publish, report, runs, wait_all_ran
+from tests.support.waiting import wait_for
 
 QUEUE = "aof"
 FAULTS = [("always", "shutdown"), ("always", "sigkill"), ("everysec", "shutdown"), ("everysec", "sigkill")]

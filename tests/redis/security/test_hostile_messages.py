@@ -17,7 +17,8 @@ import redis
 from queueworker import make_app
 
 from tests.redis.worker.test_worker_malformed import envelope
-from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, executions, write_task_module
+from tests.support.waiting import wait_for
 
 BIG = 16 * 2**20
 QUEUE = "hostile"

@@ -13,7 +13,8 @@ from queueworker import make_app
 from queueworker.broker import keys
 from queueworker.broker.stats import probe
 
-from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.celery_worker import CeleryWorker
+from tests.support.waiting import wait_for
 
 QUEUE = "held"
 

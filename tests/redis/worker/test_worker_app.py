@@ -14,8 +14,9 @@ import redis
 from queueworker import make_app
 from queueworker.broker.keys import PUBLISHED_HEADER
 
-from tests.support.celery_worker import CeleryWorker, wait_for
+from tests.support.celery_worker import CeleryWorker
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
 
 
 def raw_messages(client: redis.Redis, queue: str) -> list[dict]:

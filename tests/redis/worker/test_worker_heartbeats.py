@@ -13,7 +13,8 @@ from celery import Celery
 from queueworker import make_app
 from queueworker.broker.keys import completed_key, heartbeat_key
 
-from tests.support.celery_worker import CeleryWorker, as_text, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, write_task_module
+from tests.support.waiting import wait_for
 
 SHORT_TTL = {"QUEUEWORKER_HEARTBEAT_TTL": "3"}
 

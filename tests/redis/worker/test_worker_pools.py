@@ -10,8 +10,9 @@ import pytest
 import redis
 from queueworker import make_app
 
-from tests.support.celery_worker import CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, executions, write_task_module
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize(("pool", "concurrency"), [("threads", 4), ("solo", 1)])

@@ -16,8 +16,9 @@ import pytest
 from queueworker import make_app
 from queueworker.worker.health import PROBES
 
-from tests.support.celery_worker import WORKERS, CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import WORKERS, CeleryWorker, executions, write_task_module
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_for
 
 FAST = {
     "QUEUEWORKER_LIVENESS_MAX_AGE": "4",

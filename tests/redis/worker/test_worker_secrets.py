@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from queueworker import make_app
 
-from tests.support.celery_worker import REPO, WORKERS, CeleryWorker, executions, wait_for, write_task_module
+from tests.support.celery_worker import REPO, WORKERS, CeleryWorker, executions, write_task_module
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_for
 
 PASSWORD = "s3cr3t-Broker-pw"
 

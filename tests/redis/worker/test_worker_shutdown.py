@@ -15,8 +15,9 @@ import pytest
 import redis
 from queueworker import make_app
 
-from tests.support.celery_worker import CeleryWorker, as_text, executions, wait_for, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, executions, write_task_module
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
 
 SOFT: dict[str, str] = {}  # SIGTERM as Kubernetes sends it; worker/shutdown.py bounds it
 
