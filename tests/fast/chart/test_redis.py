@@ -1,22 +1,13 @@
 """The Redis StatefulSet: password from a Secret (generated once, or the user's), AOF with the chosen
 fsync, noeviction, PVC, probes that authenticate. The rendered config, init script and probe script are
-run against a real redis-server."""
+run against a real redis-server in tests/redis/chart/test_rendered.py."""
 
 from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-import redis
-
-from tests.support.redis_server import free_port
 from tests.support.rendering import CHART, NAMESPACE, RELEASE, containers, find, one, render
 
 
@@ -167,94 +158,3 @@ def test_pdb_and_services() -> None:
     assert not find(render({"redis": {"pdb": {"enabled": False}}}), "PodDisruptionBudget")
     headless = one(objects, "Service", "-redis-headless")
     assert headless["spec"]["publishNotReadyAddresses"] is True
-
-
-@pytest.fixture
-def rendered_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """The rendered Redis pod, replayed on this machine: init script, redis.conf, probe script, with the
-    pod's paths mapped under tmp_path and the port moved to a free one."""
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.fail("redis-server and redis-cli are needed (apt-get install redis-server; .ci/run does it)")
-    objects = render({"redis": {"appendfsync": "always", "maxmemory": "64mb"}})
-    secret = one(objects, "Secret", "queueworker-broker")
-    sts = one(objects, "StatefulSet", "-redis")
-    cm = one(objects, "ConfigMap", "-redis")
-    port = free_port()
-    paths = {
-        "/run/secrets/redis": tmp_path / "secret",
-        "/run/redis": tmp_path / "run",
-        "/etc/redis": tmp_path / "etc",
-        "/data": tmp_path / "data",
-    }
-    for p in paths.values():
-        p.mkdir()
-
-    def localize(text: str) -> str:
-        for pod_path, local in paths.items():
-            text = text.replace(pod_path, str(local))
-        return text.replace("6379", str(port))
-
-    password = base64.b64decode(secret["data"]["password"]).decode()
-    (paths["/run/secrets/redis"] / "password").write_text(password, encoding="utf-8")
-    for key, text in cm["data"].items():
-        (paths["/etc/redis"] / key).write_text(localize(text), encoding="utf-8")
-    tls = one(objects, "Secret", "-redis-tls")  # TLS is on by default: the pod's mounted certificate
-    (paths["/etc/redis"] / "tls").mkdir()
-    for key, value in tls["data"].items():
-        (paths["/etc/redis"] / "tls" / key).write_bytes(base64.b64decode(value))
-    ssl = {"ssl": True, "ssl_ca_certs": str(paths["/etc/redis"] / "tls" / "ca.crt")}
-    (init,) = sts["spec"]["template"]["spec"]["initContainers"]
-    subprocess.run([init["command"][0], init["command"][1], localize(init["command"][2])], check=True)
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
-    config = localize(container["command"][1])
-    proc = subprocess.Popen(
-        ["redis-server", config, "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield {
-            "port": port,
-            "password": password,
-            "container": container,
-            "localize": localize,
-            "data": paths["/data"],
-            "ssl": ssl,
-        }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def probe_passes(rendered: dict[str, Any], probe: str) -> bool:
-    command = [rendered["localize"](part) for part in rendered["container"][probe]["exec"]["command"]]
-    return subprocess.run(command, capture_output=True, check=False, timeout=10).returncode == 0
-
-
-def test_rendered_redis_runs_authenticates_and_persists(rendered_redis: dict[str, Any]) -> None:
-    port, password = rendered_redis["port"], rendered_redis["password"]
-    client = redis.Redis(host="127.0.0.1", port=port, password=password, **rendered_redis["ssl"])
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host="127.0.0.1", port=port, **rendered_redis["ssl"]).ping()
-    with pytest.raises(redis.ConnectionError):  # TLS only: a plaintext client gets nothing
-        redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2).ping()
-    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-    assert client.config_get("appendonly") == {"appendonly": "yes"}
-    assert client.config_get("appendfsync") == {"appendfsync": "always"}
-    assert client.config_get("maxmemory") == {"maxmemory": str(64 * 1024 * 1024)}
-    client.lpush("celery", "task-1")
-    assert any((rendered_redis["data"] / "appendonlydir").iterdir()), "an AOF is written under /data"
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert probe_passes(rendered_redis, probe), probe
-    # A wrong password fails the probes: they really authenticate.
-    secret_file = Path(rendered_redis["localize"]("/run/secrets/redis/password"))
-    secret_file.write_text("wrong", encoding="utf-8")
-    assert not probe_passes(rendered_redis, "readinessProbe")
-    assert not probe_passes(rendered_redis, "livenessProbe")

@@ -2,21 +2,17 @@
 anti-affinity, a PDB, min-replicas-to-write, a preStop failover), three sentinels run beside it with their
 own password and NetworkPolicy, and the broker Secret carries the sentinel URL and what clients need (the
 sentinels' password and master set, which every client reads as optional Secret keys). The default stays
-standalone. The rendered sentinel.conf is replayed on this machine against a real redis-server."""
+standalone. The rendered sentinel.conf is replayed against a real redis-server in
+tests/redis/chart/test_rendered.py."""
 
 from __future__ import annotations
 
 import base64
 import re
-import subprocess
-import time
-from pathlib import Path
 from typing import Any
 
-import redis
 from queueworker.broker.url import parse
 
-from tests.support.redis_server import RedisServer, free_port
 from tests.support.rendering import NAMESPACE, RELEASE, find, one, pod_spec, render
 
 SENTINEL = {"redis": {"mode": "sentinel"}}
@@ -78,63 +74,3 @@ def test_broker_secret_carries_what_every_client_needs() -> None:
         env_names = {e["name"]: e for e in pod["containers"][0]["env"]}
         ref = env_names["QUEUEWORKER_SENTINEL_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "queueworker-broker", "key": "sentinel-password", "optional": True}
-
-
-def test_rendered_sentinel_config_runs_against_a_real_primary(tmp_path: Path) -> None:
-    """The sentinel init script, replayed here (plaintext: TLS is covered by test_tls), writes a config a
-    real sentinel starts with and that finds the real primary named in it."""
-    objects = render({"redis": {"mode": "sentinel", "tls": {"enabled": False}}})
-    broker = secret_data(one(objects, "Secret", "queueworker-broker"))
-    sentinels = one(objects, "StatefulSet", "-redis-sentinel")
-    (init,) = sentinels["spec"]["template"]["spec"]["initContainers"]
-    with RedisServer(password=broker["password"]) as primary:
-        secrets = {"redis": tmp_path / "redis", "sentinel": tmp_path / "sentinel"}
-        for key, folder in secrets.items():
-            folder.mkdir()
-            (folder / "password").write_text(broker["password" if key == "redis" else "sentinel-password"])
-        run = tmp_path / "run"
-        run.mkdir()
-        port = free_port()
-        script = (
-            init["command"][2]
-            .replace("/run/secrets/redis", str(secrets["redis"]))
-            .replace("/run/secrets/sentinel", str(secrets["sentinel"]))
-            .replace("/run/sentinel", str(run))
-            .replace(
-                f"{RELEASE}-queueworker-redis-0.{RELEASE}-queueworker-redis-headless.{NAMESPACE}.svc",
-                "127.0.0.1",
-            )
-            .replace("6379 2", f"{primary.port} 2")
-            .replace("port 26379", f"port {port}")
-            .replace("-p 26379", "-p 1")  # no sentinel runs yet: the script falls back to pod 0
-        )
-        subprocess.run(
-            ["/bin/sh", "-c", script], check=True, env={"POD_NAME": "s-0", "PATH": "/usr/bin:/bin"}
-        )
-        conf = (run / "sentinel.conf").read_text()
-        assert "sentinel monitor mymaster 127.0.0.1" in conf and "requirepass" in conf
-        proc = subprocess.Popen(
-            ["redis-server", str(run / "sentinel.conf"), "--sentinel"], stdout=subprocess.DEVNULL
-        )
-        try:
-            client = redis.Redis(port=port, password=broker["sentinel-password"], socket_timeout=2)
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    state: Any = client.sentinel_master("mymaster")
-                    if "master" in str(state.get("flags", "")) and int(state["port"]) == primary.port:
-                        break
-                except redis.RedisError:
-                    pass
-                assert time.monotonic() < deadline, "the sentinel never saw the primary"
-                time.sleep(0.2)
-            assert "s_down" not in str(state.get("flags", "")), "it authenticates to the primary"
-            try:
-                redis.Redis(port=port, socket_timeout=2).ping()
-            except redis.AuthenticationError:
-                pass
-            else:
-                raise AssertionError("the sentinel answers without its password")
-        finally:
-            proc.kill()
-            proc.wait()

@@ -1,27 +1,22 @@
 """TLS on by default: the chart makes a CA and a server certificate (kept across upgrades by `lookup`), Redis
 serves TLS only, and the broker Secret carries a rediss:// URL and the CA that every client pod mounts (the
 operator and the exporter in the chart, the worker and beat pods the operator builds). The generated
-certificate is served by a real redis-server and verified by a client using the broker Secret as-is."""
+certificate is served by a real redis-server in tests/redis/chart/test_rendered.py."""
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from queueworker.api.spec import Schedule
-from queueworker.broker.client import connect
 from queueworker.builders.beat import beat_deployment
 from queueworker.builders.common import BROKER_CA_DIR
 from queueworker.builders.worker import worker_deployment
 from queueworker.settings import Settings
 
 from tests.fast.unit.test_builders import make_qw
-from tests.support.redis_server import RedisServer
 from tests.support.rendering import CHART, RELEASE, find, one, pod_spec, render, render_files
-from tests.support.tls import TlsFiles, make_tls
 
 Obj = dict[str, Any]
 
@@ -66,33 +61,6 @@ def test_worker_and_beat_pods_mount_the_broker_ca() -> None:
         assert {"name": "broker-tls", "mountPath": BROKER_CA_DIR, "readOnly": True} in container[
             "volumeMounts"
         ]
-
-
-def test_the_generated_certificate_is_served_and_verified(tmp_path: Path) -> None:
-    """A real redis-server with the chart's tls.crt/tls.key, and a client given the broker Secret's URL
-    and ca.crt (the host swapped for loopback, which the certificate also names)."""
-    objects = render()
-    tls = secret_data(one(objects, "Secret", "-redis-tls"))
-    broker = secret_data(one(objects, "Secret", "queueworker-broker"))
-    for key in ("tls.crt", "tls.key", "ca.crt"):
-        (tmp_path / key).write_text(tls[key])
-    (tmp_path / "client-ca.crt").write_text(broker["ca.crt"])
-    served = TlsFiles(
-        ca=tmp_path / "ca.crt",
-        cert=tmp_path / "tls.crt",
-        key=tmp_path / "tls.key",
-        client_cert=tmp_path / "tls.crt",
-        client_key=tmp_path / "tls.key",
-    )
-    with RedisServer(password=broker["password"], tls=served) as server:
-        host = broker["url"].split("@", 1)[1].split(":", 1)[0]
-        url = broker["url"].replace(host, "127.0.0.1").replace(":6379/", f":{server.port}/")
-        url = url.replace(f"{BROKER_CA_DIR}/ca.crt", str(tmp_path / "client-ca.crt"))
-        assert connect(url).ping()
-        other = make_tls(tmp_path / "other")
-        wrong_ca = url.replace(str(tmp_path / "client-ca.crt"), str(other.ca))
-        with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
-            connect(wrong_ca).ping()
 
 
 def test_tls_off_is_one_value() -> None:
