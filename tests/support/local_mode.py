@@ -1,4 +1,4 @@
-"""(No tests here.) Helpers for the local-mode tests: a fresh project directory (task module and
+"""Helpers for the local-mode tests (tests/redis/local): a fresh project directory (task module and
 manifests), `qw up` as a real subprocess, `qw status --json`, and the processes a run leaves on the
 machine (by name and by process group)."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis.reliability.failover import Failover
+from tests.support.failover import Failover
 
 pytestmark = pytest.mark.slow
 HELD_AT_MOST = 4

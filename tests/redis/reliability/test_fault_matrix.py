@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis.reliability.faultmatrix import FAULTS, Matrix, Round
+from tests.support.faultmatrix import FAULTS, Matrix, Round
 
 #: SIGSTOP length in the suite (the benchmark freezes Redis for 60 s).
 STOP_SECONDS = 12.0
