@@ -14,6 +14,11 @@ from pathlib import Path
 from tests.support.celery_worker import REPO, WORKERS
 
 
+def kopf_run(*args: str) -> list[str]:
+    """The operator's command line as its image runs it, with `args` (the scope, --verbose)."""
+    return [sys.executable, "-m", "kopf", "run", "-m", "queueworker_operator", "--standalone", *args]
+
+
 class OperatorProcess:
     def __init__(
         self,
@@ -37,17 +42,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kopf",
-                    "run",
-                    "-m",
-                    "queueworker_operator",
-                    "--standalone",
-                    *self.scope,
-                    "--verbose",
-                ],
+                kopf_run(*self.scope, "--verbose"),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

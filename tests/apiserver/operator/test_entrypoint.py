@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -17,20 +16,14 @@ import pytest
 from tests.support.kubeapi import DEPLOYMENTS, QW
 from tests.support.operator_harness import eventually
 from tests.support.operator_helpers import condition, create, manifest
+from tests.support.operator_process import kopf_run as kopf_command
 from tests.support.redis_server import free_port
 
 
 @contextlib.asynccontextmanager
 async def kopf_run(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kopf",
-        "run",
-        "-m",
-        "queueworker_operator",
-        "--standalone",
-        *args,
+        *kopf_command(*args),
         env={**os.environ, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
@@ -105,14 +98,7 @@ async def test_kopf_run_one_namespace(kube, ns, other_ns, operator_env):
 async def test_bad_configuration_exits_with_the_reason(kube, operator_env):
     operator_env["QUEUEWORKER_AUTOSCALE_INTERVAL"] = "soon"
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kopf",
-        "run",
-        "-m",
-        "queueworker_operator",
-        "--standalone",
-        "-A",
+        *kopf_command("-A"),
         env={**os.environ, **operator_env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
