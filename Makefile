@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run render test lint typecheck unit pytest k8s-bin bench clean help
+.PHONY: venv run render test lint typecheck unit test-fast test-redis test-apiserver pytest k8s-bin bench clean help
 
 help:  ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -36,18 +36,27 @@ lint: venv  ## ruff (the lint rules and the formatting: `ruff format .` fixes it
 typecheck: venv  ## mypy
 	$(BIN)/mypy
 
-unit: venv  ## the unit tier only (tests/unit: pure functions, no processes)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+# The tiers, named by what they need (tests/README.md). PYTEST_ARGS adds pytest options to any of them.
+test-fast: venv  ## the fast tier (tests/fast): pure functions, the chart (Helm engine), the rules (promtool); no Redis, no API server
+	$(BIN)/python -m pytest -m fast tests/fast $(PYTEST_ARGS)
 
-pytest: venv  ## the whole pytest suite (every tier but e2e), without ruff, mypy or the Kubernetes build
+unit: test-fast  ## the fast tier (its old name)
+
+test-redis: venv  ## the redis tier (tests/redis): real redis-server and Sentinel, celery workers, beats, Prometheus
+	$(BIN)/python -m pytest -m redis tests/redis $(PYTEST_ARGS)
+
+test-apiserver: venv k8s-bin  ## the apiserver tier (tests/apiserver): the real kube-apiserver on etcd, the operator against it (and Redis)
+	$(BIN)/python -m pytest -m apiserver tests/apiserver $(PYTEST_ARGS)
+
+pytest: venv  ## every tier but e2e (fast, redis, apiserver), without ruff, mypy or the Kubernetes build
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (test files: $$(ls tests/*/test_*.py 2>/dev/null | wc -l))"; fi; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (test files: $$(find tests -name 'test_*.py' | wc -l))"; fi; \
 	exit $$rc
 
 k8s-bin:  ## build etcd, kube-apiserver, kubectl and the node binaries from Go modules (cached in ~/.cache/queueworker)
 	hack/k8s/build.sh
 
-test: venv lint typecheck k8s-bin pytest  ## ruff, mypy and the whole suite, the real API server tier included (e2e: make e2e)
+test: venv lint typecheck k8s-bin pytest  ## ruff, mypy and every tier but e2e (fast, redis, apiserver; e2e: make e2e)
 
 bench: venv  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench

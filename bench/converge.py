@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.operator.harness import environment, running_operator
 from tests.support import control_plane
 from tests.support.kubeapi import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PDBS, QW, Api
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.operator_harness import environment, operator_settings, running_operator
+from tests.support.redis_server import RedisServer
 
 NAMESPACE = "bench"
 
@@ -69,12 +69,9 @@ async def run(n: int) -> dict[str, Any]:
         try:
             api = server.api
             api.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-            env = {
-                "KUBECONFIG": str(server.kubeconfig),
-                "QUEUEWORKER_REDIS_URL": redis_server.url,
-                "QUEUEWORKER_METRICS_PORT": str(free_port()),
-                "QUEUEWORKER_DRIFT_INTERVAL": "3600",
-            }
+            env = operator_settings(
+                redis_server.url, autoscale_interval=None, KUBECONFIG=str(server.kubeconfig)
+            )
             with environment(env):
                 async with running_operator([NAMESPACE]):
                     limit = asyncio.Semaphore(16)

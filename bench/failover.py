@@ -1,4 +1,4 @@
-"""Broker failover under load: every fault of tests/reliability/failover.py for ROUNDS rounds (10 by
+"""Broker failover under load: every fault of tests/support/failover.py for ROUNDS rounds (10 by
 default) on a Sentinel-managed Redis (a primary, two replicas, three sentinels), with make_app producers and
 workers and, as the baseline measured in the same run, the same rounds on stock kombu's sentinel transport.
 Prints, per fault and mode: published, acknowledged, ran, lost among acknowledged, ran twice, worker exits,
@@ -20,7 +20,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(REPO), str(REPO / "workers")) if p not in sys.path]
 
-from tests.reliability.failover import FAULTS, Failover, summary  # noqa: E402
+from tests.support.failover import FAULTS, Failover, summary  # noqa: E402
 
 
 def run_mode(stock: bool, faults: list[str], rounds: int, rate: float) -> dict[str, Any]:

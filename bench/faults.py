@@ -1,4 +1,4 @@
-"""The fault matrix, long form: every fault of tests/reliability/faultmatrix.py for ROUNDS rounds (10 by
+"""The fault matrix, long form: every fault of tests/support/faultmatrix.py for ROUNDS rounds (10 by
 default) under a concurrent load, Redis frozen 60 s for SIGSTOP, with the atomic fetch and, as the baseline
 measured in the same run, the same workers consuming the stock kombu way (QUEUEWORKER_ATOMIC_FETCH=0:
 BRPOP, then record). Prints every round's published/completed/lost/run-twice and a summary per fault.
@@ -21,7 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(REPO), str(REPO / "workers")) if p not in sys.path]
 
-from tests.reliability.faultmatrix import FAULTS, Matrix  # noqa: E402
+from tests.support.faultmatrix import FAULTS, Matrix  # noqa: E402
 
 
 def run_mode(atomic: bool, faults: list[str], rounds: int, stop_seconds: float, pool: str) -> dict[str, Any]:

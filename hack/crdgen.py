@@ -5,7 +5,7 @@
     python -m hack.crdgen           # print the CRD
     python -m hack.crdgen --check   # exit 1 when a written file differs from what the table makes
 
-`make crds` runs it with --write; tests/unit/test_reference.py fails when a written file is out of date.
+`make crds` runs it with --write; tests/fast/unit/test_reference.py fails when a written file is out of date.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the tiers that run Redis (tests/redis and tests/apiserver): the session's private
+redis-server, and the reliability suite's recorder. The API server's fixtures are in
+tests/apiserver/conftest.py; the tiers are in tests/README.md."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from hack.cluster import binaries
-from tests.support import control_plane
-from tests.support.kubeapi import Api
 from tests.support.redis_server import RedisServer
+from tests.support.reliability import write_counting_module
 
 
 @pytest.fixture(scope="session")
@@ -36,39 +37,21 @@ def redis_client(redis_server: RedisServer, redis_url: str) -> Iterator[redis.Re
 
 
 @pytest.fixture(scope="session")
-def kube_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control_plane.Server]:
-    """The session's real API server (etcd, kube-apiserver, CRDs, garbage collector); started by the first
-    test that needs it."""
-    try:
-        server = control_plane.start(tmp_path_factory.mktemp("kube"))
-    except binaries.BuildError as exc:
-        pytest.fail(f"the tests on a real API server need its binaries: {exc}")
-    except (TimeoutError, RuntimeError) as exc:
-        pytest.fail(f"kube-apiserver did not start: {exc}")
-    try:
-        yield server
-    finally:
-        control_plane.stop(server)
+def recorder_server() -> Iterator[RedisServer]:
+    """Where tasks record their runs: separate from the broker, so a broker fault cannot hide a run."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def kube(kube_server: control_plane.Server, monkeypatch: pytest.MonkeyPatch) -> Api:
-    """The API server's client; $KUBECONFIG names the server (as the admin) for the operator under test."""
-    monkeypatch.setenv("KUBECONFIG", str(kube_server.kubeconfig))
-    return kube_server.api
+def recorder(recorder_server: RedisServer) -> Iterator[redis.Redis]:
+    client = recorder_server.client()
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture
-def ns(kube_server: control_plane.Server, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of the test's own, deleted after it (with its QueueWorkers, finalizers released)."""
-    namespace = kube_server.namespace(request.node.name)
-    yield namespace
-    kube_server.drop_namespace(namespace)
-
-
-@pytest.fixture
-def other_ns(kube_server: control_plane.Server, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A second namespace of the test's own."""
-    namespace = kube_server.namespace(request.node.name + "-b")
-    yield namespace
-    kube_server.drop_namespace(namespace)
+def counting_tasks(tmp_path: Path) -> Path:
+    return write_counting_module(tmp_path / "tasks")

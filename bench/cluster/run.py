@@ -7,8 +7,6 @@ import base64
 import functools
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -17,15 +15,18 @@ from bench.cluster.policies import LABEL, MIN_REPLICAS, POLICIES, Policy
 from bench.cluster.report import keep, say
 from hack.cluster import binaries
 from tests.e2e.cluster import (
+    BROKER_CLIENT,
     LOCAL_CONTEXT,
     Cluster,
     Unavailable,
     broker_ca_volume,
+    client_pod,
     connect,
     redis_cli,
     restricted_container,
     wait_for,
 )
+from tests.e2e.cluster import hand_external_metrics as cluster_hand_external_metrics
 
 GROUP, VERSION = "queueworker.dev", "v1alpha1"
 WORKER = "app.kubernetes.io/component=worker"
@@ -209,18 +210,9 @@ class Bench:
             ],
             mounts=[{"name": "tmp", "mountPath": "/tmp"}, ca_mount],
         )
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {"queueworker.dev/broker-client": "true", LABEL: "1"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "containers": [container],
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                "volumes": [{"name": "tmp", "emptyDir": {}}, ca_volume],
-            },
-        }
+        pod = client_pod(
+            name, container, [{"name": "tmp", "emptyDir": {}}, ca_volume], {**BROKER_CLIENT, LABEL: "1"}
+        )
         self.c.core.create_namespaced_pod(self.ns, pod)
         return name
 
@@ -323,13 +315,7 @@ class Bench:
 
 
 def hand_external_metrics(provider: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "hack.cluster", "external-metrics", provider],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    out = cluster_hand_external_metrics(provider, timeout=300)
     if out.returncode:
         raise SystemExit(f"external-metrics {provider}: {out.stderr.strip()}")
 

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.apiserver.conftest import Server
-from tests.support.fieldcases import FieldCase, field_cases
+from tests.support.fieldcases import FieldCase, field_cases, model_paths
 from tests.support.verdicts import dotted, dry_run, related
-from tests.unit.test_field_table import model_paths
 
 NAMESPACE = "qw-fields"
 

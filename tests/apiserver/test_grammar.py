@@ -18,10 +18,10 @@ from queueworker.cron import CRON, cron_never_fires, never_fires_patterns
 
 from hack.crdgen import version_schema
 from tests.apiserver.conftest import Server
+from tests.fast.unit.test_cron import boundary
+from tests.fast.unit.test_spec_fuzz import near_valid
 from tests.support.cases import load_cases
 from tests.support.verdicts import NOT_CHECKED, dotted, dry_run, related
-from tests.unit.test_cron import boundary
-from tests.unit.test_spec_fuzz import near_valid
 
 NAMESPACE = "qw-grammar"
 SCHEMA = version_schema()

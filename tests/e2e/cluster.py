@@ -4,13 +4,15 @@ not), refuse anything else, and the few operations the flows need (wait, run a p
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support import waiting
+from tests.support.kubectl import kubectl
 
 DEFAULT_CONTEXT = "kind-queueworker"
 #: The cluster `make cluster-up` builds on this machine (hack/cluster): its context, and its node's label.
@@ -62,21 +64,11 @@ class Cluster:
     ) -> subprocess.CompletedProcess[str]:
         """kubectl as a user runs it (the one built with the local cluster, else the one on PATH); with
         `check`, a non-zero exit fails the test with kubectl's own message."""
-        from hack.cluster import binaries
+        from hack.deploy import kubectl_bin
 
-        built = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin" / "kubectl"
-        tool = str(built) if built.exists() else (shutil.which("kubectl") or "kubectl")
-        result = subprocess.run(
-            [tool, f"--context={self.context}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        return kubectl(
+            kubectl_bin(), f"--context={self.context}", *args, stdin=stdin, check=check, timeout=timeout
         )
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result
 
 
 def connect() -> Cluster:
@@ -129,22 +121,16 @@ def wait_for(
     interval: float = 2.0,
     diagnose: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` (and a diagnosis) on timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # transient API errors while things restart
-            last_error = exc
-        time.sleep(interval)
-    detail = diagnose() if diagnose else ""
-    raise AssertionError(
-        f"timed out after {timeout:.0f}s waiting for {what}"
-        + (f" (last error: {last_error})" if last_error else "")
-        + (f"\n{detail}" if detail else "")
+    """tests.support.waiting.wait_for as the e2e suite uses it: `what` first, API errors taken as "not yet"
+    (things restart), a failed assertion (with the diagnosis) on timeout."""
+    return waiting.wait_for(
+        check,
+        timeout,
+        interval,
+        what,
+        tolerate=(Exception,),
+        diagnose=diagnose,
+        failure=AssertionError,
     )
 
 
@@ -243,6 +229,44 @@ def restricted_container(
         },
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
     }
+
+
+BROKER_CLIENT = {"queueworker.dev/broker-client": "true"}
+
+
+def client_pod(
+    name: str,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A pod that runs `container` (restricted_container) once, as restricted as the workers: no service
+    account token, non-root, the runtime's seccomp profile. `labels` default to a broker client's (the
+    label the chart's NetworkPolicy lets in to Redis)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": dict(BROKER_CLIENT) if labels is None else labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [container],
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": volumes,
+        },
+    }
+
+
+def hand_external_metrics(provider: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Hand the local cluster's external.metrics.k8s.io to `provider` (keda or adapter), as a person does
+    with `python -m hack.cluster external-metrics PROVIDER`; the caller checks the exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "hack.cluster", "external-metrics", provider],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_to_completion(cluster: Cluster, namespace: str, pod: dict[str, Any], timeout: float = 180) -> str:

@@ -10,16 +10,17 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from hack import deploy
 from tests.e2e.cluster import Cluster, Unavailable, connect, node_images, wait_for
+from tests.support import tiers
 
 NAMESPACE = "qw-e2e"
 RELEASE = "qw-e2e"
 MODULES = (
-    "test_guard",
     "test_api_verdicts",
     "test_kind",
     "test_kubectl",
@@ -49,7 +50,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers.mark(items, Path(__file__).parent, "e2e")
+
     def rank(item: pytest.Item) -> int:
         name = item.path.stem
         return MODULES.index(name) if name in MODULES else len(MODULES)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.e2e.cluster import (
     broker_ca_volume,
+    client_pod,
     describe_pods,
     redis_cli,
     restricted_container,
@@ -100,22 +101,12 @@ def publish(
             ca_mount,
         ],
     )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"queueworker.dev/broker-client": "true"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [container],
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [
-                {"name": "routes", "configMap": {"name": "queueworker-routes"}},
-                {"name": "tmp", "emptyDir": {}},
-                ca_volume,
-            ],
-        },
-    }
+    volumes = [
+        {"name": "routes", "configMap": {"name": "queueworker-routes"}},
+        {"name": "tmp", "emptyDir": {}},
+        ca_volume,
+    ]
+    pod = client_pod(name, container, volumes)
     log = run_to_completion(rel.cluster, rel.namespace, pod)
     assert f"published {count} {task}" in log, log
     return float(log.split("first publish at ", 1)[1].split()[0])

@@ -65,10 +65,6 @@ def test_platform_is_installed(release: Release) -> None:
     )
 
 
-def kubectl(rel: Release, *args: str) -> str:
-    return str(rel.cluster.kubectl(*args).stdout)
-
-
 def test_examples_scale_up_and_complete(release: Release) -> None:
     cluster, ns = release.cluster, release.namespace
     for path in EXAMPLES:
@@ -105,7 +101,7 @@ def test_examples_scale_up_and_complete(release: Release) -> None:
         time.sleep(2)
     assert highest >= 2, f"task-a never scaled past {highest} replicas for 80 task-seconds with a 10 s target"
     wait_all_done(release, "for_task_A", before + 40, timeout=60)
-    table = kubectl(release, "get", "qw", "-n", ns).splitlines()
+    table = release.cluster.kubectl("get", "qw", "-n", ns).stdout.splitlines()
     assert table[0].split()[:5] == ["NAME", "QUEUES", "MODE", "READY", "DESIRED"], table
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert set(rows) >= {"default", "task-a", "task-b"} and rows["task-a"][2] == "builtin", table

@@ -10,8 +10,6 @@ duration (`python -m hack.cluster external-metrics adapter`) and back. Reaction 
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.cluster import LOCAL_CONTEXT, describe_pods, wait_for
+from tests.e2e.cluster import LOCAL_CONTEXT, describe_pods, hand_external_metrics, wait_for
 from tests.e2e.conftest import Release, report
 from tests.e2e.flows import (
     GROUP,
@@ -174,13 +172,7 @@ def adapter_serves_external_metrics(release: Release) -> Iterator[None]:
         pytest.skip("mode hpa needs prometheus-adapter serving external.metrics.k8s.io (the local cluster)")
 
     def hand(provider: str) -> None:
-        out = subprocess.run(
-            [sys.executable, "-m", "hack.cluster", "external-metrics", provider],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        out = hand_external_metrics(provider, timeout=180)
         assert out.returncode == 0, f"external-metrics {provider}: {out.stderr}"
 
     hand("adapter")

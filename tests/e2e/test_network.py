@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.cluster import broker_ca_volume, restricted_container, run_to_completion
+from tests.e2e.cluster import broker_ca_volume, client_pod, restricted_container, run_to_completion
 from tests.e2e.conftest import Release, report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -46,18 +46,7 @@ def probe(release: Release, labels: dict[str, str]) -> str:
     container = restricted_container(
         "probe", f"queueworker/worker:{release.tag}", command, env=[], mounts=[mount]
     )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [container],
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [volume],
-        },
-    }
+    pod = client_pod(name, container, [volume], labels)
     return run_to_completion(release.cluster, release.namespace, pod).strip()
 
 

@@ -19,6 +19,7 @@ from hack import deploy
 from tests.e2e.cluster import (
     REDIS_TLS,
     broker_ca_volume,
+    client_pod,
     exec_in,
     pods,
     restricted_container,
@@ -135,21 +136,9 @@ def producer(release: Release, count: int = TASKS, pause: float = PAUSE) -> dict
         env,
         [{"name": "tmp", "mountPath": "/tmp"}, ca_mount],
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"steady-{uuid.uuid4().hex[:8]}",
-            "labels": {"queueworker.dev/broker-client": "true"},
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [container],
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [{"name": "tmp", "emptyDir": {}}, ca_volume],
-        },
-    }
+    return client_pod(
+        f"steady-{uuid.uuid4().hex[:8]}", container, [{"name": "tmp", "emptyDir": {}}, ca_volume]
+    )
 
 
 def test_deleting_the_primary_three_times_loses_no_task(release: Release) -> None:

@@ -21,9 +21,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -31,23 +30,11 @@ import redis
 from queueworker.broker.client import connect
 from queueworker.broker.url import parse
 
+from tests.support.waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = REPO / "workers"
 EXAMPLES = REPO / "examples"
-
-
-def wait_for(
-    predicate: Callable[[], object], timeout: float, interval: float = 0.05, message: str = "condition"
-) -> object:
-    """Poll `predicate` until it returns something truthy; raise TimeoutError naming `message`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {message}")
-        time.sleep(interval)
 
 
 class CeleryWorker:

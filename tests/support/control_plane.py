@@ -26,6 +26,7 @@ from typing import Any
 from hack.cluster import binaries, procs
 from hack.cluster.controlplane import ControlPlane
 from tests.support.kubeapi import NAMESPACES, QW, Api
+from tests.support.kubectl import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_CRDS = ROOT / "charts" / "queueworker" / "crds"
@@ -74,17 +75,9 @@ class Server:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.bin / "kubectl"), f"--kubeconfig={self.plane.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        return kubectl(
+            self.bin / "kubectl", f"--kubeconfig={self.plane.kubeconfig}", *args, stdin=stdin, check=check
         )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
 
     def get(self, *args: str) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(self.kubectl("get", "-o", "json", *args, check=True).stdout)

@@ -1,7 +1,7 @@
 """Single-field cases derived from the field table (workers/queueworker/api/fields.py): for every field
 the spec model reads by the table alone (no `parse` of its own), its bounds, pattern, enum, type,
 required-ness and known keys give values on both sides of each limit. The unit tier checks the spec
-model's verdict on each (tests/unit/test_field_table.py), the API server tier that the CRD's verdict is
+model's verdict on each (tests/fast/unit/test_field_table.py), the API server tier that the CRD's verdict is
 the same (tests/apiserver/test_field_table.py). tests/cases keeps what the table cannot derive: rules
 across fields, Kubernetes' own types and the grammar fields with readers of their own.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from queueworker.api.checks import INT32_MAX
 from queueworker.api.fields import SPEC
 from queueworker.api.schema import ARRAY, BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, Field
+from queueworker.api.spec import SpecError, parse_manifest
 
 #: A QueueWorker the model and the CRD accept, with one schedule to hang schedule fields on.
 BASE: dict[str, Any] = {
@@ -139,3 +140,12 @@ def _strings(field: Field, where: str, wrap: Any, prefix: str = "") -> Iterator[
         yield FieldCase(where, wrap("a" * field.max_length), True, f"{prefix}longest")
     if field.pattern is not None:
         yield FieldCase(where, wrap("a b"), False, f"{prefix}pattern")
+
+
+def model_paths(obj: Any) -> list[str]:
+    """The field paths the spec model's parser names for one manifest (none when it accepts it)."""
+    try:
+        parse_manifest(obj)
+    except SpecError as exc:
+        return [e.path for e in exc.errors]
+    return []

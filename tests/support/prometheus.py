@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from tests.support.redis_server import free_port
+from tests.support.waiting import wait_for
 
 
 class PrometheusError(RuntimeError):
@@ -166,14 +167,7 @@ class PrometheusServer:
     def wait_for(
         self, predicate: Callable[[], Any], timeout: float = 60.0, message: str = "condition"
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:g}s waiting for {message}")
-            time.sleep(0.2)
+        return wait_for(predicate, timeout, interval=0.2, message=message)
 
     def wait_for_targets_up(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until every configured target has been scraped successfully."""

@@ -6,7 +6,6 @@ The Redis that may answer on 127.0.0.1:6379 is shared with other runs and is nev
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,13 +13,11 @@ from pathlib import Path
 
 import redis
 
+from hack.cluster.procs import free_port
 from tests.support.tls import TlsFiles
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: free_port: the one the local cluster's processes take theirs from (hack/cluster/procs.py), for every test.
+__all__ = ["RedisServer", "free_port"]
 
 
 class RedisServer:
