@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from queueworker.api.checks import INT32_MAX
+from queueworker.api.checks import APP, DNS_LABEL, DNS_SUBDOMAIN, INT32_MAX, NO_SPACE, QUEUE
 from queueworker.api.fields import SPEC
 from queueworker.api.schema import ARRAY, BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, Field
 from queueworker.api.spec import SpecError, parse_manifest
@@ -31,6 +31,22 @@ BASE: dict[str, Any] = {
 }
 ABSENT = object()
 
+#: Values on both sides of each pattern the table uses, beyond the space every pattern refuses: the parts
+#: of a pattern a user trips on (two colons in an app, a queue or a name that starts with a dash, capitals
+#: in a DNS name). Keyed by the pattern's text, so a field picks its probes up by the pattern it carries.
+PATTERN_PROBES: dict[str, tuple[tuple[str, bool], ...]] = {
+    APP.pattern: (
+        ("shop:tasks:app", False),
+        ("shop.tasks:", False),
+        ("9shop", False),
+        ("shop.tasks:app", True),
+    ),
+    QUEUE.pattern: (("-bulk", False), (".hidden", False), ("Bulk.mail:eu-1_a", True)),
+    DNS_LABEL.pattern: (("Digest_Daily", False), ("-digest", False), ("digest-", False), ("digest-7", True)),
+    DNS_SUBDOMAIN.pattern: (("My_SA", False), ("a..b", False), ("team.workers-1", True)),
+    NO_SPACE.pattern: (("a\tb", False), ("shop.tasks.*", True)),
+}
+
 
 @dataclass(frozen=True)
 class FieldCase:
@@ -38,6 +54,7 @@ class FieldCase:
     value: Any  # ABSENT: the field is left out
     valid: bool
     why: str
+    pattern: str | None = None  # the pattern a probe case exercises
 
     @property
     def id(self) -> str:
@@ -140,6 +157,10 @@ def _strings(field: Field, where: str, wrap: Any, prefix: str = "") -> Iterator[
         yield FieldCase(where, wrap("a" * field.max_length), True, f"{prefix}longest")
     if field.pattern is not None:
         yield FieldCase(where, wrap("a b"), False, f"{prefix}pattern")
+        for n, (value, valid) in enumerate(PATTERN_PROBES.get(field.pattern, ())):
+            yield FieldCase(
+                where, wrap(value), valid, f"{prefix}pattern-{'ok' if valid else 'bad'}-{n}", field.pattern
+            )
 
 
 def model_paths(obj: Any) -> list[str]:

@@ -14,7 +14,7 @@ from queueworker.api.schema import Field, Rule
 from queueworker.api.spec import Autoscaling, QueueWorkerSpec, Shutdown
 
 from hack import crdgen
-from tests.support.fieldcases import FieldCase, field_cases, model_paths
+from tests.support.fieldcases import PATTERN_PROBES, FieldCase, field_cases, model_paths
 
 CASES = field_cases()
 
@@ -27,6 +27,9 @@ def test_the_table_derives_cases_for_every_kind_of_limit() -> None:
     whys = {c.why for c in CASES}
     assert {"missing", "unknown-field", "below-minimum", "above-maximum", "pattern", "too-long"} <= whys
     assert {"not-in-enum", "too-many", "duplicate", "exclusive-minimum", "fraction"} <= whys
+    # Every pattern's probes are in use: a pattern renamed in the table must not drop them silently.
+    probed = {c.pattern for c in CASES if c.pattern is not None}
+    assert probed == set(PATTERN_PROBES), set(PATTERN_PROBES) - probed
     assert len(CASES) >= 120
     assert len({c.id for c in CASES}) == len(CASES)
 
