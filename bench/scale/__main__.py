@@ -48,13 +48,13 @@ MIB = 1024 * 1024
 
 def connect() -> tuple[Api, Path]:
     """The admin client of the local cluster, and its audit log."""
-    state = binaries.cache_dir() / "cluster"
-    config = state / "kubeconfig"
+    root = binaries.cache_dir() / "cluster"
+    config = root / "kubeconfig"
     if not config.exists():
         raise SystemExit("no local cluster: run `make cluster-up` and `make deploy` first")
     server = yaml.safe_load(config.read_text())["clusters"][0]["cluster"]["server"]
-    pki = state / "pki"
-    return Api(server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key"), state / "audit.log"
+    pki = root / "pki"
+    return Api(server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key"), root / "audit.log"
 
 
 def manifest(namespace: str, i: int) -> dict[str, Any]:

@@ -46,7 +46,7 @@ BINARIES = (
     "kube-router",
 )
 API_PORT = 6443
-#: Every request's metadata (who, verb, resource, response code) goes to <state>/audit.log, so the e2e
+#: Every request's metadata (who, verb, resource, response code) goes to <root>/audit.log, so the e2e
 #: suite can show that the operator made no call its RBAC refused. Lease renewals are left out.
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
@@ -65,14 +65,14 @@ def paths() -> tuple[Path, Path]:
 
 
 def make(bin_dir: Path) -> tuple[ControlPlane, Node]:
-    state, containerd_root = paths()
+    root, containerd_root = paths()
     audit = (
-        f"--audit-policy-file={state / 'audit-policy.json'}",
-        f"--audit-log-path={state / 'audit.log'}",
+        f"--audit-policy-file={root / 'audit-policy.json'}",
+        f"--audit-log-path={root / 'audit.log'}",
         "--audit-log-maxsize=200",
         "--audit-log-maxbackup=1",
     )
-    plane = ControlPlane(state, bin_dir, host=NODE_IP, port=API_PORT, etcd_port=2379, extra_args=audit)
+    plane = ControlPlane(root, bin_dir, host=NODE_IP, port=API_PORT, etcd_port=2379, extra_args=audit)
     return plane, Node(plane, containerd_root)
 
 
@@ -128,7 +128,7 @@ def wait_node_ready(plane: ControlPlane, timeout: float) -> None:
         f"node {NODE_NAME} Ready",
         ready,
         timeout,
-        lambda: "\n".join(f"--- {n}:\n{procs.log_tail(plane.state, n)}" for n in ("kubelet", "containerd")),
+        lambda: "\n".join(f"--- {n}:\n{procs.log_tail(plane.root, n)}" for n in ("kubelet", "containerd")),
     )
 
 
@@ -138,16 +138,16 @@ def up(tag: str, with_addons: bool = True) -> int:
         return 2
     start = time.monotonic()
     plane, node = make(binaries.ensure(*BINARIES))
-    pid_files = list((plane.state / "pids").glob("*")) if (plane.state / "pids").is_dir() else []
+    pid_files = list((plane.root / "pids").glob("*")) if (plane.root / "pids").is_dir() else []
     if any(procs.alive(int(f.read_text())) for f in pid_files):
-        print(f"a cluster is already up (state in {plane.state}); `make cluster-down` first", file=sys.stderr)
+        print(f"a cluster is already up (in {plane.root}); `make cluster-down` first", file=sys.stderr)
         return 1
-    if plane.state.exists():  # what a killed cluster left (mounts, addresses, rules, state)
+    if plane.root.exists():  # what a killed cluster left (mounts, addresses, rules, files)
         down()
     refs = build_images(tag, addons=with_addons)
     node.add_node_address()
-    plane.state.mkdir(parents=True, exist_ok=True)
-    (plane.state / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
+    plane.root.mkdir(parents=True, exist_ok=True)
+    (plane.root / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
     plane.start()
     node.start_controllers()
     node.start_containerd()
@@ -155,7 +155,7 @@ def up(tag: str, with_addons: bool = True) -> int:
     node.start_kubelet()
     node.start_kube_proxy()
     wait_node_ready(plane, 120)
-    apply(plane, addons.storage(plane.state / "volumes"))
+    apply(plane, addons.storage(plane.root / "volumes"))
     apply(plane, addons.coredns())
     apply(plane, addons.network_policy())
     node.start_network_policy()
@@ -182,19 +182,19 @@ def images(tag: str) -> int:
 
 
 def down() -> int:
-    state, _ = paths()
+    root, _ = paths()
     bin_dir = binaries.cache_dir() / f"k8s-{binaries.release()}" / "bin"
     _, node = make(bin_dir)
-    procs.stop(state, ["kube-router", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"])
+    procs.stop(root, ["kube-router", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"])
     node.remove_pods()
-    procs.stop(state, ["containerd", "kube-apiserver", "etcd"])
+    procs.stop(root, ["containerd", "kube-apiserver", "etcd"])
     if (bin_dir / "kube-proxy").exists():
         subprocess.run([str(bin_dir / "kube-proxy"), "--cleanup"], capture_output=True, check=False)
     if (bin_dir / "kube-router").exists():  # its iptables chains and ipsets
         subprocess.run([str(bin_dir / "kube-router"), "--cleanup-config"], capture_output=True, check=False)
-    if state.exists():
-        unmount_under(state)
-        shutil.rmtree(state, ignore_errors=True)
+    if root.exists():
+        unmount_under(root)
+        shutil.rmtree(root, ignore_errors=True)
     node.remove_node_address()
     print("cluster down", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 @dataclass
 class ControlPlane:
-    state: Path
+    root: Path
     bin: Path
     host: str = "127.0.0.1"
     port: int = 0
@@ -34,7 +34,7 @@ class ControlPlane:
 
     @property
     def pki_dir(self) -> Path:
-        return self.state / "pki"
+        return self.root / "pki"
 
     @property
     def front_proxy_dir(self) -> Path:
@@ -46,7 +46,7 @@ class ControlPlane:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.state / "kubeconfig"
+        return self.root / "kubeconfig"
 
     def make_pki(self) -> None:
         ca = pki.ensure_ca(self.pki_dir)
@@ -103,16 +103,16 @@ current-context: {context}
         return path
 
     def start(self, timeout: float = 90.0) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.port = self.port or procs.free_port(self.host)
         self.etcd_port = self.etcd_port or procs.free_port()
         self.make_pki()
         admin = pki.Pair(self.pki_dir / "admin.crt", self.pki_dir / "admin.key")
         self.write_kubeconfig(self.kubeconfig, "admin", admin)
         peer = procs.free_port()
-        data = self.state / "etcd"
+        data = self.root / "etcd"
         self.procs["etcd"] = procs.start(
-            self.state,
+            self.root,
             "etcd",
             [
                 str(self.bin / "etcd"),
@@ -130,7 +130,7 @@ current-context: {context}
         )
         p, fp = self.pki_dir, self.front_proxy_dir
         self.procs["kube-apiserver"] = procs.start(
-            self.state,
+            self.root,
             "kube-apiserver",
             [
                 str(self.bin / "kube-apiserver"),
@@ -171,7 +171,7 @@ current-context: {context}
         """Stop kube-apiserver and start it again as it was (etcd keeps running); the seconds until it
         answers /readyz again."""
         started = time.monotonic()
-        self.procs["kube-apiserver"] = procs.restart(self.state, "kube-apiserver")
+        self.procs["kube-apiserver"] = procs.restart(self.root, "kube-apiserver")
         procs.wait("kube-apiserver", self.ready, timeout, self.diagnose)
         return time.monotonic() - started
 
@@ -188,14 +188,12 @@ current-context: {context}
     def ready(self) -> bool:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with {proc.returncode}\n{procs.log_tail(self.state, name)}"
-                )
+                raise RuntimeError(f"{name} exited with {proc.returncode}\n{procs.log_tail(self.root, name)}")
         return self.get("/readyz") == b"ok"
 
     def diagnose(self) -> str:
-        return "\n".join(f"--- {n} log:\n{procs.log_tail(self.state, n)}" for n in ("etcd", "kube-apiserver"))
+        return "\n".join(f"--- {n} log:\n{procs.log_tail(self.root, n)}" for n in ("etcd", "kube-apiserver"))
 
     def stop(self) -> None:
-        procs.stop(self.state, ["kube-apiserver", "etcd"])
+        procs.stop(self.root, ["kube-apiserver", "etcd"])
         self.procs.clear()

@@ -40,17 +40,17 @@ class Node:
     containerd_root: Path  # kept across cluster-down: imported images survive
 
     @property
-    def state(self) -> Path:
-        return self.plane.state
+    def root(self) -> Path:
+        return self.plane.root
 
     @property
     def socket(self) -> Path:
-        return self.state / "containerd" / "containerd.sock"
+        return self.root / "containerd" / "containerd.sock"
 
     def kubeconfig_for(self, name: str, user: str, groups: tuple[str, ...] = ()) -> Path:
         ca = pki.ensure_ca(self.plane.pki_dir)
         pair = pki.issue(ca, self.plane.pki_dir, name, user, organizations=groups)
-        return self.plane.write_kubeconfig(self.state / f"{name}.kubeconfig", user, pair)
+        return self.plane.write_kubeconfig(self.root / f"{name}.kubeconfig", user, pair)
 
     # -- host setup ---------------------------------------------------------------------------------
 
@@ -81,9 +81,9 @@ class Node:
     # -- containerd ---------------------------------------------------------------------------------
 
     def start_containerd(self) -> None:
-        base = self.state / "containerd"
+        base = self.root / "containerd"
         base.mkdir(parents=True, exist_ok=True)
-        cni_conf = self.state / "cni" / "net.d"
+        cni_conf = self.root / "cni" / "net.d"
         cni_conf.mkdir(parents=True, exist_ok=True)
         (cni_conf / "10-queueworker.conflist").write_text(json.dumps(self.cni_config(), indent=2))
         config = base / "config.toml"
@@ -113,12 +113,12 @@ state = "{base / "state"}"
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni_conf}"
 """)
-        procs.start(self.state, "containerd", ["containerd", f"--config={config}"])
+        procs.start(self.root, "containerd", ["containerd", f"--config={config}"])
         procs.wait(
             "containerd",
             lambda: self.ctr("version").returncode == 0,
             30,
-            lambda: procs.log_tail(self.state, "containerd"),
+            lambda: procs.log_tail(self.root, "containerd"),
         )
 
     def ctr(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -142,7 +142,7 @@ state = "{base / "state"}"
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "dataDir": str(self.state / "cni" / "ipam"),
+                        "dataDir": str(self.root / "cni" / "ipam"),
                         "ranges": [[{"subnet": POD_CIDR, "gateway": POD_GATEWAY}]],
                         "routes": [{"dst": "0.0.0.0/0"}],
                     },
@@ -167,10 +167,10 @@ state = "{base / "state"}"
             server=True,
         )
         kubeconfig = self.kubeconfig_for("kubelet", f"system:node:{NODE_NAME}", ("system:nodes",))
-        resolv = self.state / "resolv.conf"
+        resolv = self.root / "resolv.conf"
         resolv.write_text("# pods resolve cluster names through CoreDNS only\nsearch cluster.local\n")
-        root = self.state / "kubelet"
-        config = self.state / "kubelet.yaml"
+        root = self.root / "kubelet"
+        config = self.root / "kubelet.yaml"
         config.write_text(
             json.dumps(
                 {
@@ -221,7 +221,7 @@ state = "{base / "state"}"
             )
         )
         procs.start(
-            self.state,
+            self.root,
             "kubelet",
             [
                 str(self.plane.bin / "kubelet"),
@@ -237,7 +237,7 @@ state = "{base / "state"}"
 
     def start_kube_proxy(self) -> None:
         kubeconfig = self.kubeconfig_for("kube-proxy", "system:kube-proxy")
-        config = self.state / "kube-proxy.yaml"
+        config = self.root / "kube-proxy.yaml"
         config.write_text(
             json.dumps(
                 {
@@ -261,14 +261,14 @@ state = "{base / "state"}"
                 indent=2,
             )
         )
-        procs.start(self.state, "kube-proxy", [str(self.plane.bin / "kube-proxy"), f"--config={config}"])
+        procs.start(self.root, "kube-proxy", [str(self.plane.bin / "kube-proxy"), f"--config={config}"])
 
     def start_network_policy(self) -> None:
         """kube-router's NetworkPolicy firewall alone (no routing, no service proxy, no CNI): iptables
         rules and ipsets on this machine that admit pod traffic only as the cluster's policies say."""
         kubeconfig = self.kubeconfig_for("kube-router", "system:kube-router")
         proc = procs.start(
-            self.state,
+            self.root,
             "kube-router",
             [
                 str(self.plane.bin / "kube-router"),
@@ -283,14 +283,14 @@ state = "{base / "state"}"
                 "--iptables-sync-period=1m",
             ],
         )
-        log = self.state / "logs" / "kube-router.log"
+        log = self.root / "logs" / "kube-router.log"
 
         def syncing() -> bool:  # it exits when its caches do not sync in a minute (missing RBAC, say)
             if proc.poll() is not None:
                 raise RuntimeError(f"kube-router exited with {proc.returncode}")
             return "Starting network policy controller full sync" in log.read_text(errors="replace")
 
-        procs.wait("kube-router's firewall", syncing, 90, lambda: procs.log_tail(self.state, "kube-router"))
+        procs.wait("kube-router's firewall", syncing, 90, lambda: procs.log_tail(self.root, "kube-router"))
 
     # -- controllers ---------------------------------------------------------------------------------
 
@@ -315,7 +315,7 @@ state = "{base / "state"}"
         """A control-plane component as user system:NAME, serving its health on loopback only."""
         kubeconfig = self.kubeconfig_for(name, f"system:{name}")
         procs.start(
-            self.state,
+            self.root,
             name,
             [
                 str(self.plane.bin / name),
@@ -330,9 +330,9 @@ state = "{base / "state"}"
         )
 
     def stop(self) -> None:
-        procs.stop(self.state, ["kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"])
+        procs.stop(self.root, ["kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"])
         self.remove_pods()
-        procs.stop(self.state, ["containerd"])
+        procs.stop(self.root, ["containerd"])
 
     def remove_pods(self) -> None:
         """Every container the kubelet left: killed and removed through containerd (shims outlive it)."""

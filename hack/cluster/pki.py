@@ -2,7 +2,7 @@
 certificate, client certificates (admin, kubelet, controllers) and the ServiceAccount signing key.
 
 Keys are ECDSA P-256 (Kubernetes takes them for TLS and signs ServiceAccount tokens with ES256); every
-file is written 0600 in the cluster's own state directory and never leaves this machine.
+file is written 0600 in the cluster's own root directory and never leaves this machine.
 """
 
 from __future__ import annotations

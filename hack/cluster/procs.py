@@ -1,4 +1,4 @@
-"""Processes of a local cluster: started detached with their logs in the state directory, their pids
+"""Processes of a local cluster: started detached with their logs in the root directory, their pids
 recorded so that another command (`cluster down`) or a test's teardown can stop them."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start(
-    state: Path, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    root: Path, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    logs = state / "logs"
+    logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
@@ -35,26 +35,26 @@ def start(
             start_new_session=True,  # its own process group: stopped as a whole, untouched by Ctrl-C
             env={**os.environ, **(env or {})},
         )
-    (state / "pids").mkdir(exist_ok=True)
-    (state / "pids" / name).write_text(str(proc.pid))
-    (state / "argv").mkdir(exist_ok=True)  # what `restart` starts again
-    (state / "argv" / name).write_text(json.dumps({"argv": list(argv), "env": dict(env or {})}))
+    (root / "pids").mkdir(exist_ok=True)
+    (root / "pids" / name).write_text(str(proc.pid))
+    (root / "argv").mkdir(exist_ok=True)  # what `restart` starts again
+    (root / "argv" / name).write_text(json.dumps({"argv": list(argv), "env": dict(env or {})}))
     return proc
 
 
-def restart(state: Path, name: str) -> subprocess.Popen[bytes]:
+def restart(root: Path, name: str) -> subprocess.Popen[bytes]:
     """Stop the recorded process `name` (SIGTERM, as a restart by its supervisor would) and start it
     again with the arguments and environment it was started with."""
-    recorded = state / "argv" / name
+    recorded = root / "argv" / name
     if not recorded.exists():
-        raise SystemExit(f"no {name} was started from {state}: is the cluster up?")
+        raise SystemExit(f"no {name} was started from {root}: is the cluster up?")
     saved = json.loads(recorded.read_text())
-    stop(state, [name])
-    return start(state, name, saved["argv"], saved["env"])
+    stop(root, [name])
+    return start(root, name, saved["argv"], saved["env"])
 
 
-def log_tail(state: Path, name: str, lines: int = 30) -> str:
-    path = state / "logs" / f"{name}.log"
+def log_tail(root: Path, name: str, lines: int = 30) -> str:
+    path = root / "logs" / f"{name}.log"
     if not path.exists():
         return f"(no log at {path})"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -74,9 +74,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop(state: Path, names: Sequence[str] | None = None, timeout: float = 15.0) -> list[str]:
+def stop(root: Path, names: Sequence[str] | None = None, timeout: float = 15.0) -> list[str]:
     """SIGTERM each recorded process group (all, or `names`, in that order), SIGKILL after `timeout`."""
-    pid_dir = state / "pids"
+    pid_dir = root / "pids"
     if not pid_dir.is_dir():
         return []
     order = list(names) if names is not None else sorted(p.name for p in pid_dir.iterdir())

@@ -87,7 +87,7 @@ class Server:
         """kube-controller-manager (as the admin) running only `controllers`; its log is logs/NAME.log."""
         p = self.plane.pki_dir
         procs.start(
-            self.plane.state,
+            self.plane.root,
             name,
             [
                 str(self.bin / "kube-controller-manager"),
@@ -102,7 +102,7 @@ class Server:
         )
 
     def stop_controllers(self, name: str) -> None:
-        procs.stop(self.plane.state, [name])
+        procs.stop(self.plane.root, [name])
 
     @contextlib.contextmanager
     def controllers(self, *names: str) -> Iterator[None]:
@@ -137,11 +137,11 @@ class Server:
         self.api.delete(NAMESPACES, None, namespace)
 
 
-def start(state: Path) -> Server:
+def start(root: Path) -> Server:
     """etcd, kube-apiserver, the CRDs and the base controllers; raises binaries.BuildError, RuntimeError
     or TimeoutError with the reason."""
     bin_dir = binaries.ensure(*BINARIES)
-    plane = ControlPlane(state, bin_dir)
+    plane = ControlPlane(root, bin_dir)
     try:
         plane.start()
     except (TimeoutError, RuntimeError):
@@ -168,8 +168,8 @@ def stop(server: Server) -> None:
 
 
 def main(argv: list[str]) -> int:
-    state = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="qw-apiserver-"))
-    server = start(state)
+    root = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="qw-apiserver-"))
+    server = start(root)
     print(f"export KUBECONFIG={server.kubeconfig}", flush=True)
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
