@@ -1,4 +1,4 @@
-"""Scrape cost of the queue probe at 10,000 queues, against a naive one-command-per-key loop.
+"""Scrape cost of the queue stats read at 10,000 queues, against a naive one-command-per-key loop.
 
     python -m bench.scrape [--queues 10000] [--runs 7]
 
@@ -9,12 +9,12 @@ wait targets), then times in the same run:
 
 - queue_stats(): the library call the exporter, the operator and local mode make (median and best of runs);
 - queue_stats(discover=True): the same with queue discovery (SCAN of the bindings);
-- a full exporter scrape: probe with discovery plus the text exposition Prometheus downloads;
+- a full exporter scrape: queue stats with discovery plus the text exposition Prometheus downloads;
 - the naive loop: LLEN of each list, LINDEX of each non-empty one, HGETALL of each heartbeat hash, GET of
   each counter, one command and one round trip per key (run once: it is slow).
 
 Prints wall times (median and best) and CPU per call, the client process (time.process_time) and the
-Redis server (INFO cpu) apart, and the naive / probe ratios; the target is a probe under 100 ms on these
+Redis server (INFO cpu) apart, and the naive / queue stats ratios; the target is a read under 100 ms on these
 machines. Every figure of the two methods is compared, so the benchmark also fails if they disagree.
 """
 
@@ -192,7 +192,7 @@ Figures = tuple[tuple[int, ...], float | None, int, int, int, int, int, float | 
 
 
 def naive(client: redis.Redis, queues: list[str], now: float) -> dict[str, Figures]:
-    """The one-command-per-key way, every figure the probe gives: (depths, oldest wait, live workers,
+    """The one-command-per-key way, every figure queue_stats gives: (depths, oldest wait, live workers,
     busy, total, completed, reserved, target) per queue."""
     out: dict[str, Figures] = {}
     reserved: dict[str, int] = {}
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stats, baseline = named.result, loop.result
     mismatched = [q for q in queues if figures(stats[q]) != baseline[q]]
     if mismatched or set(discovered.result) != set(queues):
-        raise SystemExit(f"probe and naive loop disagree on {len(mismatched)} queues, e.g. {mismatched[:3]}")
+        raise SystemExit(f"queue_stats and the loop differ on {len(mismatched)} queues: {mismatched[:3]}")
     result = {
         "queues": args.queues,
         "keys": keys_in_db,
@@ -308,13 +308,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target_s": TARGET_SECONDS,
         "naive_s": loop.wall_median,
         "naive_cpu_s": loop.cpu,
-        "ratio_naive_over_probe": loop.wall_median / named.wall_median,
-        "ratio_naive_over_probe_cpu": loop.cpu / named.cpu,
-        "probe_under_target": named.wall_median < TARGET_SECONDS,
-        "probe_cpu_under_target": named.cpu < TARGET_SECONDS,
+        "ratio_naive_over_stats": loop.wall_median / named.wall_median,
+        "ratio_naive_over_stats_cpu": loop.cpu / named.cpu,
+        "stats_under_target": named.wall_median < TARGET_SECONDS,
+        "stats_cpu_under_target": named.cpu < TARGET_SECONDS,
         "scrape_bytes": len(scrape.result),
     }
-    for name, timing in (("probe", named), ("probe_discover", discovered), ("scrape", scrape)):
+    for name, timing in (("stats", named), ("stats_discover", discovered), ("scrape", scrape)):
         result.update(
             {
                 f"{name}_median_s": timing.wall_median,
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     ms = 1e3
     print(
-        f"queue probe, {args.queues:,} queues ({keys_in_db:,} keys), {args.runs} runs;"
+        f"queue stats, {args.queues:,} queues ({keys_in_db:,} keys), {args.runs} runs;"
         " wall = median / best, CPU = median per call (client process + Redis server):"
     )
     for label, timing in (
@@ -341,15 +341,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f" {timing.redis_cpu * ms:5.1f}"
         )
     verdict = {True: "met", False: "MISSED"}
-    wall_ok, cpu_ok = verdict[result["probe_under_target"]], verdict[result["probe_cpu_under_target"]]
+    wall_ok, cpu_ok = verdict[result["stats_under_target"]], verdict[result["stats_cpu_under_target"]]
     print(
         f"  target < {TARGET_SECONDS * ms:.0f} ms for queue_stats(queues): wall {wall_ok}, CPU {cpu_ok}"
         f" (load average {result['load_average']:.1f} on {os.cpu_count()} cores: wall includes waiting"
         " for a CPU)"
     )
     print(
-        f"  exposition {len(scrape.result) / 1e6:.1f} MB; ratio naive / probe: wall"
-        f" {result['ratio_naive_over_probe']:.1f} x, CPU {result['ratio_naive_over_probe_cpu']:.1f} x"
+        f"  exposition {len(scrape.result) / 1e6:.1f} MB; ratio naive / queue stats: wall"
+        f" {result['ratio_naive_over_stats']:.1f} x, CPU {result['ratio_naive_over_stats_cpu']:.1f} x"
     )
     return result
 
