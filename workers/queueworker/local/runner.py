@@ -93,14 +93,19 @@ def write_routes(path: Path, qws: list[QueueWorker]) -> None:
 
 
 def sync_beat(url: str, qws: list[QueueWorker]) -> int:
+    """The beat entries of these QueueWorkers; stale ones of their namespaces (earlier runs') removed, as
+    the targets are. Other namespaces' entries are left alone: in a Redis shared with a cluster
+    (`--redis-url`) they are the operator's."""
     if not any(qw.spec.schedules for qw in qws):
         return 0  # no beat runs, so stale entries cannot fire; the next run with schedules replaces them
-    from queueworker.beat.schedules import desired_entries, sync_schedules
-    from queueworker.broker import keys
+    from queueworker.beat.schedules import BeatEntry, desired_entries, owner_prefix, sync_schedules
 
-    entries = [e for qw in qws for e in desired_entries(qw)]
-    sync_schedules(url, keys.BEAT_ENTRY_PREFIX, entries)
-    return len(entries)
+    by_namespace: dict[str, list[BeatEntry]] = {qw.namespace: [] for qw in qws}
+    for qw in qws:
+        by_namespace[qw.namespace].extend(desired_entries(qw))
+    for namespace, entries in sorted(by_namespace.items()):
+        sync_schedules(url, owner_prefix(namespace), entries)
+    return sum(len(entries) for entries in by_namespace.values())
 
 
 def run(opts: UpOptions) -> int:
