@@ -112,7 +112,7 @@ BROKER_UP = Family(
 SCRAPE_DURATION = Family(
     "queueworker_scrape_duration_seconds",
     "gauge",
-    "Seconds the exporter spent probing Redis for this scrape.",
+    "Seconds the exporter spent reading the queue stats from Redis for this scrape.",
 )
 
 
@@ -183,7 +183,7 @@ class QueueCollector(Collector):
         if not changed:
             return
         if up:
-            log.info("broker reachable: probing %s", self._what())
+            log.info("broker reachable: reading the stats of %s", self._what())
             return
         # A server's error message says what is wrong (an old Redis without script flags, a key of
         # the wrong type); client-side errors are named only: the class says enough, and says no secret.

@@ -80,35 +80,41 @@ def test_ten_thousand_tasks_twenty_queues_eight_workers(
         "QUEUEWORKER_REDIS_URL": broker.url,
         "PYTHONPATH": os.pathsep.join([str(REPO), str(WORKERS)]),
     }
-    exporter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "queueworker.cli",
-            "exporter",
-            "--port",
-            str(port),
-            "--address",
-            "127.0.0.1",
-            "--queues",
-            *queues,
-        ],
-        env=exporter_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    exporter_log = tmp_path / "exporter.log"
+    with exporter_log.open("wb") as log:  # the exporter keeps its own copy of the descriptor
+        exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "queueworker.cli",
+                "exporter",
+                "--port",
+                str(port),
+                "--address",
+                "127.0.0.1",
+                "--queues",
+                *queues,
+            ],
+            env=exporter_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
+        # The exporter serves before the workers start: their connections take ephemeral ports, one of
+        # which could otherwise be the exporter's before it binds it.
+        scrape = f"http://127.0.0.1:{port}/metrics"
+        wait_for(
+            lambda: b"queueworker_broker_up 1" in urllib.request.urlopen(scrape, timeout=5).read(),
+            60,
+            interval=0.2,
+            message="the exporter",
+            tolerate=(OSError,),
+            diagnose=lambda: "" if exporter.poll() is None else exporter_log.read_text()[-2000:],
+        )
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.wait_ready(timeout=120)
-        scrape = f"http://127.0.0.1:{port}/metrics"
-        wait_for(
-            lambda: b"queueworker_broker_up 1" in urllib.request.urlopen(scrape, timeout=5).read(),
-            30,
-            interval=0.2,
-            message="the exporter",
-        )
         assert broker.proc is not None
         pids = {f"worker{i}": (w.pid, True) for i, w in enumerate(workers)}
         pids |= {"redis": (broker.proc.pid, False), "exporter": (exporter.pid, False)}
