@@ -5,7 +5,9 @@ those extras cannot be imported (a meta-path blocker), no Docker needed.
 The worker image runs the worker, beat and exporter pods (make_app apps, `celery -A queueworker.beat.app
 beat`, `qw probe`, `qw exporter`): every module of queueworker but local mode imports without the
 operator's and local mode's extras, and `qw up`/`qw status` say which extra they need. The operator image
-imports queueworker_operator (with kopf, as `kopf run` does) without the local extra."""
+imports queueworker_operator (with kopf, as `kopf run` does) without the local extra. Each image's venv
+also lacks the other image's part of the one distribution (the Dockerfile removes queueworker_operator from
+the worker's, local mode and the `qw` CLI from the operator's), so those are blocked too."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ BLOCKED = set(sys.argv[1].split(",")) - {""}
 
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked: not in this image)", name=name)
         return None
 
@@ -84,8 +86,19 @@ def test_the_blocker_blocks() -> None:
     assert result == {"imported": False, "name": "rich"}
 
 
+#: What images/Dockerfile removes from each image's venv: the other image's part of the one distribution.
+NOT_IN_WORKER_IMAGE = ["queueworker_operator"]
+NOT_IN_OPERATOR_IMAGE = ["queueworker.local", "queueworker.cli"]
+
+
+def test_the_dockerfile_removes_what_these_tests_block() -> None:
+    dockerfile = (REPO / "images" / "Dockerfile").read_text(encoding="utf-8")
+    assert '"$(site worker)/queueworker_operator"' in dockerfile
+    assert '"$(site operator)/queueworker/local" "$(site operator)/queueworker/cli"' in dockerfile
+
+
 def test_the_worker_image_runs_without_the_operator_and_local_extras() -> None:
-    blocked = modules_of("operator", "local")
+    blocked = modules_of("operator", "local") + NOT_IN_WORKER_IMAGE
     result = run_blocked(
         blocked,
         """
@@ -158,7 +171,7 @@ def test_the_worker_image_runs_without_the_operator_and_local_extras() -> None:
 
 
 def test_the_operator_image_runs_without_the_local_extra() -> None:
-    blocked = modules_of("worker", "local")
+    blocked = modules_of("worker", "local") + NOT_IN_OPERATOR_IMAGE
     result = run_blocked(
         blocked,
         """
