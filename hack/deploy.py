@@ -101,8 +101,9 @@ def api_groups(context: str) -> set[str] | None:
 
 
 def platform_values(context: str, tag: str, groups: set[str]) -> dict[str, Any]:
-    """The release's values on `context`: the local cluster's values file (what the README's helm install
-    line passes), or kind's; the images of `tag`; each integration on where the cluster serves it."""
+    """The release's values on `context`: the local cluster's values file (what the helm install line of
+    docs/kubernetes.md passes), or kind's; the images of `tag`; each integration on where the cluster
+    serves it."""
     if context == LOCAL_CONTEXT:
         values = yaml.safe_load(LOCAL_VALUES.read_text(encoding="utf-8"))
         values = merge(values, images(tag, "Never"))
