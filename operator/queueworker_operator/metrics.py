@@ -58,10 +58,15 @@ def reconciled(result: str) -> None:
 
 
 def forget(namespace: str, name: str) -> None:
-    """Drop the per-QueueWorker series of a deleted QueueWorker."""
+    """Drop the per-QueueWorker series of a deleted QueueWorker (its scale-event counters too: a
+    QueueWorker created again under the same name starts its counters anew, which rate() reads as a
+    reset)."""
     for gauge in (REPLICAS_DESIRED, REPLICAS_READY):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+    for direction in ("up", "down"):
+        with contextlib.suppress(KeyError):
+            SCALE_EVENTS.remove(namespace, name, direction)
 
 
 def serve(port: int) -> Any:

@@ -1,9 +1,11 @@
-"""The operator's pure parts: drift comparison, managed fields, status merging, probe aggregation."""
+"""The operator's pure parts: drift comparison, managed fields, status merging, the autoscaler's reading of
+queue stats, and the per-QueueWorker metric series."""
 
 from __future__ import annotations
 
 from queueworker.api.spec import parse_manifest
 from queueworker.broker.stats import QueueStats
+from queueworker_operator import metrics
 from queueworker_operator.autoscaler import hostname_of, observation
 from queueworker_operator.fields import (
     contains,
@@ -173,3 +175,25 @@ def test_a_worker_consuming_two_queues_is_counted_once():
     stats = {"q1": _stats("q1", 3, 1.0, busy=2, total=4), "q2": _stats("q2", 5, 4.0, busy=2, total=4)}
     obs = observation(qw, stats, now=5.0)
     assert (obs.backlog, obs.busy_slots, obs.total_slots, obs.workers, obs.oldest_wait) == (8, 2, 4, 1, 4.0)
+
+
+def series_of(namespace: str, name: str) -> list[str]:
+    return [
+        sample.name
+        for family in metrics.REGISTRY.collect()
+        for sample in family.samples
+        if sample.labels.get("namespace") == namespace and sample.labels.get("queueworker") == name
+    ]
+
+
+def test_a_deleted_queueworkers_series_are_dropped():
+    metrics.REPLICAS_DESIRED.labels("forget-ns", "gone").set(3)
+    metrics.REPLICAS_READY.labels("forget-ns", "gone").set(2)
+    metrics.SCALE_EVENTS.labels("forget-ns", "gone", "up").inc()
+    metrics.REPLICAS_DESIRED.labels("forget-ns", "kept").set(1)
+    assert len(series_of("forget-ns", "gone")) >= 3
+    metrics.forget("forget-ns", "gone")
+    metrics.forget("forget-ns", "never-seen")  # nothing to drop: no error
+    assert series_of("forget-ns", "gone") == []
+    assert series_of("forget-ns", "kept") == ["queueworker_replicas_desired"]
+    metrics.forget("forget-ns", "kept")

@@ -59,6 +59,14 @@ def stack() -> Iterator[Stack]:
         "tasks", ["emails"], broker_url=server.url, concurrency=2, pool="threads", metrics_port=free_port()
     )
     exporter = Exporter(server.url, discover=True, port=0, address="127.0.0.1").start()
+    # The operator's registry is this process's: an operator run in-process by an earlier test of the
+    # session (the apiserver tier) may have left series of its QueueWorkers there.
+    for labelled in (
+        operator_metrics.REPLICAS_DESIRED,
+        operator_metrics.REPLICAS_READY,
+        operator_metrics.SCALE_EVENTS,
+    ):
+        labelled.clear()
     operator_metrics.REPLICAS_DESIRED.labels("shop", "emails").set(2)
     operator_metrics.REPLICAS_READY.labels("shop", "emails").set(1)
     operator_metrics.SCALE_EVENTS.labels("shop", "emails", "up").inc()
