@@ -4,7 +4,8 @@ running there (the e2e suite's release uninstalled).
 
 A producer pod replays one burst trace (bench/cluster/trace.py) into one queue per policy, each policy's
 workers the same (bench/cluster/policies.py): builtin (the operator), keda (a real KEDA at its defaults),
-keda-tuned (KEDA tuned as docs/performance.md's tuned baseline) and hpa (`mode: hpa` through prometheus-adapter).
+keda-tuned (KEDA tuned as the tuned baseline of docs/performance.md) and hpa (`mode: hpa` through
+prometheus-adapter).
 builtin-60 (scaleDownDelaySeconds 60, keda-tuned's counterpart), keda and keda-tuned run at once, on the
 same arrivals; builtin and hpa run after them, once the cluster's External-metrics API is handed to the
 adapter (one provider per cluster: `hack.cluster external-metrics`).
