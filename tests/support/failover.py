@@ -38,14 +38,15 @@ from queueworker import make_app
 
 from tests.support.celery_worker import CeleryWorker
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import COUNTING_TASKS, runs
+from tests.support.reliability import COUNT_TASK, COUNTING_TASKS, runs
 from tests.support.sentinel import SentinelCluster
 
 FAULTS = ("kill", "stop", "shutdown", "cut", "sentinel", "replica")
 QUEUE = "failover"
 
 #: The stock baseline: kombu's sentinel transport as its documentation configures it.
-STOCK_TASKS = """
+STOCK_TASKS = (
+    """
 import os
 import time
 
@@ -61,22 +62,9 @@ app.conf.broker_transport_options = {
 }
 app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
                 broker_connection_retry_on_startup=True, broker_connection_max_retries=None)
-_client = []
-
-
-def recorder():
-    if not _client or _client[0][0] != os.getpid():
-        _client[:] = [(os.getpid(), redis.Redis.from_url(os.environ["QW_RECORDER_URL"]))]
-    return _client[0][1]
-
-
-@app.task(name="reltasks.count")
-def count(tag, seconds=0.0):
-    if seconds:
-        time.sleep(seconds)
-    recorder().hincrby("rel:runs", tag, 1)
-    return tag
 """
+    + COUNT_TASK
+)
 
 
 @dataclass

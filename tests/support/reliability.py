@@ -14,17 +14,9 @@ import redis
 from celery import Celery
 from queueworker import make_app
 
-#: A task module of an app team's own (make_app), recording each run in QW_RECORDER_URL's hash
-#: `rel:runs` (field = tag, value = runs) and the order of runs in the list `rel:order`.
-COUNTING_TASKS = """
-import os
-import time
-
-import redis
-
-from queueworker import make_app
-
-app = make_app("reltasks")
+#: The recorder and the counting task every reliability task module defines after its `app`: each run
+#: is recorded in QW_RECORDER_URL's hash `rel:runs` (field = tag, value = runs).
+COUNT_TASK = """
 _client = []
 
 
@@ -41,6 +33,20 @@ def count(tag, seconds=0.0):
     recorder().hincrby("rel:runs", tag, 1)
     return tag
 """
+#: A task module of an app team's own (make_app) with the counting task.
+COUNTING_TASKS = (
+    """
+import os
+import time
+
+import redis
+
+from queueworker import make_app
+
+app = make_app("reltasks")
+"""
+    + COUNT_TASK
+)
 RUNS = "rel:runs"
 
 
