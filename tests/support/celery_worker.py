@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -239,6 +240,7 @@ class CeleryWorker:
 RECORDING_TASKS = """
 import os
 import time
+import urllib.request
 
 from queueworker import make_app
 from queueworker.broker.client import connect
@@ -296,3 +298,14 @@ def executions(client: redis.Redis, key: str = "test:executions") -> list[str]:
     """Tags recorded by RECORDING_TASKS' `record`, one per run (pid stripped)."""
     raws = client.lrange(key, 0, -1)
     return [(raw.decode() if isinstance(raw, bytes) else str(raw)).rsplit(":", 1)[0] for raw in raws]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A worker's /metrics on this machine as {sample with its labels: value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples

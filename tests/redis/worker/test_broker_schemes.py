@@ -15,8 +15,7 @@ from queueworker.broker.client import connect
 from queueworker.broker.keys import HELD_HASH, alive_key
 from queueworker.worker.brokerconf import SENTINEL_TRANSPORT, TRANSPORT
 
-from tests.redis.worker.test_worker_metrics import scrape
-from tests.support.celery_worker import CeleryWorker, executions, write_task_module
+from tests.support.celery_worker import CeleryWorker, executions, scrape, write_task_module
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.sentinel import SentinelCluster
 from tests.support.tls import TlsFiles, make_tls

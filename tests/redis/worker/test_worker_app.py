@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import redis
 from queueworker import make_app
 from queueworker.broker.keys import PUBLISHED_HEADER
 
-from tests.support.celery_worker import CeleryWorker
+from tests.support.celery_worker import CeleryWorker, scrape
 from tests.support.redis_server import free_port
 from tests.support.waiting import wait_for
 
@@ -107,16 +106,6 @@ def test_eta_beyond_visibility_timeout_is_refused(
     job.apply_async(countdown=3, queue="eta")
     app.send_task("eta.other", eta=datetime.now(UTC) + timedelta(seconds=2), queue="eta")
     assert redis_client.llen("eta") == 2
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def test_routed_tasks_run_from_their_queue_and_unconsumed_queue_stays_pending(

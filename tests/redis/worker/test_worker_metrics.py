@@ -4,26 +4,15 @@ with celery-exporter's names and labels, and the recorded wait is at least the r
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
 from queueworker import make_app
 
-from tests.support.celery_worker import CeleryWorker, as_text, executions, write_task_module
+from tests.support.celery_worker import CeleryWorker, as_text, executions, scrape, write_task_module
 from tests.support.redis_server import free_port
 from tests.support.waiting import wait_for
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
 
 
 def test_prefork_metrics_add_up_and_wait_time_is_real(
